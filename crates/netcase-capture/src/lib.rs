@@ -1,0 +1,1 @@
+//! netcase-capture (skeleton; being built).

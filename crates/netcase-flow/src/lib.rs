@@ -1,0 +1,1 @@
+//! netcase-flow (skeleton; being built).

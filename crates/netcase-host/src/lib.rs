@@ -1,0 +1,1 @@
+//! netcase-host (skeleton; being built).

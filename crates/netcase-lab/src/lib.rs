@@ -1,0 +1,1 @@
+//! netcase-lab (skeleton; being built).

@@ -1,0 +1,344 @@
+//! Findings: what a rule concludes, with the numbers behind it and a fix.
+
+use crate::CaseId;
+use serde::Serialize;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+/// How bad a finding is. Ordered: `Info < Warning < Error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; not a failure by itself.
+    Info,
+    /// A failure or a risk that costs users something.
+    Warning,
+    /// A failure that breaks connections or loses data now.
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "info" => Ok(Severity::Info),
+            "warning" | "warn" => Ok(Severity::Warning),
+            "error" => Ok(Severity::Error),
+            _ => Err(format!("unknown severity '{s}' (info, warning, error)")),
+        }
+    }
+}
+
+/// What a finding is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Subject {
+    /// A TCP stream or UDP flow in a capture (`stream` is tshark's tcp.stream when known).
+    Flow {
+        /// Transport protocol, `"tcp"` or `"udp"`.
+        proto: &'static str,
+        /// tcp.stream / udp.stream index.
+        stream: Option<u64>,
+        /// The side that sent first (the client when the handshake was seen).
+        client: SocketAddr,
+        /// The other side.
+        server: SocketAddr,
+    },
+    /// A server port (all connections to it), optionally on one address.
+    ServerPort {
+        /// Transport protocol.
+        proto: &'static str,
+        /// The server address, when the finding is about one address.
+        ip: Option<IpAddr>,
+        /// The port.
+        port: u16,
+    },
+    /// One peer address.
+    Peer {
+        /// The address.
+        ip: IpAddr,
+    },
+    /// A live socket.
+    Socket {
+        /// Transport protocol.
+        proto: &'static str,
+        /// Local address.
+        local: SocketAddr,
+        /// Remote address (unspecified for listeners).
+        remote: SocketAddr,
+        /// Network namespace name or `ino:N`.
+        netns: Option<String>,
+    },
+    /// A listening socket.
+    Listener {
+        /// Local address.
+        local: SocketAddr,
+        /// Network namespace name or `ino:N`.
+        netns: Option<String>,
+    },
+    /// A process.
+    Process {
+        /// Process id.
+        pid: u32,
+        /// Process name.
+        comm: String,
+        /// Network namespace name or `ino:N`.
+        netns: Option<String>,
+    },
+    /// A network namespace.
+    Netns {
+        /// Its name (`/var/run/netns` name, or `ino:N`).
+        name: String,
+    },
+    /// A netfilter rule.
+    Rule {
+        /// Table (`nat`, `filter`, ...).
+        table: String,
+        /// Chain.
+        chain: String,
+        /// The rule as iptables-save prints it.
+        rule: String,
+    },
+    /// A network interface.
+    Interface {
+        /// Its name.
+        name: String,
+    },
+    /// A DNS name.
+    Name {
+        /// The name.
+        name: String,
+    },
+    /// The whole host (or namespace) under check.
+    Host,
+    /// The whole capture.
+    Capture,
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::Flow { proto, stream, client, server } => {
+                write!(f, "{proto} {client} -> {server}")?;
+                if let Some(s) = stream {
+                    write!(f, " (stream {s})")?;
+                }
+                Ok(())
+            }
+            Subject::ServerPort { proto, ip: Some(ip), port } => {
+                write!(f, "{proto} server {}", SocketAddr::new(*ip, *port))
+            }
+            Subject::ServerPort { proto, ip: None, port } => write!(f, "{proto} server port {port}"),
+            Subject::Peer { ip } => write!(f, "peer {ip}"),
+            Subject::Socket { proto, local, remote, netns } => {
+                write!(f, "{proto} socket {local} -> {remote}")?;
+                if let Some(n) = netns {
+                    write!(f, " [netns {n}]")?;
+                }
+                Ok(())
+            }
+            Subject::Listener { local, netns } => {
+                write!(f, "listener {local}")?;
+                if let Some(n) = netns {
+                    write!(f, " [netns {n}]")?;
+                }
+                Ok(())
+            }
+            Subject::Process { pid, comm, netns } => {
+                write!(f, "process {comm} (pid {pid})")?;
+                if let Some(n) = netns {
+                    write!(f, " [netns {n}]")?;
+                }
+                Ok(())
+            }
+            Subject::Netns { name } => write!(f, "netns {name}"),
+            Subject::Rule { table, chain, rule } => write!(f, "rule [{table}/{chain}] {rule}"),
+            Subject::Interface { name } => write!(f, "interface {name}"),
+            Subject::Name { name } => write!(f, "name {name}"),
+            Subject::Host => f.write_str("host"),
+            Subject::Capture => f.write_str("capture"),
+        }
+    }
+}
+
+/// One piece of evidence behind a finding. Units sit in the data, keys are snake_case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Evidence {
+    /// A measured number with its unit (`ms`, `s`, `bytes`, `per_s`, `bit/s`, `%`, `count`...).
+    Measure {
+        /// What was measured.
+        key: String,
+        /// The value.
+        value: f64,
+        /// Its unit.
+        unit: String,
+    },
+    /// Frame numbers (1-based, as tshark counts them) that show the problem; a sample.
+    Frames {
+        /// What the frames show.
+        key: String,
+        /// The frame numbers.
+        frames: Vec<u64>,
+    },
+    /// A sysctl and its value.
+    Sysctl {
+        /// Its name, dotted (`net.core.somaxconn`).
+        name: String,
+        /// Its value as read.
+        value: String,
+    },
+    /// A kernel counter, with its rate when two samples were taken.
+    Counter {
+        /// Its name (`TcpExt.ListenOverflows`).
+        name: String,
+        /// Absolute value at the last sample.
+        value: u64,
+        /// Growth per second between samples, when known.
+        per_s: Option<f64>,
+    },
+    /// A fact that is not a number.
+    Text {
+        /// What it is.
+        key: String,
+        /// Its value.
+        value: String,
+    },
+}
+
+impl Evidence {
+    /// A measure.
+    pub fn measure(key: &str, value: f64, unit: &str) -> Self {
+        Evidence::Measure { key: key.to_owned(), value, unit: unit.to_owned() }
+    }
+    /// A text fact.
+    pub fn text(key: &str, value: impl Into<String>) -> Self {
+        Evidence::Text { key: key.to_owned(), value: value.into() }
+    }
+    /// A sample of frames.
+    pub fn frames(key: &str, frames: Vec<u64>) -> Self {
+        Evidence::Frames { key: key.to_owned(), frames }
+    }
+    /// The key (or name) of this evidence.
+    pub fn key(&self) -> &str {
+        match self {
+            Evidence::Measure { key, .. }
+            | Evidence::Frames { key, .. }
+            | Evidence::Text { key, .. } => key,
+            Evidence::Sysctl { name, .. } | Evidence::Counter { name, .. } => name,
+        }
+    }
+}
+
+impl fmt::Display for Evidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Evidence::Measure { key, value, unit } => {
+                if value.fract() == 0.0 && value.abs() < 1e15 {
+                    write!(f, "{key} = {value:.0} {unit}")
+                } else {
+                    write!(f, "{key} = {value:.3} {unit}")
+                }
+            }
+            Evidence::Frames { key, frames } => {
+                write!(f, "{key}: frames ")?;
+                for (i, n) in frames.iter().take(10).enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{n}")?;
+                }
+                if frames.len() > 10 {
+                    write!(f, ",… ({} in all)", frames.len())?;
+                }
+                Ok(())
+            }
+            Evidence::Sysctl { name, value } => write!(f, "{name} = {value}"),
+            Evidence::Counter { name, value, per_s: Some(r) } => write!(f, "{name} = {value} ({r:.1}/s)"),
+            Evidence::Counter { name, value, per_s: None } => write!(f, "{name} = {value}"),
+            Evidence::Text { key, value } => write!(f, "{key}: {value}"),
+        }
+    }
+}
+
+/// A diagnosis: a case, about a subject, with numbers and a fix.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// Which case of the catalogue.
+    pub case: CaseId,
+    /// How bad.
+    pub severity: Severity,
+    /// What it is about.
+    pub subject: Subject,
+    /// One sentence with the numbers.
+    pub summary: String,
+    /// The evidence behind it.
+    pub evidence: Vec<Evidence>,
+    /// What to change.
+    pub fix: String,
+}
+
+impl Finding {
+    /// A finding with no evidence yet.
+    pub fn new(case: CaseId, severity: Severity, subject: Subject, summary: impl Into<String>) -> Self {
+        Finding { case, severity, subject, summary: summary.into(), evidence: Vec::new(), fix: String::new() }
+    }
+
+    /// Adds a measure (builder style).
+    #[must_use]
+    pub fn with_measure(mut self, key: &str, value: f64, unit: &str) -> Self {
+        self.evidence.push(Evidence::measure(key, value, unit));
+        self
+    }
+
+    /// Adds any evidence (builder style).
+    #[must_use]
+    pub fn with(mut self, e: Evidence) -> Self {
+        self.evidence.push(e);
+        self
+    }
+
+    /// Sets the fix (builder style).
+    #[must_use]
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = fix.into();
+        self
+    }
+
+    /// The value of the measure named `key`, if any (for tests and rules).
+    pub fn measure(&self, key: &str) -> Option<f64> {
+        self.evidence.iter().find_map(|e| match e {
+            Evidence::Measure { key: k, value, .. } if k == key => Some(*value),
+            _ => None,
+        })
+    }
+
+    /// The text fact named `key`, if any.
+    pub fn text(&self, key: &str) -> Option<&str> {
+        self.evidence.iter().find_map(|e| match e {
+            Evidence::Text { key: k, value } if k == key => Some(value.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Sorts findings deterministically: severity (worst first), case, subject, summary.
+    pub fn sort(findings: &mut [Finding]) {
+        findings.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(a.case.cmp(&b.case))
+                .then_with(|| a.subject.cmp(&b.subject))
+                .then_with(|| a.summary.cmp(&b.summary))
+        });
+    }
+}

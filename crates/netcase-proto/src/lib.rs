@@ -1,0 +1,1 @@
+//! netcase-proto (skeleton; being built).

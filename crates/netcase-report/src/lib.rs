@@ -1,0 +1,1 @@
+//! netcase-report (skeleton; being built).

@@ -1,0 +1,1 @@
+//! netcase-rules (skeleton; being built).

@@ -1,0 +1,1 @@
+//! netcase-trace (skeleton; being built).

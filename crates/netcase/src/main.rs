@@ -1,0 +1,2 @@
+//! netcase binary (being built).
+fn main() {}
