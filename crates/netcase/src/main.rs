@@ -1,2 +1,4 @@
-//! netcase binary (being built).
-fn main() {}
+//! The netcase binary: everything lives in the library; this only hands over the exit code.
+fn main() -> std::process::ExitCode {
+    netcase::main()
+}

@@ -1,0 +1,1 @@
+//! Rules over capture evidence (being built).

@@ -1,0 +1,1 @@
+//! Rules over host evidence (being built).

@@ -1,0 +1,1 @@
+//! Rules over proto evidence (being built).

@@ -1,0 +1,1 @@
+//! Rules over trace evidence (being built).
