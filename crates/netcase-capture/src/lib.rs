@@ -1,1 +1,21 @@
-//! netcase-capture (skeleton; being built).
+//! Streaming, panic-free reading of capture files.
+//!
+//! [`CaptureReader`] reads classic pcap (both byte orders, microsecond and nanosecond
+//! timestamps) and pcapng (several sections and interfaces, per-interface link type and
+//! timestamp resolution, Enhanced/Simple/obsolete Packet Blocks; unknown blocks are skipped and
+//! counted), plain or gzip-compressed, from a file or stdin (`-`).
+//!
+//! It lends one [`Frame`] at a time from a single reused buffer: no allocation per packet,
+//! memory bounded by the largest record. On damaged input (a truncated record or block, an
+//! absurd length, a length mismatch, garbage) it stops, and [`CaptureReader::damage`] says
+//! what was wrong, at which file offset and at which frame number; every frame before it has
+//! been returned. Lengths are checked before anything is allocated for them.
+
+#![deny(clippy::indexing_slicing, clippy::unwrap_used)]
+
+mod reader;
+
+pub use reader::{
+    CaptureError, CaptureFormat, CaptureInfo, CaptureReader, Damage, DamageKind, Frame, Interface, Skipped,
+    MAX_BLOCK_LEN, MAX_CAPLEN,
+};

@@ -1,0 +1,873 @@
+//! The record reader: one buffer, refilled from the source, frames lent from it.
+
+use netcase_wire::LinkType;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+/// The largest packet a record may carry (as Wireshark: 256 KiB). A larger length is damage.
+pub const MAX_CAPLEN: u32 = 262_144;
+/// The largest pcapng block netcase buffers (non-packet blocks such as name resolution can be
+/// large, but not this large). A larger length is damage.
+pub const MAX_BLOCK_LEN: u32 = 16 * 1024 * 1024;
+/// How much is read from the source at a time.
+const READ_CHUNK: usize = 4 * 1024 * 1024;
+/// How many skipped blocks are kept with their offsets (all are counted).
+const MAX_SKIPPED_KEPT: usize = 32;
+
+const PCAP_MAGIC_US: u32 = 0xA1B2_C3D4;
+const PCAP_MAGIC_NS: u32 = 0xA1B2_3C4D;
+const PCAPNG_SHB: u32 = 0x0A0D_0D0A;
+const PCAPNG_BOM: u32 = 0x1A2B_3C4D;
+
+/// The container format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureFormat {
+    /// Classic libpcap.
+    Pcap,
+    /// pcapng.
+    Pcapng,
+}
+
+impl fmt::Display for CaptureFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CaptureFormat::Pcap => "pcap",
+            CaptureFormat::Pcapng => "pcapng",
+        })
+    }
+}
+
+/// One capture interface (pcap files have exactly one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interface {
+    /// Its link type.
+    pub link: LinkType,
+    /// Its snapshot length (0 = unlimited).
+    pub snaplen: u32,
+    /// Timestamp units per second (1e6 for microseconds, 1e9 for nanoseconds, ...).
+    tsresol: TsResol,
+    /// Offset added to every timestamp, seconds.
+    tsoffset: i64,
+}
+
+impl Interface {
+    /// Timestamp resolution as a decimal digit count when it is a power of ten, e.g. 6 for µs.
+    pub fn ts_decimals(&self) -> Option<u8> {
+        match self.tsresol {
+            TsResol::Pow10(n) => Some(n),
+            TsResol::Pow2(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TsResol {
+    Pow10(u8),
+    Pow2(u8),
+}
+
+impl TsResol {
+    /// Ticks to nanoseconds, saturating.
+    fn to_ns(self, ticks: u64) -> i64 {
+        let ns: u128 = match self {
+            TsResol::Pow10(n) if n <= 9 => u128::from(ticks) * 10u128.pow(u32::from(9 - n)),
+            TsResol::Pow10(n) => u128::from(ticks) / 10u128.pow(u32::from(n.min(38) - 9)),
+            TsResol::Pow2(n) => (u128::from(ticks) * 1_000_000_000u128) >> n.min(127),
+        };
+        i64::try_from(ns).unwrap_or(i64::MAX)
+    }
+}
+
+/// Facts about the capture, filled in while reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureInfo {
+    /// pcap or pcapng.
+    pub format: CaptureFormat,
+    /// The file was gzip-compressed.
+    pub gzip: bool,
+    /// Interfaces in order of description (pcapng: across sections).
+    pub interfaces: Vec<Interface>,
+    /// Frames returned so far.
+    pub frames: u64,
+    /// Captured bytes returned so far.
+    pub captured_bytes: u64,
+    /// Original (on the wire) bytes of the frames returned so far.
+    pub wire_bytes: u64,
+    /// Timestamp of the first frame, ns since the epoch.
+    pub first_ts_ns: Option<i64>,
+    /// Timestamp of the last frame, ns since the epoch.
+    pub last_ts_ns: Option<i64>,
+    /// Blocks skipped (unknown types, interface statistics, ...), counted.
+    pub skipped_blocks: u64,
+    /// Frames whose captured length was shorter than their original length.
+    pub sliced_frames: u64,
+}
+
+/// A frame lent by the reader.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// Frame number, 1-based, counting every packet record in file order (as tshark does).
+    pub number: u64,
+    /// Timestamp, nanoseconds since the Unix epoch.
+    pub ts_ns: i64,
+    /// Length on the wire.
+    pub orig_len: u32,
+    /// Captured length (`data.len()`).
+    pub caplen: u32,
+    /// Link type of the interface it was captured on.
+    pub link: LinkType,
+    /// Interface index (pcapng), 0 for pcap.
+    pub interface: u32,
+    /// File offset of the record (of the decompressed stream when gzip).
+    pub offset: u64,
+    /// The captured bytes.
+    pub data: &'a [u8],
+}
+
+/// What kind of damage stopped reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DamageKind {
+    /// The file header is shorter than its fixed size.
+    TruncatedFileHeader,
+    /// A record header (pcap) is cut short.
+    TruncatedRecordHeader,
+    /// A record's data (pcap) or a block (pcapng) is cut short.
+    TruncatedRecord,
+    /// A length field is impossible (above the maximum, below the minimum, not aligned).
+    BadLength,
+    /// pcapng leading and trailing block lengths differ.
+    LengthMismatch,
+    /// A block refers to an interface that was not described.
+    UnknownInterface,
+    /// A block's contents contradict its length.
+    Malformed,
+    /// The source failed to read (I/O or decompression error).
+    Io,
+}
+
+impl DamageKind {
+    /// A stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DamageKind::TruncatedFileHeader => "truncated_file_header",
+            DamageKind::TruncatedRecordHeader => "truncated_record_header",
+            DamageKind::TruncatedRecord => "truncated_record",
+            DamageKind::BadLength => "bad_length",
+            DamageKind::LengthMismatch => "length_mismatch",
+            DamageKind::UnknownInterface => "unknown_interface",
+            DamageKind::Malformed => "malformed_block",
+            DamageKind::Io => "read_error",
+        }
+    }
+}
+
+/// Why reading stopped before the end of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// What.
+    pub kind: DamageKind,
+    /// File offset of the record or block that could not be read.
+    pub offset: u64,
+    /// The frame number that record would have had.
+    pub frame: u64,
+    /// A message with the numbers (lower case, no trailing period).
+    pub message: String,
+}
+
+impl fmt::Display for Damage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at offset {} (frame {}): {}", self.kind.as_str(), self.offset, self.frame, self.message)
+    }
+}
+
+/// A block passed over without being read (unknown type, statistics...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skipped {
+    /// File offset of the block.
+    pub offset: u64,
+    /// Its block type.
+    pub block_type: u32,
+    /// Its length.
+    pub len: u32,
+}
+
+/// Why a capture could not be opened at all.
+#[derive(Debug)]
+pub enum CaptureError {
+    /// The file could not be opened or read.
+    Io(io::Error),
+    /// The file is empty.
+    Empty,
+    /// The file is not pcap or pcapng (the first four bytes).
+    NotACapture {
+        /// The magic found.
+        magic: u32,
+    },
+    /// The file header itself is damaged.
+    Header(Damage),
+}
+
+impl fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CaptureError::Io(e) => write!(f, "cannot read: {e}"),
+            CaptureError::Empty => write!(f, "empty file: no capture header at offset 0"),
+            CaptureError::NotACapture { magic } => {
+                write!(f, "not a pcap or pcapng file: magic 0x{magic:08x} at offset 0")
+            }
+            CaptureError::Header(d) => write!(f, "damaged file header: {d}"),
+        }
+    }
+}
+
+impl std::error::Error for CaptureError {}
+
+impl From<io::Error> for CaptureError {
+    fn from(e: io::Error) -> Self {
+        CaptureError::Io(e)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endian {
+    Little,
+    Big,
+}
+
+impl Endian {
+    #[inline]
+    fn u32(self, b: [u8; 4]) -> u32 {
+        match self {
+            Endian::Little => u32::from_le_bytes(b),
+            Endian::Big => u32::from_be_bytes(b),
+        }
+    }
+    #[inline]
+    fn u16(self, b: [u8; 2]) -> u16 {
+        match self {
+            Endian::Little => u16::from_le_bytes(b),
+            Endian::Big => u16::from_be_bytes(b),
+        }
+    }
+}
+
+#[inline]
+fn arr4(s: &[u8], at: usize) -> [u8; 4] {
+    s.get(at..at + 4).and_then(|x| x.try_into().ok()).unwrap_or([0; 4])
+}
+
+#[inline]
+fn arr2(s: &[u8], at: usize) -> [u8; 2] {
+    s.get(at..at + 2).and_then(|x| x.try_into().ok()).unwrap_or([0; 2])
+}
+
+/// A streaming capture reader. See the crate docs.
+pub struct CaptureReader {
+    src: Box<dyn Read + Send>,
+    buf: Vec<u8>,
+    /// Unconsumed bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+    /// File offset of `buf[start]`.
+    offset: u64,
+    eof: bool,
+    endian: Endian,
+    info: CaptureInfo,
+    /// pcapng: index of the first interface of the current section.
+    section_base: usize,
+    damage: Option<Damage>,
+    skipped: Vec<Skipped>,
+    done: bool,
+}
+
+impl fmt::Debug for CaptureReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaptureReader").field("info", &self.info).field("offset", &self.offset).finish()
+    }
+}
+
+impl CaptureReader {
+    /// Opens a capture file; `-` reads stdin. Gzip compression is detected by its magic.
+    pub fn open(path: &Path) -> Result<Self, CaptureError> {
+        if path.as_os_str() == "-" {
+            return Self::from_reader(Box::new(io::stdin()));
+        }
+        let f = File::open(path)?;
+        Self::from_reader(Box::new(f))
+    }
+
+    /// Reads a capture held in memory (tests, fuzzing).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CaptureError> {
+        Self::from_reader(Box::new(io::Cursor::new(bytes.to_vec())))
+    }
+
+    /// Reads a capture from any byte source.
+    pub fn from_reader(src: Box<dyn Read + Send>) -> Result<Self, CaptureError> {
+        let mut r = CaptureReader {
+            src,
+            buf: vec![0; READ_CHUNK],
+            start: 0,
+            end: 0,
+            offset: 0,
+            eof: false,
+            endian: Endian::Little,
+            info: CaptureInfo {
+                format: CaptureFormat::Pcap,
+                gzip: false,
+                interfaces: Vec::new(),
+                frames: 0,
+                captured_bytes: 0,
+                wire_bytes: 0,
+                first_ts_ns: None,
+                last_ts_ns: None,
+                skipped_blocks: 0,
+                sliced_frames: 0,
+            },
+            section_base: 0,
+            damage: None,
+            skipped: Vec::new(),
+            done: false,
+        };
+        r.fill(4)?;
+        if r.avail() == 0 {
+            return Err(CaptureError::Empty);
+        }
+        if r.bytes().get(..2) == Some(&[0x1f, 0x8b]) {
+            // gzip: re-read everything through a decoder, starting with what we already have.
+            let have = r.bytes().to_vec();
+            let src = std::mem::replace(&mut r.src, Box::new(io::empty()));
+            let chained = io::Cursor::new(have).chain(src);
+            r.src = Box::new(flate2::read::MultiGzDecoder::new(chained));
+            r.start = 0;
+            r.end = 0;
+            r.eof = false;
+            r.info.gzip = true;
+            r.fill(4)?;
+            if r.avail() == 0 {
+                return Err(CaptureError::Empty);
+            }
+        }
+        let magic_le = u32::from_le_bytes(arr4(r.bytes(), 0));
+        match magic_le {
+            PCAPNG_SHB => {
+                r.info.format = CaptureFormat::Pcapng;
+                // The first block must be a section header; read it now so errors are early.
+                match r.pcapng_block() {
+                    Ok(None) if r.info.interfaces.is_empty() && r.damage.is_some() => {
+                        let d = r.damage.take().unwrap_or_else(|| r.make_damage(DamageKind::Malformed, "bad section header".into()));
+                        return Err(CaptureError::Header(d));
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(CaptureError::Io(e)),
+                }
+            }
+            _ => {
+                r.pcap_header()?;
+            }
+        }
+        Ok(r)
+    }
+
+    /// Facts about the capture so far.
+    pub fn info(&self) -> &CaptureInfo {
+        &self.info
+    }
+
+    /// Why reading stopped early, once [`next_frame`](Self::next_frame) has returned `None`.
+    pub fn damage(&self) -> Option<&Damage> {
+        self.damage.as_ref()
+    }
+
+    /// The first skipped blocks with their offsets (all are counted in
+    /// [`CaptureInfo::skipped_blocks`]).
+    pub fn skipped(&self) -> &[Skipped] {
+        &self.skipped
+    }
+
+    /// File offset of the next unread byte.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    #[inline]
+    fn avail(&self) -> usize {
+        self.end - self.start
+    }
+
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        self.buf.get(self.start..self.end).unwrap_or(&[])
+    }
+
+    /// Makes at least `n` bytes available unless the source ends first.
+    fn fill(&mut self, n: usize) -> io::Result<()> {
+        if self.avail() >= n {
+            return Ok(());
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() < n {
+            self.buf.resize(n.max(READ_CHUNK), 0);
+        }
+        while self.end < n && !self.eof {
+            let Some(dst) = self.buf.get_mut(self.end..) else { break };
+            match self.src.read(dst) {
+                Ok(0) => self.eof = true,
+                Ok(k) => self.end += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn consume(&mut self, n: usize) {
+        let n = n.min(self.avail());
+        self.start += n;
+        self.offset += n as u64;
+    }
+
+    fn make_damage(&self, kind: DamageKind, message: String) -> Damage {
+        Damage { kind, offset: self.offset, frame: self.info.frames + 1, message }
+    }
+
+    fn stop(&mut self, kind: DamageKind, message: String) {
+        self.damage = Some(self.make_damage(kind, message));
+        self.done = true;
+    }
+
+    fn pcap_header(&mut self) -> Result<(), CaptureError> {
+        self.fill(24)?;
+        let b = self.bytes();
+        let m = arr4(b, 0);
+        let (endian, ns) = match (u32::from_le_bytes(m), u32::from_be_bytes(m)) {
+            (PCAP_MAGIC_US, _) => (Endian::Little, false),
+            (PCAP_MAGIC_NS, _) => (Endian::Little, true),
+            (_, PCAP_MAGIC_US) => (Endian::Big, false),
+            (_, PCAP_MAGIC_NS) => (Endian::Big, true),
+            (le, _) => {
+                if b.len() < 4 {
+                    return Err(CaptureError::Header(Damage {
+                        kind: DamageKind::TruncatedFileHeader,
+                        offset: 0,
+                        frame: 1,
+                        message: format!("file header cut short: {} of 24 bytes", b.len()),
+                    }));
+                }
+                return Err(CaptureError::NotACapture { magic: le });
+            }
+        };
+        if b.len() < 24 {
+            return Err(CaptureError::Header(Damage {
+                kind: DamageKind::TruncatedFileHeader,
+                offset: 0,
+                frame: 1,
+                message: format!("pcap file header cut short: {} of 24 bytes", b.len()),
+            }));
+        }
+        let snaplen = endian.u32(arr4(b, 16));
+        // The upper bits of the link-type field may carry FCS information.
+        let link = LinkType::from_u32(endian.u32(arr4(b, 20)) & 0x03FF_FFFF);
+        self.endian = endian;
+        self.info.interfaces.push(Interface {
+            link,
+            snaplen,
+            tsresol: if ns { TsResol::Pow10(9) } else { TsResol::Pow10(6) },
+            tsoffset: 0,
+        });
+        self.consume(24);
+        Ok(())
+    }
+
+    /// Returns the next frame, or `None` at the end of the capture or at damage (see
+    /// [`damage`](Self::damage)).
+    #[inline]
+    pub fn next_frame(&mut self) -> Option<Frame<'_>> {
+        if self.done {
+            return None;
+        }
+        let res = match self.info.format {
+            CaptureFormat::Pcap => self.pcap_record(),
+            CaptureFormat::Pcapng => loop {
+                match self.pcapng_block() {
+                    Ok(Some(loc)) => break Ok(Some(loc)),
+                    Ok(None) if self.done => break Ok(None),
+                    Ok(None) => continue,
+                    Err(e) => break Err(e),
+                }
+            },
+        };
+        let loc = match res {
+            Ok(Some(loc)) => loc,
+            Ok(None) => {
+                self.done = true;
+                return None;
+            }
+            Err(e) => {
+                self.stop(DamageKind::Io, format!("read error: {e}"));
+                return None;
+            }
+        };
+        self.info.frames += 1;
+        self.info.captured_bytes += u64::from(loc.caplen);
+        self.info.wire_bytes += u64::from(loc.orig_len);
+        if loc.caplen < loc.orig_len {
+            self.info.sliced_frames += 1;
+        }
+        if self.info.first_ts_ns.is_none() {
+            self.info.first_ts_ns = Some(loc.ts_ns);
+        }
+        self.info.last_ts_ns = Some(loc.ts_ns);
+        let data = self.buf.get(loc.data_start..loc.data_start + loc.caplen as usize).unwrap_or(&[]);
+        Some(Frame {
+            number: self.info.frames,
+            ts_ns: loc.ts_ns,
+            orig_len: loc.orig_len,
+            caplen: loc.caplen,
+            link: loc.link,
+            interface: loc.interface,
+            offset: loc.offset,
+            data,
+        })
+    }
+
+    /// Reads one pcap record; on success the data stays in the buffer at `data_start`.
+    fn pcap_record(&mut self) -> io::Result<Option<Loc>> {
+        self.fill(16)?;
+        let avail = self.avail();
+        if avail == 0 {
+            return Ok(None);
+        }
+        if avail < 16 {
+            self.stop(
+                DamageKind::TruncatedRecordHeader,
+                format!("record header cut short: {avail} of 16 bytes"),
+            );
+            return Ok(None);
+        }
+        let b = self.bytes();
+        let e = self.endian;
+        let sec = e.u32(arr4(b, 0));
+        let frac = e.u32(arr4(b, 4));
+        let incl = e.u32(arr4(b, 8));
+        let orig = e.u32(arr4(b, 12));
+        if incl > MAX_CAPLEN {
+            self.stop(
+                DamageKind::BadLength,
+                format!("record claims {incl} captured bytes, more than the maximum of {MAX_CAPLEN}"),
+            );
+            return Ok(None);
+        }
+        let need = 16 + incl as usize;
+        self.fill(need)?;
+        if self.avail() < need {
+            let have = self.avail() - 16;
+            self.stop(
+                DamageKind::TruncatedRecord,
+                format!("record cut short: header says {incl} bytes, only {have} remain"),
+            );
+            return Ok(None);
+        }
+        let iface = self.info.interfaces.first().copied();
+        let (link, tsresol) = iface.map_or((LinkType::Other(0), TsResol::Pow10(6)), |i| (i.link, i.tsresol));
+        let ns_per_frac = if tsresol == TsResol::Pow10(9) { 1 } else { 1000 };
+        let ts_ns = i64::from(sec) * 1_000_000_000 + i64::from(frac) * ns_per_frac;
+        let loc = Loc {
+            data_start: self.start + 16,
+            caplen: incl,
+            orig_len: orig,
+            ts_ns,
+            link,
+            interface: 0,
+            offset: self.offset,
+        };
+        self.consume(need);
+        Ok(Some(loc))
+    }
+
+    /// Reads one pcapng block. Returns a frame location for packet blocks, `None` for other
+    /// blocks (or at the end / at damage, with `done` set).
+    fn pcapng_block(&mut self) -> io::Result<Option<Loc>> {
+        self.fill(12)?;
+        let avail = self.avail();
+        if avail == 0 {
+            self.done = true;
+            return Ok(None);
+        }
+        if avail < 12 {
+            self.stop(DamageKind::TruncatedRecord, format!("block header cut short: {avail} of 12 bytes"));
+            return Ok(None);
+        }
+        let btype_raw = arr4(self.bytes(), 0);
+        if u32::from_le_bytes(btype_raw) == PCAPNG_SHB {
+            // A new section: its byte-order magic decides how to read everything in it.
+            let bom = arr4(self.bytes(), 8);
+            self.endian = match (u32::from_le_bytes(bom), u32::from_be_bytes(bom)) {
+                (PCAPNG_BOM, _) => Endian::Little,
+                (_, PCAPNG_BOM) => Endian::Big,
+                _ => {
+                    self.stop(DamageKind::Malformed, "section header with an unknown byte-order magic".into());
+                    return Ok(None);
+                }
+            };
+            self.section_base = self.info.interfaces.len();
+        }
+        let e = self.endian;
+        let btype = e.u32(btype_raw);
+        let len = e.u32(arr4(self.bytes(), 4));
+        if len < 12 || len % 4 != 0 {
+            self.stop(
+                DamageKind::BadLength,
+                format!("block of type 0x{btype:08x} has an invalid total length {len} (minimum 12, multiple of 4)"),
+            );
+            return Ok(None);
+        }
+        if len > MAX_BLOCK_LEN {
+            self.stop(
+                DamageKind::BadLength,
+                format!("block of type 0x{btype:08x} claims {len} bytes, more than the maximum of {MAX_BLOCK_LEN}"),
+            );
+            return Ok(None);
+        }
+        let n = len as usize;
+        self.fill(n)?;
+        if self.avail() < n {
+            let have = self.avail();
+            self.stop(
+                DamageKind::TruncatedRecord,
+                format!("block of type 0x{btype:08x} cut short: length {len}, only {have} bytes remain"),
+            );
+            return Ok(None);
+        }
+        let b = self.bytes();
+        let trailing = e.u32(arr4(b, n - 4));
+        if trailing != len {
+            self.stop(
+                DamageKind::LengthMismatch,
+                format!("block total lengths differ: leading {len}, trailing {trailing}"),
+            );
+            return Ok(None);
+        }
+        let body_start = self.start + 8;
+        let body_len = n - 12;
+        let block_offset = self.offset;
+        let result = match btype {
+            PCAPNG_SHB => None,
+            1 => {
+                self.read_idb(body_start, body_len);
+                None
+            }
+            6 | 2 => match self.read_epb(btype, body_start, body_len, block_offset) {
+                Ok(loc) => Some(loc),
+                Err((kind, msg)) => {
+                    self.stop(kind, msg);
+                    return Ok(None);
+                }
+            },
+            3 => match self.read_spb(body_start, body_len, block_offset) {
+                Ok(loc) => Some(loc),
+                Err((kind, msg)) => {
+                    self.stop(kind, msg);
+                    return Ok(None);
+                }
+            },
+            _ => {
+                self.info.skipped_blocks += 1;
+                if self.skipped.len() < MAX_SKIPPED_KEPT {
+                    self.skipped.push(Skipped { offset: block_offset, block_type: btype, len });
+                }
+                None
+            }
+        };
+        self.consume(n);
+        Ok(result)
+    }
+
+    fn read_idb(&mut self, start: usize, len: usize) {
+        let e = self.endian;
+        let body = self.buf.get(start..start + len).unwrap_or(&[]);
+        let link = LinkType::from_u32(u32::from(e.u16(arr2(body, 0))));
+        let snaplen = e.u32(arr4(body, 4));
+        let mut tsresol = TsResol::Pow10(6);
+        let mut tsoffset = 0i64;
+        let mut at = 8usize;
+        while at + 4 <= body.len() {
+            let code = e.u16(arr2(body, at));
+            let olen = usize::from(e.u16(arr2(body, at + 2)));
+            let val = body.get(at + 4..at + 4 + olen).unwrap_or(&[]);
+            match code {
+                0 => break,
+                9 if olen == 1 => {
+                    if let Some(&v) = val.first() {
+                        tsresol = if v & 0x80 != 0 { TsResol::Pow2(v & 0x7F) } else { TsResol::Pow10(v) };
+                    }
+                }
+                14 if olen == 8 => {
+                    let hi = e.u32(arr4(val, 0));
+                    let lo = e.u32(arr4(val, 4));
+                    let v = match e {
+                        Endian::Little => u64::from(lo) << 32 | u64::from(hi),
+                        Endian::Big => u64::from(hi) << 32 | u64::from(lo),
+                    };
+                    tsoffset = i64::try_from(v).unwrap_or(0);
+                }
+                _ => {}
+            }
+            at += 4 + olen.div_ceil(4) * 4;
+        }
+        self.info.interfaces.push(Interface { link, snaplen, tsresol, tsoffset });
+    }
+
+    fn interface(&self, id: u32) -> Option<Interface> {
+        self.info.interfaces.get(self.section_base + id as usize).copied()
+    }
+
+    fn read_epb(&mut self, btype: u32, start: usize, len: usize, offset: u64) -> Result<Loc, (DamageKind, String)> {
+        let e = self.endian;
+        let body = self.buf.get(start..start + len).unwrap_or(&[]);
+        if len < 20 {
+            return Err((DamageKind::BadLength, format!("packet block body of {len} bytes is below the minimum of 20")));
+        }
+        let (iface_id, ts_hi, ts_lo) = if btype == 6 {
+            (e.u32(arr4(body, 0)), e.u32(arr4(body, 4)), e.u32(arr4(body, 8)))
+        } else {
+            (u32::from(e.u16(arr2(body, 0))), e.u32(arr4(body, 4)), e.u32(arr4(body, 8)))
+        };
+        let caplen = e.u32(arr4(body, 12));
+        let orig = e.u32(arr4(body, 16));
+        if caplen > MAX_CAPLEN {
+            return Err((
+                DamageKind::BadLength,
+                format!("packet block claims {caplen} captured bytes, more than the maximum of {MAX_CAPLEN}"),
+            ));
+        }
+        if caplen as usize > len - 20 {
+            return Err((
+                DamageKind::Malformed,
+                format!("packet block claims {caplen} captured bytes but holds only {}", len - 20),
+            ));
+        }
+        let Some(iface) = self.interface(iface_id) else {
+            return Err((DamageKind::UnknownInterface, format!("packet block names interface {iface_id}, which was not described")));
+        };
+        let ticks = u64::from(ts_hi) << 32 | u64::from(ts_lo);
+        let ts_ns = iface.tsresol.to_ns(ticks).saturating_add(iface.tsoffset.saturating_mul(1_000_000_000));
+        Ok(Loc { data_start: start + 20, caplen, orig_len: orig, ts_ns, link: iface.link, interface: iface_id, offset })
+    }
+
+    fn read_spb(&mut self, start: usize, len: usize, offset: u64) -> Result<Loc, (DamageKind, String)> {
+        let e = self.endian;
+        let body = self.buf.get(start..start + len).unwrap_or(&[]);
+        if len < 4 {
+            return Err((DamageKind::BadLength, "simple packet block without its length field".into()));
+        }
+        let orig = e.u32(arr4(body, 0));
+        let Some(iface) = self.interface(0) else {
+            return Err((DamageKind::UnknownInterface, "simple packet block before any interface".into()));
+        };
+        let mut caplen = orig.min((len - 4) as u32);
+        if iface.snaplen > 0 {
+            caplen = caplen.min(iface.snaplen);
+        }
+        caplen = caplen.min(MAX_CAPLEN);
+        Ok(Loc { data_start: start + 4, caplen, orig_len: orig, ts_ns: 0, link: iface.link, interface: 0, offset })
+    }
+}
+
+/// Where a frame's bytes sit in the buffer, and its header facts.
+#[derive(Debug, Clone, Copy)]
+struct Loc {
+    data_start: usize,
+    caplen: u32,
+    orig_len: u32,
+    ts_ns: i64,
+    link: LinkType,
+    interface: u32,
+    offset: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pcap(records: &[&[u8]], be: bool) -> Vec<u8> {
+        let mut v = Vec::new();
+        let w32 = |v: &mut Vec<u8>, x: u32| {
+            if be {
+                v.extend_from_slice(&x.to_be_bytes())
+            } else {
+                v.extend_from_slice(&x.to_le_bytes())
+            }
+        };
+        w32(&mut v, PCAP_MAGIC_US);
+        v.extend_from_slice(if be { &[0, 2, 0, 4] } else { &[2, 0, 4, 0] });
+        w32(&mut v, 0);
+        w32(&mut v, 0);
+        w32(&mut v, 65535);
+        w32(&mut v, 1);
+        for (i, r) in records.iter().enumerate() {
+            w32(&mut v, 100 + i as u32);
+            w32(&mut v, 5);
+            w32(&mut v, r.len() as u32);
+            w32(&mut v, r.len() as u32 + 10);
+            v.extend_from_slice(r);
+        }
+        v
+    }
+
+    #[test]
+    fn reads_both_byte_orders() {
+        for be in [false, true] {
+            let bytes = pcap(&[b"abc", b"defgh"], be);
+            let mut r = CaptureReader::from_bytes(&bytes).unwrap();
+            let f = r.next_frame().unwrap();
+            assert_eq!((f.number, f.data, f.orig_len, f.ts_ns), (1, &b"abc"[..], 13, 100_000_005_000));
+            let f = r.next_frame().unwrap();
+            assert_eq!(f.data, b"defgh");
+            assert!(r.next_frame().is_none());
+            assert!(r.damage().is_none());
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_reported_not_panicked() {
+        let bytes = pcap(&[b"abc", b"defgh", b"ij"], false);
+        for n in 0..bytes.len() {
+            let Ok(mut r) = CaptureReader::from_bytes(bytes.get(..n).unwrap()) else { continue };
+            let mut k = 0;
+            while r.next_frame().is_some() {
+                k += 1;
+            }
+            assert!(k <= 3);
+            if n < bytes.len() && ![24, 43, 64].contains(&n) {
+                assert!(r.damage().is_some(), "cut at {n} not reported");
+            }
+        }
+    }
+
+    #[test]
+    fn gzip_is_transparent() {
+        use std::io::Write;
+        let bytes = pcap(&[b"abc"], false);
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&bytes).unwrap();
+        let gz = enc.finish().unwrap();
+        let mut r = CaptureReader::from_bytes(&gz).unwrap();
+        assert!(r.info().gzip);
+        assert_eq!(r.next_frame().unwrap().data, b"abc");
+    }
+
+    #[test]
+    fn tsresol_conversions() {
+        assert_eq!(TsResol::Pow10(6).to_ns(1_500_000), 1_500_000_000);
+        assert_eq!(TsResol::Pow10(9).to_ns(7), 7);
+        assert_eq!(TsResol::Pow2(10).to_ns(1024), 1_000_000_000);
+        assert_eq!(TsResol::Pow10(12).to_ns(5_000), 5);
+    }
+}
