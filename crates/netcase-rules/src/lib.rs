@@ -5,6 +5,7 @@
 //! [`netcase_model::Finding`]s.
 
 pub mod capture;
+pub mod catalogue;
 pub mod host;
 pub mod proto;
 pub mod trace;

@@ -1,0 +1,321 @@
+//! The catalogue's explanations: what each case is, how netcase detects it, and the fix.
+//! Written for `netcase explain ID`; the ids come from [`CaseId`].
+
+use netcase_model::CaseId;
+
+/// The explanation of one case.
+#[derive(Debug, Clone, Copy)]
+pub struct CaseDoc {
+    /// The case.
+    pub case: CaseId,
+    /// What goes wrong, and why.
+    pub what: &'static str,
+    /// What netcase reads and what pattern it looks for.
+    pub detect: &'static str,
+    /// What to change.
+    pub fix: &'static str,
+}
+
+/// The explanation of `case`.
+pub fn doc(case: CaseId) -> CaseDoc {
+    use CaseId::*;
+    let (what, detect, fix) = match case {
+        ClientTimeoutFinWait2 => (
+            "A client gives up waiting for a slow server after its read timeout and closes the connection \
+             (HTTP/1 cannot cancel one request, so clients such as Go's transport close the whole connection). \
+             The client holds FIN_WAIT2, the server CLOSE_WAIT until its handler finishes; the late response then \
+             reaches a closed socket and draws a RST.",
+            "Capture: a request, no response for T, a FIN from the client, then the response and a RST from the \
+             client. The waits T of many such connections cluster at one value: the client's configured timeout. \
+             Host: FIN_WAIT2 sockets grouped by peer.",
+            "Raise the client timeout above the server's real latency (with margin), or make the server answer \
+             faster; a server-side deadline shorter than the client's avoids the wasted work.",
+        ),
+        KeepaliveRace502 => (
+            "A proxy or load balancer reuses an idle keep-alive connection at the very moment the backend's \
+             shorter idle timer closes it. The request crosses the backend's FIN, the backend answers with RST and \
+             the proxy reports 502 (AWS ALB idle timeout 60 s against a backend that closes after 5 s).",
+            "Capture: a request sent on a connection after, or within one round trip of, the peer's FIN, answered \
+             by RST; the closer's idle-close intervals (the time from the last response to its FIN), which \
+             cluster at its keep-alive timeout.",
+            "Make the backend's keep-alive timeout longer than the proxy's idle timeout (e.g. 60 s at the LB, 65 s \
+             at the backend), so the proxy always closes first.",
+        ),
+        CloseWaitLeak => (
+            "The peer closed (sent FIN) but the application never called close(): the socket stays in \
+             CLOSE_WAIT forever. Typical causes: a connection pool without checkout timeouts whose users block, a \
+             transaction never rolled back, a handler stuck in a loop.",
+            "Host: CLOSE_WAIT sockets from sock_diag grouped by owning process, local port and peer, with their \
+             count, receive queue and growth between two samples. Capture: a FIN never answered by a FIN.",
+            "Close (or return to the pool) every connection on every path, including errors; roll back failed \
+             transactions; put timeouts on pool checkout and on reads.",
+        ),
+        CloseWaitInAcceptQueue => (
+            "Clients connected and gave up while the connection still waited in the listener's accept queue. \
+             Nobody has accepted it, so no process owns it, and it sits in CLOSE_WAIT; the queue is full (Recv-Q \
+             at backlog + 1).",
+            "Host: a listener whose Recv-Q reaches its Send-Q (the backlog) and CLOSE_WAIT sockets on its port \
+             that no process owns.",
+            "Accept faster (a stuck accept loop, a too-low connection limit such as a LimitListener), or raise \
+             the backlog and the limit.",
+        ),
+        TimeWaitPileup => (
+            "The side that closes a TCP connection first keeps it in TIME_WAIT for 2×MSL (60 s on Linux). A \
+             server that closes (no keep-alive, idle timeouts, a per-connection request cap) or a client that \
+             opens short connections to one destination piles them up and can run out of ports.",
+            "Host: TIME_WAIT sockets by peer and local port against ip_local_port_range and tcp_max_tw_buckets. \
+             Capture: who sends the first FIN per server port, `Connection: close`, requests per connection (an \
+             exact cap such as 100 shows a server limit), connections per second.",
+            "Use keep-alive (and raise per-connection request caps), let the client close first, enable \
+             net.ipv4.tcp_tw_reuse on clients, widen ip_local_port_range.",
+        ),
+        LingerZeroRst => (
+            "SO_LINGER with a zero timeout makes close() abort the connection with RST instead of FIN, discarding \
+             any unsent or unacknowledged data (Go's SetLinger(0)).",
+            "Capture: connections that end with a RST from a side that never sent FIN, with data still \
+             unacknowledged or arriving afterwards.",
+            "Do not set SO_LINGER 0 unless losing data is acceptable; close normally and let TIME_WAIT be \
+             handled by keep-alive or tcp_tw_reuse.",
+        ),
+        KeepaliveSettings => (
+            "Firewalls, NAT gateways and load balancers forget idle connections after their own timeout; without \
+             TCP keepalive (or with a period longer than that timeout) the next send on such a connection hangs \
+             or is reset.",
+            "Host: established sockets idle for long without a keepalive timer (sock_diag timer info) and the \
+             tcp_keepalive_* sysctls. Capture: keep-alive probes and their interval; long idle gaps on \
+             connections without probes.",
+            "Enable SO_KEEPALIVE with TCP_KEEPIDLE/TCP_KEEPINTVL below the shortest middlebox idle timeout (e.g. \
+             Go SetKeepAlivePeriod(30s)).",
+        ),
+        IpConflict => (
+            "Two hosts or containers hold the same IP address. Connections go to whichever answered ARP last: \
+             some get SYN → RST,ACK from the wrong holder.",
+            "Capture: one IP answering from two MAC addresses, intermittent RSTs to SYNs. Host: the addresses of \
+             every network namespace, and duplicates across them.",
+            "Give each holder its own address (fix the IPAM or the static configuration); remove the stale \
+             namespace or container.",
+        ),
+        PortUnreachable => (
+            "A connection attempt is refused: SYN answered by RST,ACK (or UDP by ICMP port unreachable). Either \
+             nothing listens on the port, a REJECT rule answers, or the 5-tuple is wrong (a NAT or a stale address).",
+            "Capture: SYNs answered by RST,ACK and ICMP port-unreachable errors, per destination port, with counts \
+             and rate. Host: is anything listening, is there a REJECT rule.",
+            "Start the service or fix the address/port the client uses; remove the REJECT rule if it is wrong.",
+        ),
+        AcceptQueueOverflow => (
+            "The accept queue of a listener holds min(somaxconn, backlog) connections. When the application \
+             accepts too slowly it fills; with tcp_abort_on_overflow=0 the kernel drops the client's final ACK \
+             (the client retransmits and waits), with 1 it answers RST.",
+            "Host: listener Recv-Q against its Send-Q (the effective backlog), ListenOverflows and ListenDrops \
+             per second, somaxconn. Capture: SYN/ACK retransmissions by the server, client data retransmitted \
+             before the server acknowledges it, RST after the handshake.",
+            "Accept faster (more workers, no blocking in the accept loop); raise net.core.somaxconn and the \
+             listen() backlog; tcp_abort_on_overflow=1 to fail fast instead of hanging.",
+        ),
+        SynQueueOverflow => (
+            "The SYN queue holds half-open connections. When it is full (tcp_max_syn_backlog, or the listen \
+             backlog) and syncookies are off, new SYNs are dropped: new connections and liveness probes time out.",
+            "Host: SYN_RECV sockets per listener, tcp_max_syn_backlog, tcp_syncookies, TCPReqQFullDrop and \
+             ListenDrops per second. Capture: SYNs retransmitted at 1 s, 3 s... without answer.",
+            "Enable net.ipv4.tcp_syncookies, raise tcp_max_syn_backlog and the backlog; find why handshakes do \
+             not complete (a SYN flood, a slow path).",
+        ),
+        UdpRcvbufDrops => (
+            "A UDP receiver that reads slower than datagrams arrive loses them once its receive buffer is full \
+             (metrics collectors, DNS servers). An absurd rmem_default such as 2^31-1 is a hazard of its own.",
+            "Host: Udp RcvbufErrors/InErrors per second, per-socket drop counts from sock_diag meminfo, receive \
+             buffer sizes, rmem_default/rmem_max. Trace: the SOCKET_RCVBUFF drop reason.",
+            "Read faster (more readers, SO_REUSEPORT, batch receive), raise SO_RCVBUF within net.core.rmem_max.",
+        ),
+        UdpTruncation => (
+            "A UDP reader with a small buffer (512, 1024 bytes) truncates larger datagrams: the rest is lost \
+             silently (MSG_TRUNC), no kernel counter moves.",
+            "Capture: flows whose datagrams exceed common read-buffer sizes, with the largest size seen.",
+            "Read with a buffer as large as the largest datagram (65,535 bytes for UDP), or check MSG_TRUNC.",
+        ),
+        PacketDropLayers => (
+            "Packets can be lost at every layer: NIC ring, driver, softnet backlog, IP (routing, reassembly), \
+             netfilter and conntrack, TCP/UDP (queues, buffers), the socket.",
+            "Host: /sys/class/net statistics, softnet_stat per CPU, snmp/netstat counters, conntrack statistics, \
+             turned into rates and grouped by layer. Trace: kfree_skb drop reasons grouped by layer.",
+            "Fix the layer that loses most: ring size and IRQ/RPS spread for the device, netdev_max_backlog for \
+             softnet, conntrack limits, socket buffers or listen backlogs.",
+        ),
+        KernelDropTrace => (
+            "The kernel's kfree_skb tracepoint reports every dropped packet with a reason and the code location \
+             that dropped it: the exact place the stack throws a flow's packets away.",
+            "Trace: skb:kfree_skb through perf_event_open, reasons named by the running kernel, locations \
+             resolved through /proc/kallsyms, aggregated by reason, location and layer.",
+            "Follow the dominating reason: SOCKET_RCVBUFF → socket buffers, NETFILTER_DROP → a rule, \
+             TCP_LISTEN_OVERFLOW → the accept queue, NO_SOCKET → nothing listening.",
+        ),
+        RetransHolBlocking => (
+            "On one TCP stream a lost segment holds back every later byte until it is retransmitted: with \
+             many small messages, one loss delays all messages behind it by a retransmission timeout or a round \
+             trip (head-of-line blocking).",
+            "Capture: retransmissions and the stalls they cause on the receiver (gaps of about an RTO with data \
+             outstanding), their count and durations, and the loss rate.",
+            "Remove the loss (a bad link, a full queue); for latency-sensitive messages use several connections \
+             or a protocol without head-of-line blocking.",
+        ),
+        DupackNoFastRetransmit => (
+            "The receiver keeps sending duplicate ACKs for a hole but the sender never fast-retransmits and waits \
+             for the RTO; seen with a kernel regression after the 2019 SACK fixes (CentOS 7 3.10.0-957, \
+             TCPWqueueTooBig growing).",
+            "Capture: three or more duplicate ACKs (with SACK) for one hole and no retransmission within an RTO. \
+             Host: TCPWqueueTooBig growth and the kernel version.",
+            "Upgrade the kernel (3.10.0-1062.1.1 or later on CentOS 7).",
+        ),
+        NoWindowScale => (
+            "Without the window scale option in both SYNs the receive window cannot exceed 65,535 bytes, so a \
+             bulk transfer is capped at 64 KiB per round trip (about 10 Mbit/s at 50 ms).",
+            "Capture: the handshake options of both sides, the RTT, bytes in flight pinned at the window, and the \
+             achieved rate against window/RTT. Host: net.ipv4.tcp_window_scaling.",
+            "Enable net.ipv4.tcp_window_scaling on both ends and make sure no middlebox strips the option.",
+        ),
+        ZeroWindow => (
+            "A receiver that stops reading fills its buffer and advertises a zero window; the sender stops and \
+             probes until the window opens.",
+            "Capture: zero-window advertisements, probes and window updates: which side, how long the sender \
+             was stalled, how many probes.",
+            "Make the receiving application read faster (or not block), or give it a larger receive buffer.",
+        ),
+        NagleDelayedAck => (
+            "Nagle's algorithm holds a small write until earlier data is acknowledged, while the peer delays its \
+             ACK (about 40 ms on Linux, up to 200 ms elsewhere): write-write-read exchanges stall each time. \
+             Message framing is still the application's job either way.",
+            "Capture: a small segment sent only after an ACK that came after a ~40 ms (or ~200 ms) delay, \
+             repeated; the count and the delay.",
+            "Set TCP_NODELAY on the sender, or write each request in one call; on the receiver TCP_QUICKACK helps.",
+        ),
+        DnsConntrackRace5s => (
+            "glibc and musl send the A and AAAA queries at once from one socket. Behind DNAT to a single DNS \
+             server, conntrack's insert race drops one of them, and the lookup waits for the 5 s resolver \
+             timeout (sometimes 10 s).",
+            "Capture: A and AAAA from one source port within milliseconds, one never answered, the lookup \
+             completed after a ~5 s retry. Host: conntrack insert_failed, resolv.conf options, libc flavour.",
+            "glibc: `options single-request-reopen` (or single-request) in resolv.conf; any libc: `use-vc` (TCP) \
+             or a node-local DNS cache; musl ignores those options.",
+        ),
+        DnsIdCollision => (
+            "Concurrent DNS queries share a transaction id (musl picks ids from the clock): the answers can be \
+             matched to the wrong query, one is discarded as a duplicate, and the lookup waits for a retry.",
+            "Capture: concurrent queries with equal ids from one client to one server, answers out of order.",
+            "Serialise the queries or use a resolver that randomises ids per query (a local cache).",
+        ),
+        ResolverOrder => (
+            "Without /etc/nsswitch.conf (Alpine images) some resolvers (Go's) ask DNS before /etc/hosts, so \
+             `localhost` and names from /etc/hosts go to the network: slow, and wrong when the network answers.",
+            "Host: nsswitch.conf present and its hosts line, resolv.conf, /etc/hosts. Capture: DNS queries for \
+             localhost or for names listed in /etc/hosts, and the answers they got.",
+            "Add /etc/nsswitch.conf with `hosts: files dns` to the image.",
+        ),
+        SnatPortCollision => (
+            "Under SNAT (MASQUERADE, a load balancer) concurrent connections from different clients can get the \
+             same translated source port; conntrack's insert fails, the SYN is dropped and retried after 1 s.",
+            "Host: conntrack insert_failed and drop growth per CPU, MASQUERADE/SNAT rules without \
+             --random-fully. Capture: client SYN retransmissions the server never saw.",
+            "Add --random-fully to the MASQUERADE/SNAT rule, or route to pod IPs without SNAT.",
+        ),
+        NatTimestampPaws => (
+            "With tcp_tw_recycle on (kernels before 4.12), a server drops SYNs whose TCP timestamp is older than \
+             the last one seen from the same IP: clients behind one NAT with different clocks get refused.",
+            "Host: net.ipv4.tcp_tw_recycle, PAWSPassive/PAWSActive counters. Capture: SYNs from one IP whose \
+             TSval goes backwards across connections and that go unanswered.",
+            "Turn net.ipv4.tcp_tw_recycle off (it was removed in 4.12).",
+        ),
+        IptablesRedirectHijack => (
+            "A nat OUTPUT (or PREROUTING) REDIRECT or DNAT rule, often a sidecar's, sends traffic for a \
+             destination to a local port: every call gets an unrelated local answer.",
+            "Host: a walk of the nat table for the destination ip:port: the chain path, the final target, who \
+             listens on the redirected port. Capture: connections to the local port instead of the remote one.",
+            "Narrow or remove the rule (exclude the destination or port), or fix the sidecar's interception config.",
+        ),
+        ConntrackTableFull => (
+            "The conntrack table has reached nf_conntrack_max: every new flow is dropped.",
+            "Host: nf_conntrack_count against nf_conntrack_max, the drop and early_drop statistics.",
+            "Raise net.netfilter.nf_conntrack_max (and the hash size), shorten timeouts, or exempt high-volume \
+             flows with NOTRACK.",
+        ),
+        EphemeralPortOddEven => (
+            "connect() picks a local port from ip_local_port_range; since 4.14 it searches one parity first. \
+             With tens of thousands of connections to one destination that half is nearly used up and every \
+             connect scans it under a lock.",
+            "Host: connections per destination against half of the local port range, with the kernel version.",
+            "Widen ip_local_port_range, spread connections over more destination addresses or ports, reuse \
+             connections.",
+        ),
+        ListenHashReuseport => (
+            "Before 4.17 the listener hash had 32 buckets keyed by port only: thousands of ports times dozens of \
+             reuseport sockets made every incoming SYN walk long chains.",
+            "Host: listening sockets per port and in total, reuseport groups, the kernel version.",
+            "Upgrade to 4.17 or later, or use fewer listening sockets.",
+        ),
+        RssRpsImbalance => (
+            "Receive processing concentrates on a few CPUs when the NIC's RSS cannot spread the traffic \
+             (tunnels with few outer addresses, protocols RPS ignores).",
+            "Host: per-CPU softnet_stat (processed, dropped, time_squeeze) as rates, the busiest CPU against the \
+             mean.",
+            "Enable RPS/RFS (rps_cpus) or hash on inner headers; spread IRQs.",
+        ),
+        ReuseportBalance => (
+            "Workers sharing one listener with epoll are woken LIFO, so one worker takes most connections; \
+             SO_REUSEPORT gives each its own listener, balanced by the kernel.",
+            "Host: established connections per process on one local port, reuseport groups, max against mean.",
+            "Use SO_REUSEPORT (nginx `reuseport`), or EPOLLEXCLUSIVE with round-robin accept.",
+        ),
+        ConsistentHashBalance => (
+            "Ring consistent hashing without virtual nodes spreads keys unevenly; jump consistent hash is even \
+             but only removes the last node.",
+            "Know-how: netcase reports the imbalance elsewhere (connections per worker or backend).",
+            "Use virtual nodes (100+ per backend) or another balanced hashing scheme.",
+        ),
+        UdpSingleSocketContention => (
+            "Many threads sharing one UDP socket contend on its lock; a pool of sockets or SO_REUSEPORT removes \
+             the contention.",
+            "Host: one UDP socket with a very high packet rate used by a process with many threads.",
+            "Use a socket per worker (SO_REUSEPORT) or a pool.",
+        ),
+        Http204ContentLength => (
+            "A 204 or 304 response must not carry a body; one that sends Content-Length makes some clients \
+             (libcurl) wait for a body that never comes until their timeout.",
+            "Capture: HTTP 204/304 responses with Content-Length or body bytes, and how long the client waited \
+             before closing.",
+            "Fix the server to send no Content-Length (or 0) on 204/304; set a client timeout meanwhile.",
+        ),
+        HttpTimingBreakdown => (
+            "A slow HTTP call is slow in one phase: name lookup, TCP connect, TLS handshake, time to first byte, \
+             or transfer.",
+            "Capture: per transaction, the DNS lookup (when captured), SYN to SYN/ACK, the TLS handshake, \
+             request to first response byte, and the transfer.",
+            "Work on the slow phase: DNS caching, closer servers or connection reuse, TLS session resumption, \
+             server latency, bandwidth.",
+        ),
+        DnsPacketChallenge => (
+            "Questions a capture answers directly: the addresses a name got, the largest TTL, the response with \
+             the most answers, the slowest response, the CDN behind a CNAME chain.",
+            "Capture: the DNS transactions table with filters and sorting (`netcase pcap FILE --dns`).",
+            "Nothing to fix: this is reading, not a failure.",
+        ),
+        LatencyMethodology => (
+            "Latency must be measured the right way: single and concurrent, per path and per packet; a TCP \
+             connect (SYN → SYN/ACK) distribution tells network from application latency.",
+            "Probe: connect-time percentiles to a target (like hping3 -S); capture: handshake RTTs.",
+            "Measure connect time and time to first byte separately before blaming either side.",
+        ),
+    };
+    CaseDoc { case, what, detect, fix }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_case_is_explained() {
+        for c in CaseId::ALL {
+            let d = doc(*c);
+            assert!(d.what.len() > 40 && d.detect.len() > 40 && d.fix.len() > 20, "{c}");
+        }
+    }
+}
