@@ -1,1 +1,106 @@
-//! netcase-report (skeleton; being built).
+//! Renderers: findings to text for people and to JSON for scripts.
+//!
+//! Renderers get findings (already sorted, see [`Finding::sort`]) and a writer; they know
+//! nothing of where the evidence came from.
+
+use netcase_model::{Finding, Severity};
+use std::io::{self, Write};
+
+/// Writes findings as text, grouped by severity (worst first), each with its evidence and fix.
+pub fn write_findings_text<W: Write>(w: &mut W, findings: &[Finding]) -> io::Result<()> {
+    if findings.is_empty() {
+        writeln!(w, "no findings")?;
+        return Ok(());
+    }
+    for sev in [Severity::Error, Severity::Warning, Severity::Info] {
+        let group: Vec<&Finding> = findings.iter().filter(|f| f.severity == sev).collect();
+        if group.is_empty() {
+            continue;
+        }
+        writeln!(w, "{} ({}):", sev.to_string().to_uppercase(), group.len())?;
+        for f in group {
+            writeln!(w, "  [{}] {}", f.case, f.subject)?;
+            writeln!(w, "    {}", f.summary)?;
+            for e in &f.evidence {
+                writeln!(w, "      - {e}")?;
+            }
+            if !f.fix.is_empty() {
+                writeln!(w, "    fix: {}", f.fix)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The exit code policy: 1 when any finding is at or above `fail_on`, else 0.
+pub fn exit_code_for(findings: &[Finding], fail_on: Severity) -> u8 {
+    u8::from(findings.iter().any(|f| f.severity >= fail_on))
+}
+
+/// Formats a byte count with binary units (`1.5 MiB`).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS.get(u).copied().unwrap_or("B"))
+    }
+}
+
+/// Formats nanoseconds since the epoch as UTC `YYYY-MM-DD HH:MM:SS.ffffff`.
+pub fn utc_time(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let micros = ns.rem_euclid(1_000_000_000) / 1000;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{micros:06}", sod / 3600, (sod / 60) % 60, sod % 60)
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netcase_model::{CaseId, Subject};
+
+    #[test]
+    fn text_groups_by_severity() {
+        let mut v = vec![
+            Finding::new(CaseId::ZeroWindow, Severity::Info, Subject::Capture, "a"),
+            Finding::new(CaseId::CloseWaitLeak, Severity::Error, Subject::Host, "b").with_measure("count", 3.0, "sockets"),
+        ];
+        Finding::sort(&mut v);
+        let mut out = Vec::new();
+        write_findings_text(&mut out, &v).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.find("ERROR").unwrap() < s.find("INFO").unwrap());
+        assert!(s.contains("count = 3 sockets"));
+        assert_eq!(exit_code_for(&v, Severity::Warning), 1);
+        assert_eq!(exit_code_for(&v[1..], Severity::Warning), 0);
+    }
+
+    #[test]
+    fn formats_time_and_bytes() {
+        assert_eq!(utc_time(1_385_482_078_892_062_000), "2013-11-26 16:07:58.892062");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+    }
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# fuzz/run.sh [SECONDS] — runs every fuzz target for SECONDS (default 60) each, seeded with
+# the shared capture corpus (../../shared/corpus, damaged files included).
+# Needs cargo-fuzz (`cargo install cargo-fuzz`); on a stable toolchain RUSTC_BOOTSTRAP=1
+# lets cargo-fuzz pass its sanitizer flags.
+set -euo pipefail
+cd "$(dirname "$0")"
+secs=${1:-60}
+export RUSTC_BOOTSTRAP=1
+shared=../../shared/corpus
+mkdir -p corpus/capture_reader corpus/wire_decode
+if [ -d "$shared" ]; then
+  cp -n "$shared"/*.pcap "$shared"/*.pcapng "$shared"/damaged/*.pcap* corpus/capture_reader/ 2>/dev/null || true
+fi
+for t in capture_reader wire_decode; do
+  echo "== $t for ${secs}s"
+  cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -max_len=262144 -rss_limit_mb=2048 2>&1 | tail -n 4
+done
