@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const ETH_IPV4: u16 = 0x0800;
 const ETH_IPV6: u16 = 0x86DD;
+const ETH_ARP: u16 = 0x0806;
 const ETH_VLAN: u16 = 0x8100;
 const ETH_QINQ: u16 = 0x88A8;
 const ETH_QINQ_OLD: u16 = 0x9100;
@@ -26,7 +27,7 @@ fn truncated(layer: Layer, need: usize, have: usize) -> DecodeError {
 /// Never panics and never allocates. When a header is cut short or malformed, the layers
 /// decoded so far are returned with [`Packet::error`] set.
 pub fn decode(link: LinkType, data: &[u8]) -> Packet<'_> {
-    let mut pkt = Packet { link: LinkInfo::default(), ip: None, transport: None, error: None };
+    let mut pkt = Packet { link: LinkInfo::default(), arp: None, ip: None, transport: None, error: None };
     let mut r = Reader::new(data);
     let ethertype = match link_layer(link, &mut r, &mut pkt.link) {
         Ok(Some(t)) => t,
@@ -40,6 +41,10 @@ pub fn decode(link: LinkType, data: &[u8]) -> Packet<'_> {
     let version = match ethertype {
         ETH_IPV4 => 4,
         ETH_IPV6 => 6,
+        ETH_ARP => {
+            pkt.arp = arp(r);
+            return pkt;
+        }
         _ => return pkt,
     };
     if let Err(e) = ip_layer(version, r, &mut pkt, 0) {
@@ -128,9 +133,26 @@ fn link_layer(link: LinkType, r: &mut Reader<'_>, info: &mut LinkInfo) -> Result
     }
 }
 
+/// Ethernet/IPv4 ARP (hardware type 1, protocol 0x0800, lengths 6 and 4).
+fn arp(mut r: Reader<'_>) -> Option<Arp> {
+    let htype = r.u16_be()?;
+    let ptype = r.u16_be()?;
+    let hlen = r.u8()?;
+    let plen = r.u8()?;
+    if htype != 1 || ptype != ETH_IPV4 || hlen != 6 || plen != 4 {
+        return None;
+    }
+    let op = r.u16_be()?;
+    let sender_mac = r.array::<6>()?;
+    let sender_ip = Ipv4Addr::from(r.array::<4>()?);
+    let target_mac = r.array::<6>()?;
+    let target_ip = Ipv4Addr::from(r.array::<4>()?);
+    Some(Arp { op, sender_mac, sender_ip, target_mac, target_ip })
+}
+
 fn sll_proto(proto: u16, r: &mut Reader<'_>, info: &mut LinkInfo) -> Result<Option<u16>, DecodeError> {
     match proto {
-        ETH_IPV4 | ETH_IPV6 => Ok(Some(proto)),
+        ETH_IPV4 | ETH_IPV6 | ETH_ARP => Ok(Some(proto)),
         ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD => vlan_tags(proto, r, info).map(Some),
         _ => Ok(None),
     }

@@ -349,11 +349,28 @@ pub enum Transport<'a> {
     },
 }
 
+/// An ARP message (Ethernet/IPv4 only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arp {
+    /// 1 = request, 2 = reply.
+    pub op: u16,
+    /// Sender hardware address.
+    pub sender_mac: [u8; 6],
+    /// Sender protocol address.
+    pub sender_ip: std::net::Ipv4Addr,
+    /// Target hardware address.
+    pub target_mac: [u8; 6],
+    /// Target protocol address.
+    pub target_ip: std::net::Ipv4Addr,
+}
+
 /// A decoded packet. Borrows the frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packet<'a> {
     /// Link-layer facts.
     pub link: LinkInfo,
+    /// The ARP message, when the frame is ARP.
+    pub arp: Option<Arp>,
     /// The outermost IP header, if any (ARP and other non-IP frames have none).
     pub ip: Option<IpInfo>,
     /// The transport layer, if decoded.
