@@ -5,6 +5,8 @@
 //! renderers. Each subcommand lives in [`cmd`].
 
 pub mod cmd;
+pub mod pipeline;
+pub mod tables;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

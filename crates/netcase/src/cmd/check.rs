@@ -1,12 +1,209 @@
-//! `netcase check` (being built).
+//! `netcase check`: read the live host (or network namespaces) and name the cases.
+//!
+//! Wiring only: [`netcase_host::collect`] reads the evidence, [`netcase_rules::host`] turns it
+//! into findings, and a small renderer prints text or JSON (to move into netcase-report).
 
+use anyhow::Context;
+use netcase_host::{HostEvidence, Options, Target, Unavailable};
+use netcase_model::{Finding, Severity};
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Arguments of `netcase check`.
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Check the named network namespace (`ip netns` name, from /var/run/netns).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["pid", "all_netns"])]
+    pub netns: Option<String>,
+    /// Check the network namespace (and root filesystem) of process P.
+    #[arg(long, value_name = "P", conflicts_with = "all_netns")]
+    pub pid: Option<u32>,
+    /// Check every distinct network namespace (processes and /var/run/netns), plus
+    /// cross-namespace checks (the same address held twice).
+    #[arg(long)]
+    pub all_netns: bool,
+    /// Read resolver files (resolv.conf, nsswitch.conf, hosts) and the libc from this root
+    /// filesystem (a container's) instead of /.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Seconds between the two samples that give rates; 0 reads absolute values only.
+    #[arg(long, value_name = "S", default_value_t = 1.0)]
+    pub interval: f64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Args {
+    fn options(&self) -> anyhow::Result<Options> {
+        if !self.interval.is_finite() || self.interval < 0.0 || self.interval > 3600.0 {
+            anyhow::bail!("--interval must be between 0 and 3600 seconds, got {}", self.interval);
+        }
+        let target = match (&self.netns, self.pid, self.all_netns) {
+            (Some(n), _, _) => Target::Netns(n.clone()),
+            (None, Some(p), _) => Target::Pid(p),
+            (None, None, true) => Target::AllNetns,
+            (None, None, false) => Target::Current,
+        };
+        if let Some(r) = &self.root {
+            if !r.is_dir() {
+                anyhow::bail!("--root {}: not a directory", r.display());
+            }
+        }
+        Ok(Options { target, root: self.root.clone(), interval: Duration::from_secs_f64(self.interval) })
+    }
+}
+
+/// The outcome of a check, before rendering.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Evidence per namespace.
+    pub evidence: Vec<HostEvidence>,
+    /// Findings, sorted.
+    pub findings: Vec<Finding>,
+}
+
+/// Collects evidence and runs the host rules (no output).
+pub fn analyse(args: &Args) -> anyhow::Result<Outcome> {
+    let opts = args.options()?;
+    let evidence = netcase_host::collect(&opts).context("reading host evidence")?;
+    let findings = netcase_rules::host::check_all(&evidence);
+    Ok(Outcome { evidence, findings })
+}
 
 /// Runs `netcase check`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("'netcase check' is not built yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let outcome = analyse(&args)?;
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::new(stdout.lock());
+    if args.json {
+        render_json(&outcome, &mut w)?;
+    } else {
+        render_text(&outcome, &mut w)?;
+    }
+    w.flush()?;
+    Ok(exit_code(&outcome.findings))
+}
+
+/// 1 when any finding is a warning or worse, else 0.
+pub fn exit_code(findings: &[Finding]) -> ExitCode {
+    if findings.iter().any(|f| f.severity >= Severity::Warning) {
+        ExitCode::from(crate::EXIT_FINDINGS)
+    } else {
+        ExitCode::from(crate::EXIT_OK)
+    }
+}
+
+fn ns_name(ev: &HostEvidence) -> String {
+    ev.netns.label().unwrap_or_else(|| format!("own (ino:{})", ev.netns.inode))
+}
+
+fn unavailable(o: &Outcome) -> Vec<&Unavailable> {
+    let mut v: Vec<&Unavailable> = Vec::new();
+    for u in o.evidence.iter().flat_map(|e| e.unavailable.iter()) {
+        if !v.contains(&u) {
+            v.push(u);
+        }
+    }
+    v
+}
+
+/// Renders the JSON document:
+/// `{"netcase": N, "host": {..}, "findings": [..], "evidence": {..}, "unavailable": [..]}`.
+pub fn render_json(o: &Outcome, w: &mut impl Write) -> anyhow::Result<()> {
+    let kernel = o.evidence.first().map(|e| e.kernel.clone()).unwrap_or_default();
+    let doc = serde_json::json!({
+        "netcase": netcase_model::SCHEMA_VERSION,
+        "host": {
+            "kernel": kernel,
+            "netns": o.evidence.iter().map(ns_name).collect::<Vec<_>>(),
+            "interval_s": o.evidence.first().map_or(0.0, |e| e.interval_s),
+            "privileged": netcase_host::privileged(),
+        },
+        "findings": o.findings,
+        "evidence": { "namespaces": o.evidence },
+        "unavailable": unavailable(o),
+    });
+    serde_json::to_writer(&mut *w, &doc)?;
+    writeln!(w)?;
+    Ok(())
+}
+
+/// Renders text: findings grouped by severity (worst first) with their evidence and fix.
+pub fn render_text(o: &Outcome, w: &mut impl Write) -> anyhow::Result<()> {
+    let kernel = o.evidence.first().map(|e| e.kernel.as_str()).unwrap_or("?");
+    let sockets: usize = o.evidence.iter().map(|e| e.sockets.len()).sum();
+    let interval = o.evidence.first().map_or(0.0, |e| e.interval_s);
+    writeln!(
+        w,
+        "netcase check: kernel {kernel}, {} network namespace(s) [{}], {sockets} sockets, {}",
+        o.evidence.len(),
+        o.evidence.iter().map(ns_name).collect::<Vec<_>>().join(", "),
+        if interval > 0.0 { format!("rates over {interval:.1} s") } else { "absolute values only".to_owned() }
+    )?;
+    for sev in [Severity::Error, Severity::Warning, Severity::Info] {
+        let group: Vec<&Finding> = o.findings.iter().filter(|f| f.severity == sev).collect();
+        if group.is_empty() {
+            continue;
+        }
+        writeln!(w, "\n{} ({})", sev.to_string().to_uppercase(), group.len())?;
+        for f in group {
+            writeln!(w, "  [{}] {}", f.case, f.subject)?;
+            writeln!(w, "    {}", f.summary)?;
+            for e in &f.evidence {
+                writeln!(w, "      - {e}")?;
+            }
+            if !f.fix.is_empty() {
+                writeln!(w, "    fix: {}", f.fix)?;
+            }
+        }
+    }
+    if o.findings.is_empty() {
+        writeln!(w, "\nno findings")?;
+    }
+    let un = unavailable(o);
+    if !un.is_empty() {
+        writeln!(w, "\nunavailable evidence:")?;
+        for u in un {
+            writeln!(w, "  - {}: {}", u.what, u.why)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> Args {
+        Args { netns: None, pid: None, all_netns: false, root: None, interval: 0.0, json: false }
+    }
+
+    #[test]
+    fn bad_interval_is_an_error() {
+        let a = Args { interval: -1.0, ..args() };
+        assert!(a.options().is_err());
+    }
+
+    #[test]
+    fn missing_netns_is_an_error() {
+        let a = Args { netns: Some("nch-does-not-exist-0".into()), ..args() };
+        assert!(analyse(&a).is_err());
+    }
+
+    #[test]
+    fn own_namespace_renders_both_formats() {
+        let o = analyse(&args()).expect("check of the own namespace");
+        let mut text = Vec::new();
+        render_text(&o, &mut text).unwrap();
+        assert!(String::from_utf8_lossy(&text).starts_with("netcase check: kernel"));
+        let mut json = Vec::new();
+        render_json(&o, &mut json).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["netcase"], netcase_model::SCHEMA_VERSION);
+        assert!(v["findings"].is_array());
+        assert!(v["evidence"]["namespaces"].is_array());
+    }
 }

@@ -1,12 +1,376 @@
-//! `netcase pcap` (being built).
+//! `netcase pcap FILE`: analyse a capture and name what went wrong.
 
+use crate::pipeline::{self, Analysis, FlowRecords, Options};
+use anyhow::Context;
+use netcase_flow::{ConnEnd, ConnSummary, Side, UdpSummary};
+use netcase_model::{Severity, SCHEMA_VERSION};
+use netcase_report::{human_bytes, utc_time, write_findings_text};
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Arguments of `netcase pcap`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = "\
+Examples:
+  netcase pcap trace.pcapng                 summary, top flows and findings
+  netcase pcap trace.pcap --json | jq .findings
+  netcase pcap trace.pcap --events          one JSON line per TCP frame with analysis flags
+  netcase pcap trace.pcap --conv            conversation table (like tshark -z conv,tcp)
+  netcase pcap trace.pcap --dns --slow 100  DNS transactions slower than 100 ms
+  netcase pcap trace.pcap --dns --name '*.example.com' --sort ttl
+  netcase pcap trace.pcap --http            HTTP transactions with timings
+  tcpdump -w - -i eth0 | netcase pcap -     read from stdin
+
+Damaged files: the readable part is analysed and the damage is reported with its file offset
+and frame number; the exit code is 2 only when nothing at all could be read.")]
+pub struct Args {
+    /// The capture: pcap or pcapng, optionally gzip-compressed; `-` reads stdin.
+    pub file: PathBuf,
+    /// Print one JSON document: {"netcase", "capture", "flows", "findings", "dns", "http"}.
+    #[arg(long, conflicts_with_all = ["events", "conv"])]
+    pub json: bool,
+    /// Print JSON lines, one per TCP frame with at least one tcp.analysis flag:
+    /// {"frame": N, "stream": S, "flags": [...]}.
+    #[arg(long)]
+    pub events: bool,
+    /// Print a TCP conversation table (like `tshark -z conv,tcp`).
+    #[arg(long)]
+    pub conv: bool,
+    /// Print the DNS transactions table.
+    #[arg(long)]
+    pub dns: bool,
+    /// Print the HTTP transactions table.
+    #[arg(long)]
+    pub http: bool,
+    /// DNS: only names matching this pattern (`*` wildcards; case-insensitive).
+    #[arg(long, value_name = "PATTERN")]
+    pub name: Option<String>,
+    /// DNS/HTTP: only this server address.
+    #[arg(long, value_name = "IP")]
+    pub server: Option<std::net::IpAddr>,
+    /// DNS/HTTP: only transactions slower than MS milliseconds (or unanswered).
+    #[arg(long, value_name = "MS")]
+    pub slow: Option<f64>,
+    /// DNS/HTTP: sort by time (default), duration, ttl, answers, name or id.
+    #[arg(long, value_name = "KEY", default_value = "time")]
+    pub sort: String,
+    /// Sort descending.
+    #[arg(long)]
+    pub desc: bool,
+    /// How many flows the text summary lists.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Exit 1 when a finding is at least this severe (info, warning, error).
+    #[arg(long, default_value = "warning")]
+    pub fail_on: Severity,
+    /// Skip DNS/HTTP/TLS transactions (faster).
+    #[arg(long)]
+    pub no_proto: bool,
+}
 
 /// Runs `netcase pcap`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("'netcase pcap' is not built yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let want_proto = !args.no_proto && !args.events;
+    let opts = Options { events: args.events, proto: want_proto, rules: !args.events };
+    let show_progress = io::stderr().is_terminal() && !args.events;
+    let mut progress = |info: &netcase_capture::CaptureInfo, offset: u64| {
+        if show_progress {
+            eprint!("\r{} frames, {} read ", info.frames, human_bytes(offset));
+        }
+    };
+
+    let analysis;
+    if args.json {
+        let mut rec = JsonRecords { out: &mut out, first: true, err: None, scratch: Vec::with_capacity(1024) };
+        write!(rec.out, "{{\"netcase\":{SCHEMA_VERSION},\"flows\":[")?;
+        analysis = pipeline::analyse_file::<io::Sink, _>(&args.file, opts, None, &mut rec, &mut progress)
+            .with_context(|| format!("{}", args.file.display()))?;
+        if let Some(e) = rec.err.take() {
+            return Err(e.into());
+        }
+        write!(out, "],")?;
+        write_json_tail(&mut out, &args, &analysis)?;
+    } else if args.events {
+        let mut rec = NoRecords;
+        analysis = pipeline::analyse_file(&args.file, opts, Some(&mut out), &mut rec, &mut progress)
+            .with_context(|| format!("{}", args.file.display()))?;
+        if let Some(e) = analysis.events_error {
+            return Err(e.into());
+        }
+    } else {
+        let mut rec = TextRecords { top: Vec::new(), n_top: args.top, all: args.conv.then(Vec::new), open: 0, udp: 0 };
+        analysis = pipeline::analyse_file::<io::Sink, _>(&args.file, opts, None, &mut rec, &mut progress)
+            .with_context(|| format!("{}", args.file.display()))?;
+        if show_progress {
+            eprint!("\r\x1b[K");
+        }
+        write_text(&mut out, &args, &analysis, &mut rec)?;
+    }
+    out.flush()?;
+    report_damage(&args, &analysis);
+    if analysis.info.frames == 0 && analysis.damage.is_some() {
+        return Ok(ExitCode::from(crate::EXIT_ERROR));
+    }
+    Ok(ExitCode::from(netcase_report::exit_code_for(&analysis.findings, args.fail_on)))
+}
+
+fn report_damage(args: &Args, a: &Analysis) {
+    if let Some(d) = &a.damage {
+        eprintln!(
+            "netcase: {}: {d}; the {} frame(s) before it were analysed, the rest of the file was skipped",
+            args.file.display(),
+            a.info.frames
+        );
+    }
+}
+
+struct NoRecords;
+impl FlowRecords for NoRecords {
+    fn tcp(&mut self, _c: &ConnSummary) {}
+    fn udp(&mut self, _u: &UdpSummary) {}
+}
+
+struct JsonRecords<'a, W: Write> {
+    out: &'a mut W,
+    first: bool,
+    err: Option<io::Error>,
+    scratch: Vec<u8>,
+}
+
+impl<W: Write> JsonRecords<'_, W> {
+    fn write<T: serde::Serialize>(&mut self, proto: &str, v: &T) {
+        if self.err.is_some() {
+            return;
+        }
+        self.scratch.clear();
+        if let Err(e) = serde_json::to_writer(&mut self.scratch, v) {
+            self.err = Some(io::Error::other(e));
+            return;
+        }
+        let body = self.scratch.get(1..).unwrap_or(&[]);
+        let sep = if self.first { "" } else { "," };
+        self.first = false;
+        let r = write!(self.out, "{sep}{{\"proto\":\"{proto}\",").and_then(|()| self.out.write_all(body));
+        if let Err(e) = r {
+            self.err = Some(e);
+        }
+    }
+}
+
+impl<W: Write> FlowRecords for JsonRecords<'_, W> {
+    fn tcp(&mut self, c: &ConnSummary) {
+        self.write("tcp", c);
+    }
+    fn udp(&mut self, u: &UdpSummary) {
+        self.write("udp", u);
+    }
+}
+
+struct TextRecords {
+    top: Vec<ConnSummary>,
+    n_top: usize,
+    all: Option<Vec<ConnSummary>>,
+    open: u64,
+    udp: u64,
+}
+
+impl FlowRecords for TextRecords {
+    fn tcp(&mut self, c: &ConnSummary) {
+        if matches!(c.end, ConnEnd::Open) {
+            self.open += 1;
+        }
+        if let Some(all) = self.all.as_mut() {
+            all.push(c.clone());
+        }
+        if self.n_top == 0 {
+            return;
+        }
+        let bytes = c.ab.bytes + c.ba.bytes;
+        if self.top.len() < self.n_top {
+            self.top.push(c.clone());
+        } else if let Some((i, min)) =
+            self.top.iter().enumerate().min_by_key(|(_, t)| (t.ab.bytes + t.ba.bytes, std::cmp::Reverse(t.stream)))
+        {
+            if bytes > min.ab.bytes + min.ba.bytes {
+                if let Some(slot) = self.top.get_mut(i) {
+                    *slot = c.clone();
+                }
+            }
+        }
+    }
+    fn udp(&mut self, _u: &UdpSummary) {
+        self.udp += 1;
+    }
+}
+
+fn capture_json(args: &Args, a: &Analysis) -> serde_json::Value {
+    let links: Vec<String> = {
+        let mut v: Vec<String> = a.info.interfaces.iter().map(|i| i.link.to_string()).collect();
+        v.dedup();
+        v
+    };
+    serde_json::json!({
+        "file": args.file.display().to_string(),
+        "format": a.info.format.to_string(),
+        "gzip": a.info.gzip,
+        "link_types": links,
+        "interfaces": a.info.interfaces.len(),
+        "packets": a.info.frames,
+        "captured_bytes": a.info.captured_bytes,
+        "wire_bytes": a.info.wire_bytes,
+        "sliced_frames": a.info.sliced_frames,
+        "first_ts": a.info.first_ts_ns.map(|t| t as f64 / 1e9),
+        "last_ts": a.info.last_ts_ns.map(|t| t as f64 / 1e9),
+        "duration_s": duration_s(a),
+        "tcp_frames": a.tracker.tcp_frames,
+        "udp_frames": a.tracker.udp_frames,
+        "tcp_streams": a.tracker.tcp_streams,
+        "udp_streams": a.tracker.udp_streams,
+        "decode_errors": a.decode_errors,
+        "skipped_blocks": a.info.skipped_blocks,
+        "damage": a.damage.as_ref().map(|d| serde_json::json!({
+            "kind": d.kind.as_str(), "offset": d.offset, "frame": d.frame, "message": d.message,
+        })),
+    })
+}
+
+fn duration_s(a: &Analysis) -> f64 {
+    match (a.info.first_ts_ns, a.info.last_ts_ns) {
+        (Some(f), Some(l)) => (l - f) as f64 / 1e9,
+        _ => 0.0,
+    }
+}
+
+fn write_json_tail<W: Write>(out: &mut W, args: &Args, a: &Analysis) -> anyhow::Result<()> {
+    write!(out, "\"capture\":")?;
+    serde_json::to_writer(&mut *out, &capture_json(args, a))?;
+    write!(out, ",\"findings\":")?;
+    serde_json::to_writer(&mut *out, &a.findings)?;
+    if let Some(p) = &a.proto {
+        write!(out, ",\"dns\":")?;
+        serde_json::to_writer(&mut *out, &p.dns)?;
+        write!(out, ",\"http\":")?;
+        serde_json::to_writer(&mut *out, &p.http)?;
+        write!(out, ",\"proto_stats\":")?;
+        serde_json::to_writer(&mut *out, &p.stats)?;
+    }
+    writeln!(out, "}}")?;
+    Ok(())
+}
+
+fn end_text(c: &ConnSummary) -> String {
+    let side = |s: Side| if s == Side::A { "client" } else { "server" };
+    match c.end {
+        ConnEnd::Open => "open".into(),
+        ConnEnd::HalfClosed { by } => format!("FIN by {} only", side(by)),
+        ConnEnd::Closed { initiator } => format!("closed by {}", side(initiator)),
+        ConnEnd::Reset { by, .. } => format!("RST by {}", side(by)),
+    }
+}
+
+fn write_text<W: Write>(out: &mut W, args: &Args, a: &Analysis, rec: &mut TextRecords) -> anyhow::Result<()> {
+    let i = &a.info;
+    let mut links: Vec<String> = i.interfaces.iter().map(|x| x.link.to_string()).collect();
+    links.dedup();
+    writeln!(
+        out,
+        "capture  {} ({}{}, {}), {} frames, {}",
+        args.file.display(),
+        i.format,
+        if i.gzip { ", gzip" } else { "" },
+        links.join("+"),
+        i.frames,
+        human_bytes(i.wire_bytes)
+    )?;
+    if let (Some(f), Some(l)) = (i.first_ts_ns, i.last_ts_ns) {
+        writeln!(out, "time     {} → {} UTC ({:.3} s)", utc_time(f), utc_time(l), duration_s(a))?;
+    }
+    writeln!(
+        out,
+        "flows    {} TCP streams ({} still open at the end), {} UDP flows",
+        a.tracker.tcp_streams, rec.open, a.tracker.udp_streams
+    )?;
+    if let Some(d) = &a.damage {
+        writeln!(out, "damaged  {d}; the {} frame(s) before it were analysed", i.frames)?;
+    }
+    if a.decode_errors > 0 {
+        if let Some((f, e)) = &a.first_decode_error {
+            writeln!(out, "skipped  {} frame(s) not decodable to their transport header (first: frame {f}, {e})", a.decode_errors)?;
+        }
+    }
+    if i.skipped_blocks > 0 {
+        writeln!(out, "skipped  {} pcapng block(s) of unknown or unused type", i.skipped_blocks)?;
+    }
+    if let Some(p) = &a.proto {
+        let unanswered = p.dns.iter().filter(|t| t.unanswered()).count();
+        writeln!(
+            out,
+            "app      {} DNS transactions ({} unanswered), {} HTTP transactions",
+            p.dns.len(),
+            unanswered,
+            p.http.len()
+        )?;
+    }
+    if !rec.top.is_empty() {
+        rec.top.sort_by_key(|c| (std::cmp::Reverse(c.ab.bytes + c.ba.bytes), c.stream));
+        writeln!(out, "\ntop TCP streams by bytes:")?;
+        writeln!(
+            out,
+            "  {:>6}  {:<45}  {:>7}  {:>10}  {:>9}  {:<18}  flags",
+            "stream", "client -> server", "frames", "bytes", "duration", "end"
+        )?;
+        for c in &rec.top {
+            let flags: Vec<String> = c.flag_counts.nonzero().map(|(n, k)| format!("{n}={k}")).collect();
+            writeln!(
+                out,
+                "  {:>6}  {:<45}  {:>7}  {:>10}  {:>8.3}s  {:<18}  {}",
+                c.stream,
+                format!("{} -> {}", c.a, c.b),
+                c.ab.frames + c.ba.frames,
+                human_bytes(c.ab.bytes + c.ba.bytes),
+                c.duration_ns() as f64 / 1e9,
+                end_text(c),
+                flags.join(" ")
+            )?;
+        }
+    }
+    if let Some(all) = rec.all.as_mut() {
+        all.sort_by_key(|c| c.stream);
+        writeln!(out, "\nTCP conversations:")?;
+        writeln!(
+            out,
+            "  {:<45}  {:>7} {:>10}  {:>7} {:>10}  {:>7} {:>10}  {:>12}  {:>9}",
+            "A <-> B", "A->B fr", "bytes", "B->A fr", "bytes", "total", "bytes", "rel start", "duration"
+        )?;
+        let t0 = i.first_ts_ns.unwrap_or(0);
+        for c in all.iter() {
+            writeln!(
+                out,
+                "  {:<45}  {:>7} {:>10}  {:>7} {:>10}  {:>7} {:>10}  {:>12.6}  {:>9.4}",
+                format!("{} <-> {}", c.a, c.b),
+                c.ab.frames,
+                c.ab.bytes,
+                c.ba.frames,
+                c.ba.bytes,
+                c.ab.frames + c.ba.frames,
+                c.ab.bytes + c.ba.bytes,
+                (c.first_ts_ns - t0) as f64 / 1e9,
+                c.duration_ns() as f64 / 1e9
+            )?;
+        }
+    }
+    if let Some(p) = &a.proto {
+        if args.dns {
+            crate::tables::write_dns(out, &p.dns, args)?;
+        }
+        if args.http {
+            crate::tables::write_http(out, &p.http, args)?;
+        }
+    }
+    writeln!(out)?;
+    write_findings_text(out, &a.findings)?;
+    Ok(())
 }
