@@ -61,7 +61,7 @@ struct Fanout<'a, W: Write, R: FlowRecords> {
     events: Option<&'a mut W>,
     events_error: Option<std::io::Error>,
     records: &'a mut R,
-    proto: Option<ProtoTracker>,
+    proto: Option<ProtoFeed>,
     rules: Option<CaptureRules>,
 }
 
@@ -77,18 +77,19 @@ impl<W: Write, R: FlowRecords> FlowSink for Fanout<'_, W, R> {
         }
         if let Some(p) = self.proto.as_mut() {
             if !f.icmp_error {
-                p.tcp(
-                    f.frame,
-                    f.ts_ns,
-                    SocketAddr::new(f.src.addr, f.src.port),
-                    SocketAddr::new(f.dst.addr, f.dst.port),
-                    f.seq_raw,
-                    f.ack_raw,
-                    f.tcp_flags,
-                    f.payload,
-                    f.len,
-                    Some(u64::from(f.stream)),
-                );
+                p.push(Seg {
+                    frame: f.frame,
+                    ts_ns: f.ts_ns,
+                    src: SocketAddr::new(f.src.addr, f.src.port),
+                    dst: SocketAddr::new(f.dst.addr, f.dst.port),
+                    seq: f.seq_raw,
+                    ack: f.ack_raw,
+                    flags: f.tcp_flags,
+                    wire_len: f.len,
+                    stream: Some(f.stream),
+                    off: 0,
+                    len: 0,
+                }, f.payload);
             }
         }
         if let Some(r) = self.rules.as_mut() {
@@ -107,14 +108,19 @@ impl<W: Write, R: FlowRecords> FlowSink for Fanout<'_, W, R> {
     fn udp(&mut self, d: &UdpDatagram<'_>) {
         if let Some(p) = self.proto.as_mut() {
             if !d.icmp_error {
-                p.udp(
-                    d.frame,
-                    d.ts_ns,
-                    SocketAddr::new(d.src.addr, d.src.port),
-                    SocketAddr::new(d.dst.addr, d.dst.port),
-                    d.payload,
-                    d.len,
-                );
+                p.push(Seg {
+                    frame: d.frame,
+                    ts_ns: d.ts_ns,
+                    src: SocketAddr::new(d.src.addr, d.src.port),
+                    dst: SocketAddr::new(d.dst.addr, d.dst.port),
+                    seq: 0,
+                    ack: 0,
+                    flags: 0,
+                    wire_len: d.len,
+                    stream: None,
+                    off: 0,
+                    len: 0,
+                }, d.payload);
             }
         }
         if let Some(r) = self.rules.as_mut() {
@@ -126,6 +132,123 @@ impl<W: Write, R: FlowRecords> FlowSink for Fanout<'_, W, R> {
         self.records.udp(u);
         if let Some(r) = self.rules.as_mut() {
             r.udp_closed(u);
+        }
+    }
+}
+
+/// One segment or datagram handed to the protocol thread; its payload sits in the batch's
+/// byte arena at `off..off + len`.
+#[derive(Debug, Clone, Copy)]
+struct Seg {
+    frame: u64,
+    ts_ns: i64,
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    ack: u32,
+    flags: u16,
+    wire_len: u32,
+    /// `Some` for TCP (the tcp.stream), `None` for UDP.
+    stream: Option<u32>,
+    off: u32,
+    len: u32,
+}
+
+#[derive(Default)]
+struct Batch {
+    segs: Vec<Seg>,
+    bytes: Vec<u8>,
+}
+
+const BATCH_SEGS: usize = 2048;
+const BATCH_BYTES: usize = 1 << 20;
+/// Batches in flight: bounds memory and lets the two threads run side by side.
+const BATCHES: usize = 4;
+
+/// Runs the DNS/HTTP/TLS tracker on its own thread: the flow thread copies segments into
+/// recycled batches, so the two halves of the analysis use both cores without allocating per
+/// packet.
+struct ProtoFeed {
+    cur: Batch,
+    full: Option<std::sync::mpsc::SyncSender<Batch>>,
+    empty: std::sync::mpsc::Receiver<Batch>,
+    worker: Option<std::thread::JoinHandle<ProtoOutput>>,
+}
+
+impl ProtoFeed {
+    fn spawn() -> Self {
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Batch>(BATCHES);
+        let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Batch>(BATCHES + 1);
+        for _ in 0..BATCHES {
+            let _ = empty_tx.send(Batch {
+                segs: Vec::with_capacity(BATCH_SEGS),
+                bytes: Vec::with_capacity(BATCH_BYTES + 65_536),
+            });
+        }
+        let worker = std::thread::Builder::new()
+            .name("netcase-proto".into())
+            .spawn(move || {
+                let mut t = ProtoTracker::new();
+                while let Ok(mut b) = full_rx.recv() {
+                    for s in &b.segs {
+                        let payload = b.bytes.get(s.off as usize..(s.off + s.len) as usize).unwrap_or(&[]);
+                        match s.stream {
+                            Some(st) => t.tcp(
+                                s.frame,
+                                s.ts_ns,
+                                s.src,
+                                s.dst,
+                                s.seq,
+                                s.ack,
+                                s.flags,
+                                payload,
+                                s.wire_len,
+                                Some(u64::from(st)),
+                            ),
+                            None => t.udp(s.frame, s.ts_ns, s.src, s.dst, payload, s.wire_len),
+                        }
+                    }
+                    b.segs.clear();
+                    b.bytes.clear();
+                    // The feeder may be gone at the end; then the batch is simply dropped.
+                    let _ = empty_tx.send(b);
+                }
+                t.finish()
+            })
+            .ok();
+        let cur = empty_rx.recv().unwrap_or_default();
+        ProtoFeed { cur, full: Some(full_tx), empty: empty_rx, worker }
+    }
+
+    #[inline]
+    fn push(&mut self, mut seg: Seg, payload: &[u8]) {
+        seg.off = self.cur.bytes.len() as u32;
+        seg.len = payload.len() as u32;
+        self.cur.bytes.extend_from_slice(payload);
+        self.cur.segs.push(seg);
+        if self.cur.segs.len() >= BATCH_SEGS || self.cur.bytes.len() >= BATCH_BYTES {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.cur.segs.is_empty() {
+            return;
+        }
+        let next = self.empty.recv().unwrap_or_default();
+        let full = std::mem::replace(&mut self.cur, next);
+        if let Some(tx) = &self.full {
+            let _ = tx.send(full);
+        }
+    }
+
+    fn finish(mut self) -> ProtoOutput {
+        self.flush();
+        self.full = None;
+        match self.worker.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(out)) => out,
+            // The worker panicked or never started: no transactions rather than no analysis.
+            _ => ProtoTracker::new().finish(),
         }
     }
 }
@@ -155,7 +278,7 @@ pub fn analyse<W: Write, R: FlowRecords>(
         events: if opts.events { events_out } else { None },
         events_error: None,
         records,
-        proto: opts.proto.then(ProtoTracker::new),
+        proto: opts.proto.then(ProtoFeed::spawn),
         rules: opts.rules.then(CaptureRules::new),
     };
     let mut decode_errors = 0u64;
@@ -182,7 +305,7 @@ pub fn analyse<W: Write, R: FlowRecords>(
         }
     }
     tracker.finish(&mut fan);
-    let proto = fan.proto.take().map(ProtoTracker::finish);
+    let proto = fan.proto.take().map(ProtoFeed::finish);
     let mut findings = match fan.rules.take() {
         Some(r) => match proto.as_ref() {
             Some(p) => r.finish(&p.http, &p.dns),
