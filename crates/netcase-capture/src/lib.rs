@@ -12,6 +12,7 @@
 //! been returned. Lengths are checked before anything is allocated for them.
 
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::indexing_slicing, clippy::unwrap_used))]
 
 mod reader;
 

@@ -356,7 +356,10 @@ impl CaptureReader {
                 // The first block must be a section header; read it now so errors are early.
                 match r.pcapng_block() {
                     Ok(None) if r.info.interfaces.is_empty() && r.damage.is_some() => {
-                        let d = r.damage.take().unwrap_or_else(|| r.make_damage(DamageKind::Malformed, "bad section header".into()));
+                        let d = r
+                            .damage
+                            .take()
+                            .unwrap_or_else(|| r.make_damage(DamageKind::Malformed, "bad section header".into()));
                         return Err(CaptureError::Header(d));
                     }
                     Ok(_) => {}
@@ -545,10 +548,7 @@ impl CaptureReader {
             return Ok(None);
         }
         if avail < 16 {
-            self.stop(
-                DamageKind::TruncatedRecordHeader,
-                format!("record header cut short: {avail} of 16 bytes"),
-            );
+            self.stop(DamageKind::TruncatedRecordHeader, format!("record header cut short: {avail} of 16 bytes"));
             return Ok(None);
         }
         let b = self.bytes();
@@ -621,7 +621,7 @@ impl CaptureReader {
         let e = self.endian;
         let btype = e.u32(btype_raw);
         let len = e.u32(arr4(self.bytes(), 4));
-        if len < 12 || len % 4 != 0 {
+        if len < 12 || !len.is_multiple_of(4) {
             self.stop(
                 DamageKind::BadLength,
                 format!("block of type 0x{btype:08x} has an invalid total length {len} (minimum 12, multiple of 4)"),
@@ -732,7 +732,10 @@ impl CaptureReader {
         let e = self.endian;
         let body = self.buf.get(start..start + len).unwrap_or(&[]);
         if len < 20 {
-            return Err((DamageKind::BadLength, format!("packet block body of {len} bytes is below the minimum of 20")));
+            return Err((
+                DamageKind::BadLength,
+                format!("packet block body of {len} bytes is below the minimum of 20"),
+            ));
         }
         let (iface_id, ts_hi, ts_lo) = if btype == 6 {
             (e.u32(arr4(body, 0)), e.u32(arr4(body, 4)), e.u32(arr4(body, 8)))
@@ -754,7 +757,10 @@ impl CaptureReader {
             ));
         }
         let Some(iface) = self.interface(iface_id) else {
-            return Err((DamageKind::UnknownInterface, format!("packet block names interface {iface_id}, which was not described")));
+            return Err((
+                DamageKind::UnknownInterface,
+                format!("packet block names interface {iface_id}, which was not described"),
+            ));
         };
         let ticks = u64::from(ts_hi) << 32 | u64::from(ts_lo);
         let ts_ns = iface.tsresol.to_ns(ticks).saturating_add(iface.tsoffset.saturating_mul(1_000_000_000));

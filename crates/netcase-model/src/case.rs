@@ -227,7 +227,10 @@ mod tests {
         for line in text.lines() {
             let Some(rest) = line.strip_prefix("| ") else { continue };
             let Some(id) = rest.split(" |").next() else { continue };
-            if id != "id" && !id.is_empty() && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+            if id != "id"
+                && !id.is_empty()
+                && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            {
                 ids.push(id.to_owned());
             }
         }

@@ -232,9 +232,7 @@ impl Evidence {
     /// The key (or name) of this evidence.
     pub fn key(&self) -> &str {
         match self {
-            Evidence::Measure { key, .. }
-            | Evidence::Frames { key, .. }
-            | Evidence::Text { key, .. } => key,
+            Evidence::Measure { key, .. } | Evidence::Frames { key, .. } | Evidence::Text { key, .. } => key,
             Evidence::Sysctl { name, .. } | Evidence::Counter { name, .. } => name,
         }
     }

@@ -86,7 +86,8 @@ mod tests {
     fn text_groups_by_severity() {
         let mut v = vec![
             Finding::new(CaseId::ZeroWindow, Severity::Info, Subject::Capture, "a"),
-            Finding::new(CaseId::CloseWaitLeak, Severity::Error, Subject::Host, "b").with_measure("count", 3.0, "sockets"),
+            Finding::new(CaseId::CloseWaitLeak, Severity::Error, Subject::Host, "b")
+                .with_measure("count", 3.0, "sockets"),
         ];
         Finding::sort(&mut v);
         let mut out = Vec::new();

@@ -265,11 +265,7 @@ fn ipv6<'a>(r: &mut Reader<'a>) -> Result<(IpInfo, &'a [u8]), DecodeError> {
     let mut ext_len = 0usize;
     let mut fragment = None;
     let mut steps = 0u8;
-    loop {
-        match next {
-            0 | 43 | 60 | 135 | 139 | 140 | 51 | 44 => {}
-            _ => break,
-        }
+    while matches!(next, 0 | 43 | 60 | 135 | 139 | 140 | 51 | 44) {
         steps += 1;
         if steps > MAX_V6_EXT {
             return Err(DecodeError::Malformed { layer: Layer::Ipv6, field: "extension header chain" });

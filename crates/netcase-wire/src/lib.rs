@@ -12,6 +12,7 @@
 //! a TCP or UDP header keep the quoted addresses and ports so they can be tied to their flow).
 
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::indexing_slicing, clippy::unwrap_used))]
 
 mod decode;
 mod reader;

@@ -1,0 +1,449 @@
+//! Per-connection TCP state and the sequence analysis.
+//!
+//! The analysis follows the semantics of Wireshark 4.0's TCP expert info
+//! (`tcp.analysis.*`), re-implemented from its documented behaviour: for every segment the
+//! checks run in a fixed order against the state of both directions *before* the segment,
+//! then the state is updated. Each direction keeps the highest sequence number sent
+//! (`nextseq`), the highest contiguous one (`max_to_ack`), the last ACK it sent with its
+//! window, a duplicate-ACK counter and the list of segments not yet acknowledged by the peer.
+
+use netcase_wire::tcp_flags::{ACK, FIN, RST, SYN};
+
+use crate::flags::{AnalysisFlags as F, FlagCounts};
+use crate::key::FlowKey;
+use crate::stats::LogHistogram;
+use crate::types::{HandshakeOptions, Side};
+
+/// `a < b` in sequence space.
+#[inline]
+pub(crate) fn seq_lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+/// `a > b` in sequence space.
+#[inline]
+pub(crate) fn seq_gt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+/// `a <= b` in sequence space.
+#[inline]
+pub(crate) fn seq_le(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) <= 0
+}
+
+/// Time from `earlier` to `now` as an unsigned count: a negative gap (time going backwards)
+/// becomes huge, so "within N ms" tests fail, as in Wireshark.
+#[inline]
+fn since(now: i64, earlier: i64) -> u64 {
+    now.wrapping_sub(earlier) as u64
+}
+
+/// The duplicate-ACK counter after an ACK of unseen data.
+const DUPACK_UNSEEN: u32 = u32::MAX;
+
+/// A segment not yet acknowledged.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Seg {
+    pub frame: u64,
+    pub ts: i64,
+    pub seq: u32,
+    pub nextseq: u32,
+}
+
+/// The state of one direction (the segments one side sends and the ACKs it sends back).
+#[derive(Debug, Clone)]
+pub(crate) struct DirState {
+    // --- sequence analysis ---
+    pub base_seq: u32,
+    pub base_set: bool,
+    /// -1 unknown, -2 no scaling, else the shift.
+    pub win_scale: i8,
+    /// Last raw window field sent (u32::MAX before any).
+    pub window: u32,
+    pub is_first_ack: bool,
+    pub valid_bif: bool,
+    pub nextseq: u32,
+    pub nextseq_ts: i64,
+    pub max_to_ack: u32,
+    pub lastack: u32,
+    pub lastack_ts: i64,
+    pub last_non_dupack: u64,
+    pub dupacks: u32,
+    pub last_flags: F,
+    pub sack_n: u8,
+    pub sack: [(u32, u32); 3],
+    pub segs: Vec<Seg>,
+    // --- statistics ---
+    pub frames: u64,
+    pub bytes: u64,
+    pub payload_bytes: u64,
+    pub fin: u32,
+    pub rst: u32,
+    pub sent_non_syn: bool,
+    pub win_min: u32,
+    pub win_max: u32,
+    pub zero_since: Option<i64>,
+    pub zero_total: i64,
+}
+
+impl DirState {
+    fn new() -> Self {
+        DirState {
+            base_seq: 0,
+            base_set: false,
+            win_scale: -1,
+            window: u32::MAX,
+            is_first_ack: false,
+            valid_bif: true,
+            nextseq: 0,
+            nextseq_ts: 0,
+            max_to_ack: 0,
+            lastack: 0,
+            lastack_ts: 0,
+            last_non_dupack: 0,
+            dupacks: 0,
+            last_flags: F::empty(),
+            sack_n: 0,
+            sack: [(0, 0); 3],
+            segs: Vec::new(),
+            frames: 0,
+            bytes: 0,
+            payload_bytes: 0,
+            fin: 0,
+            rst: 0,
+            sent_non_syn: false,
+            win_min: u32::MAX,
+            win_max: 0,
+            zero_since: None,
+            zero_total: 0,
+        }
+    }
+
+    /// Resets to a fresh state, keeping the segment buffer's allocation.
+    fn reset(&mut self) {
+        let mut segs = std::mem::take(&mut self.segs);
+        segs.clear();
+        *self = DirState::new();
+        self.segs = segs;
+    }
+}
+
+/// The result of analysing one segment.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SegResult {
+    pub flags: F,
+    pub dupack_num: u32,
+    pub dupack_frame: u64,
+    pub acks_frame: Option<u64>,
+    pub ack_rtt_ns: i64,
+    pub bif: u32,
+}
+
+/// One TCP connection (`tcp.stream`).
+#[derive(Debug, Clone)]
+pub(crate) struct Conn {
+    pub key: FlowKey,
+    /// The canonical low end of the key is side A.
+    pub a_is_lo: bool,
+    pub stream: u32,
+    pub dirs: [DirState; 2],
+    pub first_frame: u64,
+    pub ts_first: i64,
+    pub ts_last: i64,
+    /// Time of the most recent SYN (0 = none).
+    pub ts_mru_syn: i64,
+    /// Initial RTT (0 = not known).
+    pub first_rtt: i64,
+    pub syn: Option<HandshakeOptions>,
+    pub synack: Option<HandshakeOptions>,
+    pub first_fin: Option<Side>,
+    pub first_rst: Option<Side>,
+    pub fin_before_rst: bool,
+    pub flag_counts: FlagCounts,
+    pub rtt: Option<LogHistogram>,
+    pub max_bif: u32,
+    pub retrans_bytes: u64,
+    pub longest_stall: i64,
+    pub longest_stall_frame: Option<u64>,
+    pub resumed: bool,
+    /// Free-list link / liveness.
+    pub live: bool,
+}
+
+/// Configuration knobs that change analysis results.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AnalysisCfg {
+    pub max_unacked: usize,
+}
+
+impl Conn {
+    pub(crate) fn new(key: FlowKey, a_is_lo: bool, stream: u32, frame: u64, ts: i64) -> Self {
+        Conn {
+            key,
+            a_is_lo,
+            stream,
+            dirs: [DirState::new(), DirState::new()],
+            first_frame: frame,
+            ts_first: ts,
+            ts_last: ts,
+            ts_mru_syn: 0,
+            first_rtt: 0,
+            syn: None,
+            synack: None,
+            first_fin: None,
+            first_rst: None,
+            fin_before_rst: false,
+            flag_counts: FlagCounts::default(),
+            rtt: None,
+            max_bif: 0,
+            retrans_bytes: 0,
+            longest_stall: 0,
+            longest_stall_frame: None,
+            resumed: false,
+            live: true,
+        }
+    }
+
+    /// Re-initialises a recycled slot, keeping the segment buffers.
+    pub(crate) fn reinit(&mut self, key: FlowKey, a_is_lo: bool, stream: u32, frame: u64, ts: i64) {
+        let [d0, d1] = &mut self.dirs;
+        d0.reset();
+        d1.reset();
+        let dirs = std::mem::replace(&mut self.dirs, [DirState::new(), DirState::new()]);
+        *self = Conn::new(key, a_is_lo, stream, frame, ts);
+        self.dirs = dirs;
+    }
+
+    /// Splits into (sender's direction, receiver's direction).
+    #[inline]
+    pub(crate) fn fwd_rev(&mut self, side: Side) -> (&mut DirState, &mut DirState) {
+        let [a, b] = &mut self.dirs;
+        match side {
+            Side::A => (a, b),
+            Side::B => (b, a),
+        }
+    }
+
+    /// The sequence analysis of one segment sent by `side` (Wireshark's first pass).
+    /// `pre` carries flags set before the analysis (reused ports).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn analyze(
+        &mut self,
+        cfg: AnalysisCfg,
+        side: Side,
+        frame: u64,
+        ts: i64,
+        seq: u32,
+        ack: u32,
+        seglen: u32,
+        tflags: u16,
+        window: u32,
+        pre: F,
+    ) -> SegResult {
+        let first_rtt = self.first_rtt;
+        let (fwd, rev) = self.fwd_rev(side);
+        let mut r = SegResult { flags: pre, ..SegResult::default() };
+        // Whether Wireshark would hold a per-frame analysis record (affects nothing printed
+        // here but the record's existence; kept for fidelity of `last_flags`).
+        let syn_fin_rst = tflags & (SYN | FIN | RST) != 0;
+
+        // Base sequence numbers: the ISN from a SYN, else one before the first seq seen;
+        // the peer's from the first ACK we send.
+        if !fwd.base_set {
+            fwd.base_seq = if tflags & SYN != 0 { seq } else { seq.wrapping_sub(1) };
+            fwd.base_set = true;
+        }
+        if !rev.base_set && tflags & ACK != 0 {
+            rev.base_seq = ack.wrapping_sub(1);
+            rev.base_set = true;
+        }
+        if tflags & ACK != 0 {
+            rev.valid_bif = true;
+        }
+
+        'fwd: {
+            // Zero-window probe: one byte at the next expected seq while the peer's window is 0.
+            if seglen == 1 && seq == fwd.nextseq && rev.window == 0 {
+                r.flags |= F::ZERO_WINDOW_PROBE;
+                break 'fwd;
+            }
+            if window == 0 && !syn_fin_rst {
+                r.flags |= F::ZERO_WINDOW;
+            }
+            // A hole before this segment (RSTs excepted).
+            if fwd.nextseq != 0 && seq_gt(seq, fwd.nextseq) && tflags & RST == 0 {
+                r.flags |= F::LOST_SEGMENT;
+                fwd.valid_bif = false;
+            }
+            // Keep-alive: 0 or 1 byte starting one before the next expected seq.
+            if seglen <= 1 && seq == fwd.nextseq.wrapping_sub(1) && !syn_fin_rst {
+                r.flags |= F::KEEP_ALIVE;
+            }
+            let same_pos = seq == fwd.nextseq && ack == fwd.lastack && !syn_fin_rst;
+            if seglen == 0 && window != 0 && window != fwd.window && same_pos {
+                r.flags |= F::WINDOW_UPDATE;
+            }
+            // Window full: the segment ends exactly at the peer's advertised right edge.
+            if seglen > 0 && rev.win_scale != -1 && !syn_fin_rst {
+                let shift = if rev.is_first_ack || rev.win_scale < 0 { 0 } else { rev.win_scale as u32 };
+                let edge = rev.lastack.wrapping_add(rev.window.wrapping_shl(shift.min(31)));
+                if seq.wrapping_add(seglen) == edge {
+                    r.flags |= F::WINDOW_FULL;
+                }
+            }
+            if seglen == 0
+                && window != 0
+                && window == fwd.window
+                && same_pos
+                && rev.last_flags.intersects(F::KEEP_ALIVE)
+            {
+                r.flags |= F::KEEP_ALIVE_ACK;
+                break 'fwd;
+            }
+            if seglen == 0
+                && window == 0
+                && window == fwd.window
+                && same_pos
+                && rev.last_flags.intersects(F::ZERO_WINDOW_PROBE)
+            {
+                r.flags |= F::ZERO_WINDOW_PROBE_ACK;
+                break 'fwd;
+            }
+            if seglen == 0 && window != 0 && window == fwd.window && same_pos {
+                fwd.dupacks = if fwd.dupacks == DUPACK_UNSEEN { 1 } else { fwd.dupacks.wrapping_add(1) };
+                r.flags |= F::DUPLICATE_ACK;
+                r.dupack_num = fwd.dupacks;
+                r.dupack_frame = fwd.last_non_dupack;
+            }
+        }
+
+        if ack != fwd.lastack {
+            fwd.last_non_dupack = frame;
+            fwd.dupacks = 0;
+        }
+
+        // ACKed unseen segment: this ACK covers more than the peer was seen to send. If the
+        // peer did send beyond its contiguous edge (after a hole), the edge jumps there and
+        // the ACK is flagged; otherwise it is flagged only if the peer's duplicate-ACK counter
+        // is clear, and the counter is parked at "unseen" (all ones, as the reference's
+        // unsigned -1), which also satisfies the fast-retransmission test below.
+        if rev.max_to_ack != 0 && seq_gt(ack, rev.max_to_ack) && tflags & ACK != 0 {
+            if seq_lt(rev.max_to_ack, rev.nextseq) {
+                rev.max_to_ack = rev.nextseq;
+                r.flags |= F::ACK_LOST_SEGMENT;
+            } else {
+                if rev.dupacks == 0 {
+                    r.flags |= F::ACK_LOST_SEGMENT;
+                }
+                rev.dupacks = DUPACK_UNSEEN;
+            }
+        }
+
+        // Retransmission family: data, SYN or FIN that does not advance the sequence.
+        if (seglen > 0 || tflags & (SYN | FIN) != 0) && !r.flags.intersects(F::KEEP_ALIVE) {
+            let mut not_advanced = fwd.nextseq != 0 && seq_lt(seq, fwd.nextseq);
+            // More than one byte starting at nextseq-1: new data after a probe.
+            if seglen > 1 && fwd.nextseq.wrapping_sub(1) == seq {
+                not_advanced = false;
+            }
+            let syn_fin = u32::from(tflags & (SYN | FIN) != 0);
+            let fast = |r: &mut SegResult| {
+                if not_advanced && rev.dupacks >= 2 && rev.lastack == seq && since(ts, rev.lastack_ts) < 20_000_000 {
+                    r.flags |= F::FAST_RETRANSMISSION;
+                    true
+                } else {
+                    false
+                }
+            };
+            let ooo = |r: &mut SegResult| {
+                let thres = if first_rtt == 0 { 3_000_000 } else { first_rtt as u64 };
+                if not_advanced
+                    && since(ts, fwd.nextseq_ts) < thres
+                    && fwd.nextseq != seq.wrapping_add(seglen).wrapping_add(syn_fin)
+                {
+                    r.flags |= F::OUT_OF_ORDER;
+                    true
+                } else {
+                    false
+                }
+            };
+            // Spurious first: the data was already acknowledged.
+            if seglen > 0 && rev.lastack != 0 && seq_le(seq.wrapping_add(seglen), rev.lastack) {
+                r.flags |= F::SPURIOUS_RETRANSMISSION;
+            } else {
+                // Fast retransmission is tested before out-of-order (tshark's default).
+                let done = fast(&mut r) || ooo(&mut r);
+                if !done && not_advanced {
+                    r.flags |= F::RETRANSMISSION;
+                }
+            }
+        }
+
+        // Remember the segment until it is acknowledged.
+        let mut nextseq = seq.wrapping_add(seglen);
+        if (seglen > 0 || tflags & (SYN | FIN) != 0) && fwd.segs.len() < cfg.max_unacked {
+            if tflags & (SYN | FIN) != 0 {
+                nextseq = nextseq.wrapping_add(1);
+            }
+            fwd.segs.push(Seg { frame, ts, seq, nextseq });
+        }
+        let zwp = r.flags.intersects(F::ZERO_WINDOW_PROBE);
+        if (seq_gt(nextseq, fwd.nextseq) || fwd.nextseq == 0) && !zwp {
+            fwd.nextseq = nextseq;
+            fwd.nextseq_ts = ts;
+        }
+        if (seq == fwd.max_to_ack || fwd.max_to_ack == 0) && !zwp {
+            fwd.max_to_ack = fwd.nextseq;
+        }
+        fwd.window = window;
+        fwd.lastack = ack;
+        fwd.lastack_ts = ts;
+        fwd.last_flags = r.flags;
+
+        // Drop what this ACK covers from the peer's unacked list (the ack field is used
+        // whether or not the ACK flag is set, as the reference does).
+        let mut matched: Option<Seg> = None;
+        rev.segs.retain_mut(|s| {
+            if ack == s.nextseq {
+                if matched.is_none() {
+                    matched = Some(*s);
+                }
+                false
+            } else if seq_gt(ack, s.seq) && seq_le(ack, s.nextseq) {
+                s.seq = ack;
+                true
+            } else {
+                seq_gt(s.nextseq, ack)
+            }
+        });
+        if let Some(s) = matched {
+            r.acks_frame = Some(s.frame);
+            r.ack_rtt_ns = ts.wrapping_sub(s.ts);
+        }
+
+        // Bytes in flight after this segment: the span of unacked data, less SACKed blocks.
+        if seglen != 0 && fwd.valid_bif {
+            if let Some(first) = fwd.segs.first() {
+                let base = fwd.base_seq;
+                let mut lo = first.seq.wrapping_sub(base);
+                let mut hi = first.nextseq.wrapping_sub(base);
+                for s in &fwd.segs {
+                    lo = lo.min(s.seq.wrapping_sub(base));
+                    hi = hi.max(s.nextseq.wrapping_sub(base));
+                }
+                let mut in_flight = hi.wrapping_sub(lo);
+                for (l, rr) in rev.sack.iter().take(usize::from(rev.sack_n)) {
+                    in_flight = in_flight.wrapping_sub(rr.wrapping_sub(*l));
+                }
+                if in_flight > 0 && in_flight < 2_000_000_000 {
+                    r.bif = in_flight - u32::from(tflags & (SYN | FIN) != 0);
+                }
+            }
+        }
+
+        // Wireshark reports fast and spurious retransmissions as retransmissions too.
+        if r.flags.intersects(F::FAST_RETRANSMISSION | F::SPURIOUS_RETRANSMISSION) {
+            r.flags |= F::RETRANSMISSION;
+        }
+        r
+    }
+}
