@@ -81,7 +81,7 @@ fn damaged_file_keeps_its_prefix_and_names_the_offset() {
 
 #[test]
 fn not_a_capture_is_an_error_with_exit_2() {
-    let out = bin().args(["pcap"]).arg(file!()).output().unwrap();
+    let out = bin().args(["pcap"]).arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli.rs")).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a pcap or pcapng file"));
     let out = bin().args(["pcap", "/nonexistent/file.pcap"]).output().unwrap();

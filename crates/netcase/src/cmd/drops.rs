@@ -106,7 +106,7 @@ fn render_text(w: &mut dyn Write, r: &DropReport, findings: &[Finding], top: usi
             writeln!(w, "  {:<10} {:>10} {:>10.1}", l.layer.as_str(), l.count, l.per_s)?;
         }
         writeln!(w, "\ntop reasons")?;
-        writeln!(w, "  {:<26} {:>10} {:>10}  {:<9} {}", "reason", "drops", "per s", "layer", "where most")?;
+        writeln!(w, "  {:<26} {:>10} {:>10}  {:<9} where most", "reason", "drops", "per s", "layer")?;
         for x in r.by_reason.iter().take(top) {
             writeln!(
                 w,
@@ -119,7 +119,7 @@ fn render_text(w: &mut dyn Write, r: &DropReport, findings: &[Finding], top: usi
             )?;
         }
         writeln!(w, "\ntop locations")?;
-        writeln!(w, "  {:<40} {:>10} {:>10}  {:<9} {}", "location", "drops", "per s", "layer", "reason most")?;
+        writeln!(w, "  {:<40} {:>10} {:>10}  {:<9} reason most", "location", "drops", "per s", "layer")?;
         for x in r.by_location.iter().take(top) {
             writeln!(
                 w,

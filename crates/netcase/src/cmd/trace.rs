@@ -15,7 +15,10 @@ Tracepoints read: tcp:tcp_retransmit_skb, tcp:tcp_send_reset, tcp:tcp_receive_re
 sock:inet_sock_set_state (state changes with old and new state). Each carries the socket's
 addresses, so --host and --port filter exactly. Addresses are this host's view: 'local' is the
 socket's own end. State and reset-reason names come from the running kernel's format files.
-The trace covers every network namespace of the host. Ctrl-C stops early and prints what was
+The trace covers every network namespace of the host.
+Tail loss probes that resend a segment do not fire tcp:tcp_retransmit_skb: compare the
+retransmit count with Tcp.RetransSegs minus TcpExt.TCPLossProbes (nstat). On 6.18, perf was
+seen to miss retransmit-timer hits on otherwise idle CPUs: treat counts as lower bounds. Ctrl-C stops early and prints what was
 gathered; the events detach when netcase exits. Needs root.";
 
 /// Arguments of `netcase trace`.
