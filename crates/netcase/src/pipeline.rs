@@ -9,7 +9,7 @@ use netcase_capture::{CaptureInfo, CaptureReader, Damage, Skipped};
 use netcase_flow::{ConnSummary, FlowConfig, FlowSink, FlowTracker, FrameAnalysis, TrackerStats, UdpDatagram, UdpSummary};
 use netcase_model::Finding;
 use netcase_proto::{ProtoOutput, ProtoTracker};
-use rules_stub::CaptureRules;
+use netcase_rules::capture::CaptureRules;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -45,6 +45,10 @@ pub struct Analysis {
     /// Frames that could not be decoded to the transport layer for a reason other than being
     /// non-IP (truncated or malformed headers).
     pub decode_errors: u64,
+    /// IP fragments seen (TCP/UDP inside fragments is counted, not reassembled).
+    pub ip_fragments: u64,
+    /// Frames without an IP header (ARP, LLDP, other link protocols).
+    pub non_ip_frames: u64,
     /// First frame with a decode error, for the message.
     pub first_decode_error: Option<(u64, String)>,
     /// Flow tracker counters.
@@ -282,6 +286,8 @@ pub fn analyse<W: Write, R: FlowRecords>(
         rules: opts.rules.then(CaptureRules::new),
     };
     let mut decode_errors = 0u64;
+    let mut ip_fragments = 0u64;
+    let mut non_ip_frames = 0u64;
     let mut first_decode_error = None;
     let mut n = 0u64;
     while let Some(f) = reader.next_frame() {
@@ -291,6 +297,11 @@ pub fn analyse<W: Write, R: FlowRecords>(
             if first_decode_error.is_none() {
                 first_decode_error = Some((f.number, e.to_string()));
             }
+        }
+        match pkt.ip {
+            Some(ip) if ip.fragment.is_some() => ip_fragments += 1,
+            Some(_) => {}
+            None => non_ip_frames += 1,
         }
         tracker.packet(f.number, f.ts_ns, f.orig_len, f.data, &pkt, &mut fan);
         if let Some(r) = fan.rules.as_mut() {
@@ -322,6 +333,8 @@ pub fn analyse<W: Write, R: FlowRecords>(
         damage: reader.damage().cloned(),
         skipped: reader.skipped().to_vec(),
         decode_errors,
+        ip_fragments,
+        non_ip_frames,
         first_decode_error,
         tracker: tracker.stats(),
         proto,
@@ -330,21 +343,3 @@ pub fn analyse<W: Write, R: FlowRecords>(
     }
 }
 
-/// Temporary stand-in until the capture rules land (same shape).
-mod rules_stub {
-    use netcase_flow::{FlowSink, FrameAnalysis};
-    use netcase_model::Finding;
-    pub struct CaptureRules;
-    impl CaptureRules {
-        pub fn new() -> Self {
-            CaptureRules
-        }
-        pub fn packet(&mut self, _f: u64, _t: i64, _p: &netcase_wire::Packet<'_>) {}
-        pub fn finish(self, _h: &[netcase_proto::HttpTxn], _d: &[netcase_proto::DnsTxn]) -> Vec<Finding> {
-            Vec::new()
-        }
-    }
-    impl FlowSink for CaptureRules {
-        fn frame(&mut self, _f: &FrameAnalysis<'_>) {}
-    }
-}

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 /// Arguments of `netcase lab`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Labs need root. Each lab makes its own network namespaces (named ncl-LAB-PID-…), \
-uses addresses that exist only inside them (10.203.0.0/16), and removes them when it ends, even on \
+uses addresses that exist only inside them (10.200.0.0 to 10.249.255.255), and removes them when it ends, even on \
 Ctrl-C.\n\nExit codes of `run`: 0 the verdict holds, 1 it does not, 2 error (not root, bad usage, \
 setup failed).")]
 pub struct Args {
@@ -108,7 +108,7 @@ fn run_lab(a: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("netcase: labs create network namespaces and need root (run with sudo)");
         return Ok(ExitCode::from(crate::EXIT_ERROR));
     }
-    if spec.host_changes && !a.allow_host_changes {
+    if spec.host_changes && !a.control && !a.allow_host_changes {
         eprintln!("netcase: {}", netcase_lab::host_change_refusal(spec));
         return Ok(ExitCode::from(crate::EXIT_ERROR));
     }
@@ -139,7 +139,7 @@ fn down(a: DownArgs) -> anyhow::Result<ExitCode> {
         writeln!(out, "nothing to remove")?;
     }
     for r in removed {
-        writeln!(out, "removed {r}")?;
+        writeln!(out, "{r}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -230,6 +230,8 @@ fn capture_json(args: &Args, a: &Analysis) -> serde_json::Value {
         "tcp_streams": a.tracker.tcp_streams,
         "udp_streams": a.tracker.udp_streams,
         "decode_errors": a.decode_errors,
+        "ip_fragments": a.ip_fragments,
+        "non_ip_frames": a.non_ip_frames,
         "skipped_blocks": a.info.skipped_blocks,
         "damage": a.damage.as_ref().map(|d| serde_json::json!({
             "kind": d.kind.as_str(), "offset": d.offset, "frame": d.frame, "message": d.message,

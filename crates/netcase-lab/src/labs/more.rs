@@ -1,0 +1,638 @@
+//! Labs about UDP buffers, throughput and loss (through the relay), Nagle, HTTP and
+//! netfilter, and the listener's SYN queue.
+
+use super::tcp::errno;
+use crate::apps::{self, accept_timeout, connect, connect_with, listen, read_head, read_response, send_get};
+use crate::ns::{self, TcpState};
+use crate::pkt::{self, flags};
+use crate::relay::{DropRule, RelayCfg};
+use crate::{Ctx, Src, Tol};
+use anyhow::Result;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+const PORT: u16 = 8080;
+const UDP_PORT: u16 = 9000;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn force_rcvbuf(s: &socket2::Socket, bytes: libc::c_int) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setsockopt with an int value on a socket we own.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            std::ptr::addr_of!(bytes).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// A UDP receiver with an 8 KiB buffer that does not read for 1 s while 2000 datagrams arrive
+/// (control: a 4 MiB buffer, reads at once).
+pub fn udp_rcvbuf_drops(ctx: &mut Ctx<'_>) -> Result<()> {
+    const N: usize = 2000;
+    let control = ctx.control;
+    let p = ctx.pair()?;
+    let to = SocketAddrV4::new(p.s_ip, UDP_PORT);
+    // Control: a buffer that holds the whole burst (4 MiB, SO_RCVBUFFORCE past rmem_max), so
+    // the reader may fall behind without loss.
+    let rx =
+        apps::udp_with(&p.s, to, |s| if control { force_rcvbuf(s, 4 << 20) } else { s.set_recv_buffer_size(8192) })?;
+    let rcvbuf = socket2::SockRef::from(&rx).recv_buffer_size()?;
+    ctx.capture(&p.c, Some("eth0"))?;
+    let tx = apps::udp_with(&p.c, SocketAddrV4::new(p.c_ip, 0), |_| Ok(()))?;
+    let reader = control.then(|| {
+        let rx = rx.try_clone();
+        std::thread::spawn(move || -> usize {
+            let Ok(rx) = rx else { return 0 };
+            let _ = rx.set_read_timeout(Some(Duration::from_millis(300)));
+            let mut b = [0u8; 2048];
+            let mut n = 0;
+            while n < N && rx.recv(&mut b).is_ok() {
+                n += 1;
+            }
+            n
+        })
+    });
+    let payload = [b'm'; 512];
+    for i in 0..N {
+        let _ = tx.send_to(&payload, to);
+        if i % 20 == 19 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let errs = ns::counters(&p.s)?.get("Udp.RcvbufErrors").copied().unwrap_or(0);
+    ctx.snapshot(&p.s);
+    let got = match reader {
+        Some(h) => h.join().unwrap_or(0),
+        None => {
+            rx.set_read_timeout(Some(Duration::from_millis(100)))?;
+            let mut b = [0u8; 2048];
+            let mut n = 0;
+            while n < N && rx.recv(&mut b).is_ok() {
+                n += 1;
+            }
+            n
+        }
+    };
+    let drops = N - got;
+    if control {
+        ctx.fact(format!("{got} of {N} datagrams read; Udp.RcvbufErrors {errs}"), drops == 0 && errs == 0);
+    } else {
+        ctx.fact(
+            format!("receiver (SO_RCVBUF {rcvbuf} bytes) read {got} of {N} datagrams; {drops} lost; Udp.RcvbufErrors {errs}"),
+            drops > N / 2 && errs as usize == drops,
+        );
+    }
+    let s = Src::Netns(p.s.clone());
+    ctx.expect(s.clone(), "drops", drops as f64, "count", Tol::Rel(0.02));
+    ctx.expect(s, "rcvbuf_bytes", rcvbuf as f64, "bytes", Tol::Abs(0.0));
+    Ok(())
+}
+
+/// 20 datagrams of 1400 bytes read with a 1024-byte buffer (control: 900-byte datagrams).
+pub fn udp_truncation(ctx: &mut Ctx<'_>) -> Result<()> {
+    const N: usize = 20;
+    let size = if ctx.control { 900 } else { 1400 };
+    let p = ctx.pair()?;
+    let to = SocketAddrV4::new(p.s_ip, UDP_PORT);
+    let rx = apps::udp_with(&p.s, to, |_| Ok(()))?;
+    ctx.capture(&p.c, Some("eth0"))?;
+    let tx = apps::udp_with(&p.c, SocketAddrV4::new(p.c_ip, 0), |_| Ok(()))?;
+    let payload = vec![b't'; size];
+    for _ in 0..N {
+        tx.send_to(&payload, to)?;
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut truncated = 0;
+    let mut read = 0;
+    let mut buf = [0u8; 1024];
+    rx.set_read_timeout(Some(Duration::from_millis(300)))?;
+    for _ in 0..N {
+        use std::os::fd::AsRawFd;
+        // SAFETY: buf is writable for its length; MSG_TRUNC makes recv return the real length.
+        let n = unsafe { libc::recv(rx.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_TRUNC) };
+        if n < 0 {
+            break;
+        }
+        read += 1;
+        if n as usize > buf.len() {
+            truncated += 1;
+        }
+    }
+    let errs = ns::counters(&p.s)?;
+    let inerr = errs.get("Udp.InErrors").copied().unwrap_or(0);
+    if ctx.control {
+        ctx.fact(
+            format!("{read} datagrams of {size} bytes fit the 1024-byte buffer; {truncated} truncated"),
+            truncated == 0 && read == N,
+        );
+    } else {
+        ctx.fact(
+            format!("{truncated} of {N} datagrams of {size} bytes truncated by a 1024-byte read (MSG_TRUNC); no kernel counter moved (Udp.InErrors {inerr})"),
+            truncated == N && inerr == 0,
+        );
+    }
+    ctx.expect(Src::Capture, "datagram_bytes", size as f64, "bytes", Tol::Abs(0.0));
+    ctx.expect(Src::Capture, "datagrams", N as f64, "count", Tol::Abs(0.0));
+    Ok(())
+}
+
+/// Bulk download over a 50 ms RTT with window scaling off on the client (control: on).
+pub fn no_window_scale(ctx: &mut Ctx<'_>) -> Result<()> {
+    const TOTAL: usize = 2 * 1024 * 1024;
+    const RTT_MS: f64 = 50.0;
+    let control = ctx.control;
+    let (p, relay) = ctx.relayed_pair(RelayCfg { delay: Duration::from_millis(25), drops: vec![] })?;
+    ns::sysctl(&p.c, "net.ipv4.tcp_window_scaling", if control { "1" } else { "0" })?;
+    let to = SocketAddrV4::new(p.s_ip, PORT);
+    let l = listen(&p.s, to, 16)?;
+    ctx.capture(&p.c, Some("eth0"))?;
+    let server = std::thread::spawn(move || -> Result<()> {
+        let (mut s, _) = accept_timeout(&l, Duration::from_secs(3))?;
+        s.set_write_timeout(Some(Duration::from_secs(10)))?;
+        let chunk = vec![b'd'; 65536];
+        for _ in 0..TOTAL / chunk.len() {
+            s.write_all(&chunk)?;
+        }
+        Ok(())
+    });
+    let mut s = connect(&p.c, to, Duration::from_secs(3))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut got = 0;
+    let mut buf = vec![0u8; 65536];
+    let mut first = None;
+    let end = Instant::now() + Duration::from_secs(12);
+    while got < TOTAL && Instant::now() < end {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        first.get_or_insert_with(Instant::now);
+        got += n;
+    }
+    let secs = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    let rate = if secs > 0.0 { got as f64 / secs } else { 0.0 };
+    drop(s);
+    let _ = ns::join(server);
+    let frames = ctx.stop_capture()?;
+    let stats = relay.stop();
+    let syns: Vec<bool> =
+        pkt::tcp_segments(frames).iter().filter(|s| s.3.flags & flags::SYN != 0).map(|s| s.3.wscale).collect();
+    let cap = 65535.0 / (RTT_MS / 1000.0);
+    if control {
+        ctx.fact(
+            format!("window scaling on: {got} bytes at {:.2} MB/s, above the 64 KiB/RTT cap of {:.2} MB/s; relay forwarded {}", rate / 1e6, cap / 1e6, stats.forwarded),
+            got == TOTAL && rate > 1.5 * cap && syns.iter().all(|w| *w),
+        );
+    } else {
+        ctx.fact(
+            format!("handshake without Window Scale ({} SYNs, none with WS); {got} bytes at {:.2} MB/s vs cap 65535 B / {RTT_MS} ms = {:.2} MB/s", syns.len(), rate / 1e6, cap / 1e6),
+            got == TOTAL && syns.len() == 2 && syns.iter().all(|w| !*w) && (rate - cap).abs() < 0.15 * cap,
+        );
+    }
+    ctx.expect(Src::Capture, "window_bytes", 65535.0, "bytes", Tol::Rel(0.05));
+    ctx.expect(Src::Capture, "rtt_ms", RTT_MS, "ms", Tol::Abs(5.0));
+    ctx.expect(Src::Capture, "cap_bytes_per_s", cap, "bytes/s", Tol::Rel(0.1));
+    ctx.expect(Src::Capture, "throughput_bytes_per_s", rate, "bytes/s", Tol::Rel(0.15));
+    Ok(())
+}
+
+/// A stream of small messages (one every 10 ms, RTT 20 ms) loses one segment in the relay:
+/// every later message waits for the retransmission (control: no loss).
+pub fn retrans_hol_blocking(ctx: &mut Ctx<'_>) -> Result<()> {
+    const N: usize = 40;
+    const MSG: usize = 100;
+    let drops = if ctx.control { vec![] } else { vec![DropRule::NthData { dport: PORT, n: 10 }] };
+    let (p, relay) = ctx.relayed_pair(RelayCfg { delay: Duration::from_millis(10), drops })?;
+    let to = SocketAddrV4::new(p.s_ip, PORT);
+    let l = listen(&p.s, to, 16)?;
+    ctx.capture(&p.s, Some("eth0"))?;
+    let server = std::thread::spawn(move || -> Result<Vec<Instant>> {
+        let (mut s, _) = accept_timeout(&l, Duration::from_secs(3))?;
+        let mut at = Vec::new();
+        let mut m = [0u8; MSG];
+        for _ in 0..N {
+            s.read_exact(&mut m)?;
+            at.push(Instant::now());
+        }
+        Ok(at)
+    });
+    let mut s = connect_with(&p.c, to, Duration::from_secs(2), |s| s.set_nodelay(true))?;
+    for i in 0..N {
+        s.write_all(&[i as u8; MSG])?;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let at = ns::join(server)?;
+    drop(s);
+    let frames = ctx.stop_capture()?;
+    let stats = relay.stop();
+    let gaps: Vec<f64> = at.windows(2).map(|w| w[1].duration_since(w[0]).as_secs_f64() * 1000.0).collect();
+    let stall = gaps.iter().copied().fold(0.0, f64::max);
+    let burst = gaps.iter().filter(|g| **g < 1.0).count();
+    let segs = pkt::tcp_segments(frames);
+    let mut seen = std::collections::HashSet::new();
+    let retrans = segs.iter().filter(|(_, _, _, t)| t.dport == PORT && t.len > 0 && !seen.insert(t.seq)).count();
+    if ctx.control {
+        ctx.fact(format!("no loss: largest gap between messages {stall:.1} ms"), stall < 25.0 && stats.dropped == 0);
+    } else {
+        ctx.fact(
+            format!(
+                "relay dropped {} segment; the receiver saw {retrans} retransmission(s), a {stall:.1} ms stall, then {burst} messages at once",
+                stats.dropped
+            ),
+            stats.dropped == 1 && stall > 25.0 && burst >= 1,
+        );
+    }
+    ctx.expect(Src::Capture, "retransmissions", 1.0, "count", Tol::AtLeast);
+    ctx.expect(Src::Capture, "stall_ms", stall, "ms", Tol::Abs(15.0));
+    Ok(())
+}
+
+/// The sender's fast retransmissions are lost for 600 ms in the relay: the receiver sends
+/// duplicate ACKs for a hole that is not filled within an RTO (control: no loss).
+pub fn dupack_no_fast_retransmit(ctx: &mut Ctx<'_>) -> Result<()> {
+    const N: usize = 60;
+    const MSG: usize = 100;
+    let drops = if ctx.control {
+        vec![]
+    } else {
+        vec![DropRule::NthDataFor { dport: PORT, n: 10, hold: Duration::from_millis(600) }]
+    };
+    let (p, relay) = ctx.relayed_pair(RelayCfg { delay: Duration::from_millis(5), drops })?;
+    let to = SocketAddrV4::new(p.s_ip, PORT);
+    let l = listen(&p.s, to, 16)?;
+    ctx.capture(&p.s, Some("eth0"))?;
+    let server = std::thread::spawn(move || -> Result<()> {
+        let (mut s, _) = accept_timeout(&l, Duration::from_secs(3))?;
+        let mut m = [0u8; MSG];
+        for _ in 0..N {
+            s.read_exact(&mut m)?;
+        }
+        Ok(())
+    });
+    let mut s = connect_with(&p.c, to, Duration::from_secs(2), |s| s.set_nodelay(true))?;
+    for i in 0..N {
+        s.write_all(&[i as u8; MSG])?;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ns::join(server)?;
+    drop(s);
+    let frames = ctx.stop_capture()?;
+    let stats = relay.stop();
+    // Receiver's view: duplicate ACKs (same ack, no data, from the server) and when the hole
+    // was filled.
+    let segs = pkt::tcp_segments(frames);
+    let mut dup = 0usize;
+    let mut max_dup = 0usize;
+    let mut last_ack = None;
+    for (_, _, _, t) in segs.iter().filter(|s| s.3.sport == PORT && s.3.len == 0 && s.3.flags & flags::SYN == 0) {
+        if Some(t.ack) == last_ack {
+            dup += 1;
+            max_dup = max_dup.max(dup);
+        } else {
+            dup = 0;
+            last_ack = Some(t.ack);
+        }
+    }
+    if ctx.control {
+        ctx.fact(format!("no loss: longest run of duplicate ACKs {max_dup}"), max_dup < 3 && stats.dropped == 0);
+    } else {
+        ctx.fact(
+            format!(
+                "{max_dup} duplicate ACKs in a row for one hole; relay dropped {} copies of the segment for 600 ms",
+                stats.dropped
+            ),
+            max_dup >= 3 && stats.dropped >= 2,
+        );
+    }
+    ctx.expect(Src::Capture, "dup_acks", 3.0, "count", Tol::AtLeast);
+    Ok(())
+}
+
+/// write-write-read with Nagle on: each request's second write waits for the peer's delayed
+/// ACK (~40 ms) (control: TCP_NODELAY).
+pub fn nagle_delayed_ack(ctx: &mut Ctx<'_>) -> Result<()> {
+    const N: usize = 30;
+    let nodelay = ctx.control;
+    let p = ctx.pair()?;
+    let to = SocketAddrV4::new(p.s_ip, PORT);
+    let l = listen(&p.s, to, 16)?;
+    ctx.capture(&p.c, Some("eth0"))?;
+    let server = std::thread::spawn(move || -> Result<()> {
+        let (mut s, _) = accept_timeout(&l, Duration::from_secs(3))?;
+        let mut req = [0u8; 200];
+        for _ in 0..N {
+            s.read_exact(&mut req)?;
+            s.write_all(b"ok-resp-10")?;
+        }
+        Ok(())
+    });
+    let mut s = connect_with(&p.c, to, Duration::from_secs(2), |s| s.set_nodelay(nodelay))?;
+    let mut lat = Vec::new();
+    let mut resp = [0u8; 10];
+    for _ in 0..N {
+        let t = Instant::now();
+        s.write_all(&[b'h'; 100])?; // header
+        s.write_all(&[b'b'; 100])?; // body
+        s.read_exact(&mut resp)?;
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    ns::join(server)?;
+    drop(s);
+    let slow = lat.iter().filter(|l| **l > 30.0).count();
+    let med = median(&mut lat.clone());
+    if nodelay {
+        ctx.fact(format!("TCP_NODELAY: median request {med:.1} ms, {slow} requests over 30 ms"), slow == 0);
+    } else {
+        ctx.fact(
+            format!("Nagle on: median request {med:.1} ms, {slow} of {N} requests stalled over 30 ms"),
+            slow >= N / 2 && med > 30.0,
+        );
+    }
+    let stalled: Vec<f64> = lat.iter().copied().filter(|l| *l > 30.0).collect();
+    let stall_med = median(&mut stalled.clone());
+    ctx.expect(Src::Capture, "stalls", slow as f64, "count", Tol::Abs(3.0));
+    ctx.expect(Src::Capture, "stall_ms", if stalled.is_empty() { 40.0 } else { stall_med }, "ms", Tol::Abs(10.0));
+    Ok(())
+}
+
+/// A nat OUTPUT rule REDIRECTs port 80 to a local "sidecar" on 15001 (control: no rule).
+pub fn iptables_redirect_hijack(ctx: &mut Ctx<'_>) -> Result<()> {
+    const N: usize = 5;
+    let p = ctx.pair()?;
+    let to = SocketAddrV4::new(p.s_ip, 80);
+    let real = listen(&p.s, to, 16)?;
+    let sidecar = listen(&p.c, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 15001), 16)?;
+    if !ctx.control {
+        ns::exec(
+            &p.c,
+            "iptables",
+            &["-t", "nat", "-A", "OUTPUT", "-p", "tcp", "--dport", "80", "-j", "REDIRECT", "--to-ports", "15001"],
+        )?;
+    }
+    ctx.capture(&p.c, None)?;
+    let serve = |l: std::net::TcpListener, who: &'static str| {
+        std::thread::spawn(move || {
+            let mut n = 0;
+            for _ in 0..N {
+                let Ok((mut s, _)) = accept_timeout(&l, Duration::from_millis(1500)) else { break };
+                if read_head(&mut s).is_ok() {
+                    let _ = apps::send_response(&mut s, "200 OK", "", who.as_bytes());
+                    n += 1;
+                }
+            }
+            n
+        })
+    };
+    let h1 = serve(real, "real service");
+    let h2 = serve(sidecar, "sidecar");
+    let mut answers = Vec::new();
+    for _ in 0..N {
+        let mut s = connect(&p.c, to, Duration::from_secs(2))?;
+        send_get(&mut s, "api", "/")?;
+        let (_, body) = read_response(&mut s)?;
+        answers.push(String::from_utf8_lossy(&body).into_owned());
+    }
+    let _ = (h1.join(), h2.join());
+    let hijacked = answers.iter().filter(|a| *a == "sidecar").count();
+    if ctx.control {
+        ctx.fact(format!("{} of {N} requests to {to} answered by the real service", N - hijacked), hijacked == 0);
+    } else {
+        ctx.fact(format!("{hijacked} of {N} requests to {to} answered by the local sidecar on :15001"), hijacked == N);
+    }
+    ctx.snapshot(&p.c);
+    ctx.expect(Src::Netns(p.c.clone()), "to_port", 15001.0, "port", Tol::Abs(0.0));
+    Ok(())
+}
+
+/// 204 No Content with `Content-Length: 10`: the client waits for a body that never comes
+/// until its 2.0 s timeout (control: no Content-Length).
+pub fn http_204_content_length(ctx: &mut Ctx<'_>) -> Result<()> {
+    const N: usize = 3;
+    const STALL: f64 = 2.0;
+    let control = ctx.control;
+    let p = ctx.pair()?;
+    let to = SocketAddrV4::new(p.s_ip, 80);
+    let l = listen(&p.s, to, 16)?;
+    ctx.capture(&p.c, Some("eth0"))?;
+    let server = std::thread::spawn(move || {
+        let mut hs = Vec::new();
+        for _ in 0..N {
+            let Ok((mut s, _)) = accept_timeout(&l, Duration::from_secs(3)) else { break };
+            hs.push(std::thread::spawn(move || {
+                if read_head(&mut s).is_err() {
+                    return;
+                }
+                let head = if control {
+                    "HTTP/1.1 204 No Content\r\nServer: thirdparty\r\n\r\n"
+                } else {
+                    "HTTP/1.1 204 No Content\r\nServer: thirdparty\r\nContent-Length: 10\r\n\r\n"
+                };
+                let _ = s.write_all(head.as_bytes());
+                let _ = s.set_read_timeout(Some(Duration::from_secs(4)));
+                let mut b = [0u8; 64];
+                let _ = s.read(&mut b); // wait for the client to give up
+            }));
+        }
+        for h in hs {
+            let _ = h.join();
+        }
+    });
+    let mut clients = Vec::new();
+    for _ in 0..N {
+        let c = p.c.clone();
+        clients.push(std::thread::spawn(move || -> Result<f64> {
+            let mut s = connect(&c, to, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs_f64(STALL)))?;
+            let t = Instant::now();
+            send_get(&mut s, "thirdparty", "/ping")?;
+            let _ = read_response(&mut s); // honours Content-Length like libcurl
+            Ok(t.elapsed().as_secs_f64())
+        }));
+    }
+    let times: Vec<f64> = clients.into_iter().filter_map(|h| h.join().ok().and_then(Result::ok)).collect();
+    let _ = server.join();
+    let slowest = times.iter().copied().fold(0.0, f64::max);
+    if control {
+        ctx.fact(format!("{} requests done, slowest {slowest:.3} s", times.len()), times.len() == N && slowest < 0.5);
+    } else {
+        ctx.fact(
+            format!("{} clients waited {slowest:.2} s for a 204 body announced by Content-Length: 10", times.len()),
+            times.len() == N && (slowest - STALL).abs() < 0.3,
+        );
+    }
+    ctx.expect(Src::Capture, "responses", N as f64, "count", Tol::Abs(0.0));
+    ctx.expect(Src::Capture, "stall_ms", STALL * 1000.0, "ms", Tol::Abs(300.0));
+    Ok(())
+}
+
+/// syncookies off, listen backlog 16: half-open connections (their SYN/ACKs are dropped at
+/// the client) fill the SYN queue; a probe from another address times out (control: the
+/// handshakes complete and the server accepts).
+pub fn syn_queue_overflow(ctx: &mut Ctx<'_>) -> Result<()> {
+    const BACKLOG: i32 = 16;
+    const FLOOD: usize = 24;
+    let control = ctx.control;
+    let p = ctx.pair()?;
+    let probe_ip = ctx.ip(3);
+    ctx.addr(&p.c, "eth0", probe_ip)?;
+    ns::sysctl(&p.s, "net.ipv4.tcp_syncookies", "0")?;
+    if !control {
+        let d = p.c_ip.to_string();
+        ns::exec(
+            &p.c,
+            "iptables",
+            &["-A", "INPUT", "-d", &d, "-p", "tcp", "--tcp-flags", "SYN,ACK", "SYN,ACK", "-j", "DROP"],
+        )?;
+    }
+    let to = SocketAddrV4::new(p.s_ip, PORT);
+    let l = listen(&p.s, to, BACKLOG)?;
+    ctx.capture(&p.c, Some("eth0"))?;
+    let acceptor = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for _ in 0..=FLOOD {
+            match accept_timeout(&l, Duration::from_millis(2500)) {
+                Ok((s, _)) => held.push(s),
+                Err(_) => break,
+            }
+        }
+        held.len()
+    });
+    let mut socks = Vec::new();
+    for _ in 0..FLOOD {
+        socks.push(apps::connect_nonblocking(&p.c, to, Some(p.c_ip))?);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let syn_recv = ns::count_state(&p.s, TcpState::SynRecv, PORT)?;
+    let probe = crate::ns::within(&p.c, || {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        s.bind(&socket2::SockAddr::from(SocketAddrV4::new(probe_ip, 0)))?;
+        Ok(s.connect_timeout(&socket2::SockAddr::from(to), Duration::from_millis(1500)).is_ok())
+    })?;
+    let c = ns::counters(&p.s)?;
+    let drops = c.get("TcpExt.ListenDrops").copied().unwrap_or(0);
+    ctx.snapshot(&p.s);
+    drop(socks);
+    let accepted = acceptor.join().unwrap_or(0);
+    if control {
+        ctx.fact(
+            format!("handshakes complete ({accepted} accepted); probe connected: {probe}; SYN_RECV {syn_recv}"),
+            probe && syn_recv == 0,
+        );
+    } else {
+        ctx.fact(
+            format!("{syn_recv} SYN_RECV (backlog {BACKLOG}, syncookies off); probe from {probe_ip} timed out: {}; ListenDrops {drops}", !probe),
+            !probe && syn_recv == BACKLOG as usize + 1 && drops > 0,
+        );
+    }
+    let s = Src::Netns(p.s.clone());
+    ctx.expect(s.clone(), "syn_recv", f64::from(BACKLOG + 1), "count", Tol::Abs(1.0));
+    ctx.expect(s, "backlog", f64::from(BACKLOG), "count", Tol::Abs(0.0));
+    Ok(())
+}
+
+/// Two namespaces on one bridge hold the same address; one serves, the other refuses:
+/// connects split between them (control: different addresses).
+pub fn ip_conflict(ctx: &mut Ctx<'_>) -> Result<()> {
+    const N: usize = 24;
+    let b = ctx.netns("b")?;
+    ns::ip(&["-n", &b, "link", "add", "br0", "type", "bridge"])?;
+    ns::ip(&["-n", &b, "link", "set", "br0", "up"])?;
+    let c = ctx.netns("c")?;
+    let s1 = ctx.netns("s1")?;
+    let s2 = ctx.netns("s2")?;
+    for (n, port) in [(&c, "pc"), (&s1, "p1"), (&s2, "p2")] {
+        ctx.link(n, "eth0", &b, port)?;
+        ns::ip(&["-n", &b, "link", "set", port, "master", "br0"])?;
+    }
+    let (c_ip, s_ip) = (ctx.ip(1), ctx.ip(2));
+    let other = if ctx.control { ctx.ip(3) } else { s_ip };
+    ctx.addr(&c, "eth0", c_ip)?;
+    ctx.addr(&s1, "eth0", s_ip)?;
+    ctx.addr(&s2, "eth0", other)?;
+    // Let every ARP from a holder replace the client's entry at once.
+    ns::sysctl(&c, "net.ipv4.neigh.eth0.locktime", "0")?;
+    let to = SocketAddrV4::new(s_ip, PORT);
+    let l = listen(&s1, to, 64)?;
+    ctx.capture(&c, Some("eth0"))?;
+    let server = std::thread::spawn(move || {
+        let mut n = 0;
+        for _ in 0..N {
+            if accept_timeout(&l, Duration::from_millis(1500)).is_err() {
+                break;
+            }
+            n += 1;
+        }
+        n
+    });
+    // Every holder talks to the client now and then; each of its ARP requests carries the
+    // shared address and repoints the client's neighbour entry (locktime 0). Here the wrong
+    // holder speaks before every fourth connect.
+    let sink = apps::udp_with(&c, SocketAddrV4::new(c_ip, 9), |_| Ok(()))?;
+    let (mut ok, mut refused) = (0, 0);
+    for i in 0..N {
+        let speaker = if i % 4 == 3 { &s2 } else { &s1 };
+        ns::ip(&["-n", speaker, "neigh", "flush", "dev", "eth0"])?;
+        crate::ns::within(speaker, || {
+            let u = std::net::UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
+            u.send_to(b"hello", SocketAddrV4::new(c_ip, 9))?;
+            Ok(())
+        })?;
+        std::thread::sleep(Duration::from_millis(20));
+        match connect(&c, to, Duration::from_millis(800)) {
+            Ok(_) => ok += 1,
+            Err(e) if errno(&e) == Some(libc::ECONNREFUSED) => refused += 1,
+            Err(_) => {}
+        }
+    }
+    drop(sink);
+    let _ = server.join();
+    let frames = ctx.stop_capture()?;
+    let mut macs = std::collections::HashSet::new();
+    for f in frames {
+        // ARP replies: ethertype 0x0806, opcode 2, sender IP at 28..32.
+        let d = &f.data;
+        if d.get(12..14) == Some(&[0x08, 0x06])
+            && d.get(20..22) == Some(&[0, 2])
+            && d.get(28..32) == Some(&s_ip.octets())
+        {
+            if let Some(m) = d.get(22..28) {
+                macs.insert(m.to_vec());
+            }
+        }
+        if let Some(p) = pkt::parse(d) {
+            if p.src == s_ip {
+                macs.insert(p.src_mac.to_vec());
+            }
+        }
+    }
+    ctx.snapshot(&c);
+    if ctx.control {
+        ctx.fact(
+            format!("{ok} of {N} connects accepted; {s_ip} seen from {} MAC", macs.len()),
+            ok == N && macs.len() == 1,
+        );
+    } else {
+        ctx.fact(
+            format!("{s_ip} held by {s1} and {s2}: {ok} connects accepted, {refused} refused (RST from the wrong holder); {} MACs", macs.len()),
+            ok == N - N / 4 && refused == N / 4 && macs.len() == 2,
+        );
+    }
+    ctx.expect(Src::Netns(c.clone()), "holders", 2.0, "count", Tol::Abs(0.0));
+    ctx.expect(Src::Capture, "holders", 2.0, "count", Tol::Abs(0.0));
+    Ok(())
+}
