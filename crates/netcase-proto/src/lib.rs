@@ -1,1 +1,385 @@
-//! netcase-proto (skeleton; being built).
+//! DNS, HTTP/1.x and TLS-handshake transactions from captured packets.
+//!
+//! Sans-I/O: the caller decodes frames (e.g. with `netcase-wire`) and hands each UDP datagram
+//! and TCP segment to a [`ProtoTracker`]; [`ProtoTracker::finish`] returns the transactions.
+//!
+//! ```
+//! use netcase_proto::ProtoTracker;
+//! let mut t = ProtoTracker::new();
+//! let c = "10.0.0.1:40000".parse().unwrap();
+//! let s = "10.0.0.53:53".parse().unwrap();
+//! let q = [0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 0, 0, 1, 0, 1];
+//! t.udp(1, 1_000, c, s, &q, q.len() as u32);
+//! let out = t.finish();
+//! assert!(out.dns[0].unanswered());
+//! ```
+//!
+//! * DNS over UDP and TCP (length-prefixed, several messages per segment), paired like
+//!   tshark's `dns.response_in`/`dns.time` ([`dns`]).
+//! * HTTP/1.x over each TCP direction reassembled in order (retransmissions dropped,
+//!   out-of-order data held within a bound, holes reported as gaps), with pipelining,
+//!   chunked bodies, bodyless responses by rule and bodies cut by the snap length ([`http`]).
+//! * TLS ClientHello SNI/ALPN and handshake timing ([`tls`]).
+//! * Timing breakdowns ([`timing`]), filters, sorts and per-server statistics ([`query`]).
+//!
+//! Memory is bounded per connection (64 KiB of head, 256 KiB of out-of-order data per
+//! direction, both only while needed; bodies are counted, never kept) and a connection's
+//! state is freed as soon as it is closed both ways or reset. Only a tombstone (its key)
+//! lingers, so that late segments (the last ACK, retransmissions) are recognised.
+
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
+
+mod conn;
+pub mod dns;
+pub mod http;
+pub mod query;
+mod reasm;
+pub mod text;
+pub mod timing;
+pub mod tls;
+
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+pub use conn::{AppConn, AppKind, ConnEnd, FrameTs};
+pub use dns::{DnsFlavor, DnsRecord, DnsTxn, RData};
+pub use http::{HttpTxn, HttpVersion, Side};
+pub use text::Text;
+pub use timing::Timing;
+pub use tls::TlsInfo;
+
+use conn::Conn;
+use text::FxMap;
+use dns::DnsTracker;
+
+/// TCP flag bits, as in the header (`tcp.flags`).
+pub mod tcp_flags {
+    /// FIN.
+    pub const FIN: u16 = 0x001;
+    /// SYN.
+    pub const SYN: u16 = 0x002;
+    /// RST.
+    pub const RST: u16 = 0x004;
+    /// ACK.
+    pub const ACK: u16 = 0x010;
+}
+
+/// The transport a message travelled on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// UDP.
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+/// Counted anomalies and volumes (stable snake_case names).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProtoStats {
+    /// DNS messages read.
+    pub dns_messages: u64,
+    /// DNS messages that could not be decoded.
+    pub dns_malformed: u64,
+    /// DNS-over-TCP messages longer than the buffer.
+    pub dns_tcp_overflow: u64,
+    /// HTTP heads httparse rejected.
+    pub http_bad_heads: u64,
+    /// HTTP heads over 64 KiB.
+    pub http_oversize_heads: u64,
+    /// Times an HTTP direction lost its framing and waited for the next message.
+    pub http_desync: u64,
+    /// Holes in reassembled TCP streams.
+    pub tcp_gaps: u64,
+    /// Segments (or parts) dropped as already delivered.
+    pub tcp_dup_segments: u64,
+    /// TCP connections tracked.
+    pub tcp_conns: u64,
+    /// Packets handed in.
+    pub packets: u64,
+}
+
+/// Everything the tracker found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProtoOutput {
+    /// DNS transactions, by first query time.
+    pub dns: Vec<DnsTxn>,
+    /// HTTP transactions, by request time (response time when no request was seen).
+    pub http: Vec<HttpTxn>,
+    /// HTTP and TLS connections (`HttpTxn::conn` indexes this).
+    pub conns: Vec<AppConn>,
+    /// Counters.
+    pub stats: ProtoStats,
+}
+
+/// Tunables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// How long (capture time) a closed connection is remembered for late segments, and a
+    /// closed connection with a hole in its data waits for the retransmission.
+    pub linger_ns: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { linger_ns: 2_000_000_000 }
+    }
+}
+
+type ConnKey = (SocketAddr, SocketAddr);
+
+fn key(src: SocketAddr, dst: SocketAddr) -> (ConnKey, usize) {
+    if src <= dst {
+        ((src, dst), 0)
+    } else {
+        ((dst, src), 1)
+    }
+}
+
+/// Keys of connections the caller gave no stream number for (above any real stream number).
+const ANON_BASE: u64 = 1 << 62;
+
+/// A connection slot: live state, or the tombstone of a finished one (by connection id).
+#[derive(Debug)]
+enum Slot {
+    Live(Box<Conn>),
+    Gone(u64),
+}
+
+/// Turns packets into DNS/HTTP/TLS transactions. Drive it per packet, then call
+/// [`ProtoTracker::finish`]. It is `Send`: it can run on its own thread.
+#[derive(Debug, Default)]
+pub struct ProtoTracker {
+    cfg: Config,
+    /// By the caller's stream number (or an internal one, see `by_addr`).
+    conns: FxMap<u64, Slot>,
+    /// Internal stream numbers of connections the caller gave none for.
+    by_addr: FxMap<ConnKey, u64>,
+    next_anon: u64,
+    /// (key, connection id, time) of closed connections: tombstones to drop, or connections
+    /// with a hole to finalize, after `linger_ns`.
+    linger: VecDeque<(u64, u64, i64)>,
+    next_id: u64,
+    dns: DnsTracker,
+    http: Vec<HttpTxn>,
+    app_conns: Vec<AppConn>,
+    stats: ProtoStats,
+}
+
+impl ProtoTracker {
+    /// A tracker with default settings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A tracker with `cfg`.
+    pub fn with_config(cfg: Config) -> Self {
+        ProtoTracker { cfg, ..Self::default() }
+    }
+
+    /// One UDP datagram: `payload` as captured, `udp_len` the payload length it really had.
+    /// DNS ports (53, 5353, 5355) and SSDP (HTTP over UDP, 1900) are read.
+    pub fn udp(&mut self, frame: u64, ts_ns: i64, src: SocketAddr, dst: SocketAddr, payload: &[u8], udp_len: u32) {
+        self.stats.packets += 1;
+        let _ = udp_len;
+        if let Some(flavor) = DnsFlavor::from_ports(src.port(), dst.port()) {
+            self.dns.message(frame, ts_ns, src, dst, Transport::Udp, flavor, payload);
+        } else if src.port() == 1900 || dst.port() == 1900 {
+            if let Some(t) = http::udp_message(frame, ts_ns, src, dst, payload) {
+                self.http.push(t);
+            }
+        }
+    }
+
+    /// One TCP segment: `seq` and `ack` raw, `flags` as in the header, `payload` as captured, `tcp_len`
+    /// the payload length by the IP header (`tcp.len`), `stream` the caller's connection
+    /// number when it has one (a new number for the same addresses is a new connection;
+    /// with `None` the tracker tells connections apart by addresses and SYNs).
+    #[allow(clippy::too_many_arguments)]
+    pub fn tcp(
+        &mut self,
+        frame: u64,
+        ts_ns: i64,
+        src: SocketAddr,
+        dst: SocketAddr,
+        seq: u32,
+        ack: u32,
+        flags: u16,
+        payload: &[u8],
+        tcp_len: u32,
+        stream: Option<u64>,
+    ) {
+        self.stats.packets += 1;
+        if self.linger.front().is_some_and(|l| ts_ns - l.2 >= self.cfg.linger_ns) {
+            self.expire(ts_ns);
+        }
+        let (k, dir) = key(src, dst);
+        let syn_only = flags & tcp_flags::SYN != 0 && flags & tcp_flags::ACK == 0;
+        let may_open = !payload.is_empty() || tcp_len > 0 || (flags & tcp_flags::SYN != 0 && flags & tcp_flags::RST == 0);
+        let id = match stream {
+            Some(s) => s,
+            None => match self.by_addr.get(&k) {
+                Some(&id) => id,
+                None => {
+                    if !may_open {
+                        return;
+                    }
+                    let id = ANON_BASE + self.next_anon;
+                    self.next_anon += 1;
+                    self.by_addr.insert(k, id);
+                    id
+                }
+            },
+        };
+        let restart = match self.conns.get(&id) {
+            Some(Slot::Live(c)) => syn_only && c.started() && c.core.syn_seq != Some(seq),
+            Some(Slot::Gone(_)) => syn_only,
+            None => true,
+        };
+        if restart {
+            if !may_open {
+                return;
+            }
+            if let Some(Slot::Live(c)) = self.conns.remove(&id) {
+                self.finalize(*c);
+            }
+            self.next_id += 1;
+            self.stats.tcp_conns += 1;
+            self.conns.insert(id, Slot::Live(Box::new(Conn::new(self.next_id, k.0, k.1, stream, ts_ns))));
+        }
+        let Some(Slot::Live(c)) = self.conns.get_mut(&id) else { return };
+        let was_closing = c.core.closing;
+        c.segment(dir, FrameTs { frame, ts_ns }, seq, ack, flags, payload, tcp_len, &mut self.dns, &mut self.stats);
+        if c.core.closing && !was_closing {
+            let cid = c.core.id;
+            if c.complete() {
+                // Nothing more can come: free it now, keep a tombstone for late segments.
+                if let Some(Slot::Live(c)) = self.conns.insert(id, Slot::Gone(cid)) {
+                    self.finalize(*c);
+                }
+            }
+            self.linger.push_back((id, cid, ts_ns));
+        }
+    }
+
+    fn expire(&mut self, now: i64) {
+        while let Some(&(k, id, t)) = self.linger.front() {
+            if now - t < self.cfg.linger_ns {
+                break;
+            }
+            self.linger.pop_front();
+            let ours = match self.conns.get(&k) {
+                Some(Slot::Live(c)) => c.core.id == id,
+                Some(Slot::Gone(g)) => *g == id,
+                None => false,
+            };
+            if !ours {
+                continue;
+            }
+            if let Some(Slot::Live(c)) = self.conns.remove(&k) {
+                if k >= ANON_BASE {
+                    self.by_addr.remove(&(c.core.a, c.core.b));
+                }
+                self.finalize(*c);
+            }
+        }
+        if self.conns.is_empty() {
+            self.by_addr.clear();
+        }
+    }
+
+    fn finalize(&mut self, c: Conn) {
+        let idx = u32::try_from(self.app_conns.len()).unwrap_or(u32::MAX);
+        if let Some(a) = c.finalize(&mut self.dns, &mut self.stats, idx, &mut self.http) {
+            self.app_conns.push(a);
+        }
+    }
+
+    /// Connections currently tracked (for memory checks).
+    pub fn live_connections(&self) -> usize {
+        self.conns.values().filter(|s| matches!(s, Slot::Live(_))).count()
+    }
+
+    /// Ends the capture: closes every connection, pairs what can be paired, computes timing.
+    pub fn finish(mut self) -> ProtoOutput {
+        let mut rest: Vec<Box<Conn>> = self
+            .conns
+            .drain()
+            .filter_map(|(_, s)| match s {
+                Slot::Live(c) => Some(c),
+                Slot::Gone(_) => None,
+            })
+            .collect();
+        rest.sort_by_key(|c| c.core.id);
+        for c in rest {
+            self.finalize(*c);
+        }
+        let mut dns = std::mem::take(&mut self.dns.txns);
+        sort_in_place(&mut dns, |t| (t.ts_ns, t.query_frame().or(t.response_frame)));
+        let mut http = std::mem::take(&mut self.http);
+        for t in &mut http {
+            t.ttfb_ns = match (t.request_ts_ns, t.response_start_ts_ns) {
+                (Some(a), Some(b)) => Some(b - a),
+                _ => None,
+            };
+            t.total_ns = match (t.request_start_ts_ns, t.response_ts_ns) {
+                (Some(a), Some(b)) => Some(b - a),
+                _ => None,
+            };
+        }
+        sort_in_place(&mut http, |t| {
+            let f = t.request_frame.or(t.response_start_frame).or(t.response_frame).unwrap_or(u64::MAX);
+            (t.request_start_ts_ns.or(t.response_start_ts_ns).unwrap_or(i64::MAX), f)
+        });
+        let mut conns = std::mem::take(&mut self.app_conns);
+        timing::fill(&mut http, &mut conns, &dns);
+        self.stats.dns_messages = self.dns.messages;
+        self.stats.dns_malformed = self.dns.malformed;
+        ProtoOutput { dns, http, conns, stats: self.stats }
+    }
+}
+
+/// Sorts `v` by `key`, stably, moving each (large) element at most once: the keys are sorted
+/// with their indices, then the permutation is applied in place cycle by cycle.
+fn sort_in_place<T, K: Ord>(v: &mut [T], key: impl Fn(&T) -> K) {
+    let mut order: Vec<(K, u32)> = v.iter().zip(0u32..).map(|(t, i)| (key(t), i)).collect();
+    order.sort_unstable();
+    let mut perm: Vec<usize> = order.into_iter().map(|(_, i)| i as usize).collect();
+    for i in 0..perm.len() {
+        let mut j = i;
+        while let Some(slot) = perm.get_mut(j) {
+            let k = std::mem::replace(slot, j);
+            if k == i || k >= v.len() {
+                break;
+            }
+            v.swap(j, k);
+            j = k;
+        }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn sorts_in_place_stably() {
+        let mut v = vec![(3, 'a'), (1, 'b'), (2, 'c'), (1, 'd'), (0, 'e'), (3, 'f')];
+        let mut w = v.clone();
+        super::sort_in_place(&mut v, |x| x.0);
+        w.sort_by_key(|x| x.0);
+        assert_eq!(v, w);
+    }
+
+    #[test]
+    fn sizes() {
+        eprintln!(
+            "HttpTxn {} DnsTxn {} AppConn {} Conn {} DnsRecord {} Timing {}",
+            std::mem::size_of::<crate::HttpTxn>(),
+            std::mem::size_of::<crate::DnsTxn>(),
+            std::mem::size_of::<crate::AppConn>(),
+            std::mem::size_of::<crate::conn::Conn>(),
+            std::mem::size_of::<crate::DnsRecord>(),
+            std::mem::size_of::<crate::Timing>()
+        );
+    }
+}

@@ -1,1 +1,417 @@
-//! Rules over capture evidence (being built).
+//! Rules over capture evidence: one module per case, fed by the flow engine's records.
+//!
+//! [`CaptureRules`] is a [`FlowSink`]: the pipeline forwards every [`FrameAnalysis`],
+//! [`ConnSummary`], [`UdpDatagram`] and [`UdpSummary`] to it, and every decoded packet to
+//! [`CaptureRules::packet`] (link-layer addresses, ARP, ICMP errors). Per-connection state lives
+//! in a map keyed by `tcp.stream` and is folded into per-subject aggregates (a server port, a
+//! peer) when the engine closes the connection, so memory follows the number of open
+//! connections, not the length of the capture. [`CaptureRules::finish`] turns the aggregates
+//! into findings, one per case and subject, with typed measures (keys listed in `KEYS.md`).
+//!
+//! Thresholds are constants in each module, each with the reason for its value.
+
+use std::collections::HashMap;
+
+use netcase_flow::{ConnSummary, Endpoint, FlowSink, FrameAnalysis, Side, UdpDatagram, UdpSummary};
+use netcase_model::Finding;
+use netcase_proto::{DnsTxn, HttpTxn};
+use netcase_wire::tcp_flags::{ACK, FIN, RST, SYN};
+use netcase_wire::Packet;
+
+mod client_timeout;
+mod dupack;
+mod ip_conflict;
+mod keepalive_race;
+mod keepalive_settings;
+mod linger_zero_rst;
+mod nagle;
+mod nat_paws;
+mod port_unreachable;
+mod queue_overflow;
+mod retrans_hol;
+mod time_wait;
+mod udp_truncation;
+mod util;
+mod window_scale;
+mod zero_window;
+
+#[cfg(test)]
+mod testkit;
+
+use util::{IntBuild, Role};
+
+/// Facts about one TCP connection that several rules share, as of the frame being handled
+/// (rules see the state *before* the frame is folded in).
+#[derive(Debug, Clone)]
+struct Common {
+    stream: u32,
+    /// Endpoints of side A and side B.
+    ep: [Endpoint; 2],
+    /// Which side is the client.
+    client: Side,
+    /// The client was known from the handshake (not guessed from ports).
+    client_from_handshake: bool,
+    /// First SYN (ts, frame).
+    syn: Option<(i64, u64)>,
+    /// First SYN/ACK (ts, frame).
+    synack: Option<(i64, u64)>,
+    /// The client's ACK of the SYN/ACK (ts).
+    hs_ack: Option<i64>,
+    first_ts: i64,
+    last_ts: i64,
+    /// Relative sequence number after the highest data sent, per side.
+    nxt: [u32; 2],
+    sent_data: [bool; 2],
+    /// Highest relative ack sent, per side (valid when `acked[side]`).
+    ack: [u32; 2],
+    acked: [bool; 2],
+    last_data_ts: [i64; 2],
+    /// First FIN per side (ts, frame).
+    fin: [Option<(i64, u64)>; 2],
+    /// First RST per side (ts, frame).
+    rst: [Option<(i64, u64)>; 2],
+    /// Last window (scaled) advertised per side.
+    win: [u32; 2],
+    /// Smallest MSS option of the handshake (1460 when none was seen).
+    mss: u32,
+    /// Smallest `ack_rtt` seen, ns (0 = none).
+    min_ack_rtt: i64,
+}
+
+impl Common {
+    fn new(f: &FrameAnalysis<'_>) -> Self {
+        let mut ep = [f.src, f.dst];
+        if f.side == Side::B {
+            ep.swap(0, 1);
+        }
+        // Without a handshake the lower port is taken as the server's (services listen on
+        // low or well-known ports, clients use ephemeral ones).
+        let (a, b) = (ep[0].port, ep[1].port);
+        let mut client = if a < b { Side::B } else { Side::A };
+        let mut from_hs = false;
+        if f.tcp_flags & (SYN | ACK) == SYN {
+            client = f.side;
+            from_hs = true;
+        } else if f.tcp_flags & (SYN | ACK) == (SYN | ACK) {
+            client = f.side.other();
+            from_hs = true;
+        }
+        Common {
+            stream: f.stream,
+            ep,
+            client,
+            client_from_handshake: from_hs,
+            syn: None,
+            synack: None,
+            hs_ack: None,
+            first_ts: f.ts_ns,
+            last_ts: f.ts_ns,
+            nxt: [0; 2],
+            sent_data: [false; 2],
+            ack: [0; 2],
+            acked: [false; 2],
+            last_data_ts: [0; 2],
+            fin: [None; 2],
+            rst: [None; 2],
+            win: [0; 2],
+            mss: 1460,
+            min_ack_rtt: 0,
+        }
+    }
+
+    /// The role of a side.
+    fn role(&self, side: Side) -> Role {
+        if side == self.client {
+            Role::Client
+        } else {
+            Role::Server
+        }
+    }
+    /// The side playing `role`.
+    fn side(&self, role: Role) -> Side {
+        match role {
+            Role::Client => self.client,
+            Role::Server => self.client.other(),
+        }
+    }
+    fn endpoint(&self, role: Role) -> Endpoint {
+        self.ep[self.side(role).index()]
+    }
+    fn server(&self) -> Endpoint {
+        self.endpoint(Role::Server)
+    }
+    fn client_ep(&self) -> Endpoint {
+        self.endpoint(Role::Client)
+    }
+    /// Any FIN or RST seen yet.
+    fn closing(&self) -> bool {
+        self.fin.iter().chain(self.rst.iter()).any(Option::is_some)
+    }
+    /// How long, at the capture point, a packet from `side` takes to draw the peer's answer:
+    /// the handshake gap on that side of the capture point (SYN → SYN/ACK for the client,
+    /// SYN/ACK → ACK for the server). 0 when the handshake was not seen.
+    fn reply_gap(&self, side: Side) -> i64 {
+        match (self.role(side), self.syn, self.synack, self.hs_ack) {
+            (Role::Client, Some((s, _)), Some((sa, _)), _) => (sa - s).max(0),
+            (Role::Server, _, Some((sa, _)), Some(a)) => (a - sa).max(0),
+            _ => 0,
+        }
+    }
+    /// A round-trip estimate: the handshake's (SYN → ACK), else the smallest ACK RTT.
+    fn rtt(&self) -> i64 {
+        match (self.syn, self.hs_ack) {
+            (Some((s, _)), Some(a)) if a > s => a - s,
+            _ => self.min_ack_rtt,
+        }
+    }
+
+    /// Folds a frame in (after the rules have seen it).
+    fn update(&mut self, f: &FrameAnalysis<'_>) {
+        let i = f.side.index();
+        let fl = f.tcp_flags;
+        if fl & SYN != 0 {
+            if fl & ACK == 0 {
+                if self.syn.is_none() {
+                    self.syn = Some((f.ts_ns, f.frame));
+                }
+                if !self.client_from_handshake {
+                    self.client = f.side;
+                    self.client_from_handshake = true;
+                }
+            } else {
+                if self.synack.is_none() {
+                    self.synack = Some((f.ts_ns, f.frame));
+                }
+                if !self.client_from_handshake {
+                    self.client = f.side.other();
+                    self.client_from_handshake = true;
+                }
+            }
+            if let Some(m) = f.options.mss {
+                self.mss = self.mss.min(u32::from(m).max(64));
+            }
+        } else {
+            if fl & ACK != 0 && self.hs_ack.is_none() && self.synack.is_some() && f.side == self.client {
+                self.hs_ack = Some(f.ts_ns);
+            }
+            if fl & RST == 0 {
+                self.win[i] = f.calc_window;
+            }
+        }
+        if f.len > 0 {
+            let end = f.seq.wrapping_add(f.len);
+            if !self.sent_data[i] || util::seq_gt(end, self.nxt[i]) {
+                self.nxt[i] = end;
+            }
+            self.sent_data[i] = true;
+            self.last_data_ts[i] = f.ts_ns;
+        }
+        if fl & ACK != 0 && fl & SYN == 0 && (!self.acked[i] || util::seq_gt(f.ack, self.ack[i])) {
+            self.ack[i] = f.ack;
+            self.acked[i] = true;
+        }
+        if fl & FIN != 0 && self.fin[i].is_none() {
+            self.fin[i] = Some((f.ts_ns, f.frame));
+        }
+        if fl & RST != 0 && self.rst[i].is_none() {
+            self.rst[i] = Some((f.ts_ns, f.frame));
+        }
+        if let Some(r) = f.ack_rtt_ns {
+            if r > 0 && (self.min_ack_rtt == 0 || r < self.min_ack_rtt) {
+                self.min_ack_rtt = r;
+            }
+        }
+        self.last_ts = f.ts_ns;
+    }
+}
+
+/// Everything kept for one open TCP connection.
+#[derive(Debug, Clone)]
+struct Flow {
+    c: Common,
+    ct: client_timeout::State,
+    kr: keepalive_race::State,
+    lz: linger_zero_rst::State,
+    pu: port_unreachable::State,
+    qo: queue_overflow::State,
+    np: nat_paws::State,
+    rh: retrans_hol::State,
+    da: dupack::State,
+    ws: window_scale::State,
+    zw: zero_window::State,
+    ng: nagle::State,
+    ks: keepalive_settings::State,
+}
+
+/// The capture rules: per-connection state plus per-case aggregates. Feed it as a
+/// [`FlowSink`] and through [`CaptureRules::packet`], then call [`CaptureRules::finish`].
+pub struct CaptureRules {
+    flows: HashMap<u32, Flow, IntBuild>,
+    ct: client_timeout::Agg,
+    kr: keepalive_race::Agg,
+    lz: linger_zero_rst::Agg,
+    tw: time_wait::Agg,
+    pu: port_unreachable::Agg,
+    qo: queue_overflow::Agg,
+    np: nat_paws::Agg,
+    ic: ip_conflict::Agg,
+    rh: retrans_hol::Agg,
+    da: dupack::Agg,
+    ws: window_scale::Agg,
+    zw: zero_window::Agg,
+    ng: nagle::Agg,
+    ut: udp_truncation::Agg,
+    ks: keepalive_settings::Agg,
+}
+
+impl Default for CaptureRules {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for CaptureRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptureRules").field("open_flows", &self.flows.len()).finish_non_exhaustive()
+    }
+}
+
+impl CaptureRules {
+    /// Rules with their default thresholds (each a documented constant in its module).
+    pub fn new() -> Self {
+        CaptureRules {
+            flows: HashMap::with_capacity_and_hasher(1024, IntBuild::default()),
+            ct: Default::default(),
+            kr: Default::default(),
+            lz: Default::default(),
+            tw: Default::default(),
+            pu: Default::default(),
+            qo: Default::default(),
+            np: Default::default(),
+            ic: Default::default(),
+            rh: Default::default(),
+            da: Default::default(),
+            ws: Default::default(),
+            zw: Default::default(),
+            ng: Default::default(),
+            ut: Default::default(),
+            ks: Default::default(),
+        }
+    }
+
+    /// Connections currently held (for memory checks).
+    pub fn open_flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Every decoded frame, in order (after the flow engine has seen it): ARP and link-layer
+    /// addresses for `ip-conflict`, ICMP port unreachable for UDP for `port-unreachable`.
+    pub fn packet(&mut self, frame: u64, ts_ns: i64, pkt: &Packet<'_>) {
+        self.ic.packet(frame, pkt);
+        self.pu.packet(frame, ts_ns, pkt);
+    }
+
+    /// Ends the analysis: every rule turns its aggregates into findings (sorted). `http` and
+    /// `dns` are the protocol transactions of the same capture (empty when not tracked).
+    pub fn finish(mut self, http: &[HttpTxn], dns: &[DnsTxn]) -> Vec<Finding> {
+        let _ = dns;
+        // Connections the engine never closed (it closes all at its end; this is a guard for
+        // callers that skip `FlowTracker::finish`).
+        let mut rest: Vec<u32> = self.flows.keys().copied().collect();
+        rest.sort_unstable();
+        for s in rest {
+            if let Some(fl) = self.flows.remove(&s) {
+                self.fold(&fl, None);
+            }
+        }
+        let mut out = Vec::new();
+        self.ct.finish(&mut out);
+        self.kr.finish(&mut out);
+        self.lz.finish(&mut out);
+        self.tw.finish(http, &mut out);
+        self.pu.finish(&mut out);
+        self.qo.finish(&mut out);
+        self.np.finish(&mut out);
+        self.ic.finish(&mut out);
+        self.rh.finish(&mut out);
+        self.da.finish(&mut out);
+        self.ws.finish(&mut out);
+        self.zw.finish(&mut out);
+        self.ng.finish(&mut out);
+        self.ut.finish(&mut out);
+        self.ks.finish(&mut out);
+        Finding::sort(&mut out);
+        out
+    }
+
+    fn fold(&mut self, fl: &Flow, s: Option<&ConnSummary>) {
+        let c = &fl.c;
+        let accept_rst = fl.qo.rst_after_ack.is_some();
+        self.ct.closed(&fl.ct, c);
+        self.kr.closed(&fl.kr, c);
+        self.lz.closed(&fl.lz, c, accept_rst);
+        self.tw.closed(c, s);
+        self.pu.closed(&fl.pu, c);
+        self.qo.closed(&fl.qo, c);
+        self.np.closed(&fl.np, c);
+        self.rh.closed(&fl.rh, c);
+        self.da.closed(&fl.da, c);
+        self.ws.closed(&fl.ws, c, s);
+        self.zw.closed(&fl.zw, c);
+        self.ng.closed(&fl.ng, c);
+        self.ks.closed(&fl.ks, c);
+    }
+}
+
+impl FlowSink for CaptureRules {
+    #[inline]
+    fn frame(&mut self, f: &FrameAnalysis<'_>) {
+        if f.icmp_error {
+            return;
+        }
+        let fl = self.flows.entry(f.stream).or_insert_with(|| Flow {
+            c: Common::new(f),
+            ct: Default::default(),
+            kr: Default::default(),
+            lz: Default::default(),
+            pu: Default::default(),
+            qo: Default::default(),
+            np: Default::default(),
+            rh: Default::default(),
+            da: Default::default(),
+            ws: Default::default(),
+            zw: Default::default(),
+            ng: Default::default(),
+            ks: Default::default(),
+        });
+        let c = &fl.c;
+        fl.ct.frame(c, f);
+        fl.kr.frame(c, f);
+        fl.lz.frame(c, f);
+        fl.pu.frame(c, f);
+        fl.qo.frame(c, f);
+        fl.np.frame(&mut self.np, c, f);
+        fl.rh.frame(&mut self.rh, c, f);
+        fl.da.frame(&mut self.da, c, f);
+        fl.ws.frame(c, f);
+        fl.zw.frame(c, f);
+        fl.ng.frame(&mut self.ng, c, f);
+        fl.ks.frame(c, f);
+        fl.c.update(f);
+    }
+
+    fn closed(&mut self, s: &ConnSummary) {
+        if let Some(fl) = self.flows.remove(&s.stream) {
+            self.fold(&fl, Some(s));
+        }
+    }
+
+    #[inline]
+    fn udp(&mut self, d: &UdpDatagram<'_>) {
+        self.ut.udp(d);
+    }
+
+    fn udp_closed(&mut self, u: &UdpSummary) {
+        self.ut.udp_closed(u);
+    }
+}

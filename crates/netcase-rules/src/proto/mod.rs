@@ -1,1 +1,91 @@
-//! Rules over proto evidence (being built).
+//! Rules over DNS/HTTP/TLS transactions from a capture ([`netcase_proto`]): one module per
+//! case. Inputs are the plain transaction records, so tests and lab reproductions can build
+//! them directly (`DnsTxn::new(..).answered(..)`, `HttpTxn { .. }`).
+
+use netcase_model::Finding;
+use netcase_proto::{AppConn, DnsTxn, HttpTxn};
+
+mod dns_conntrack_race;
+mod dns_id_collision;
+mod http_204_content_length;
+mod http_timing_breakdown;
+mod resolver_order;
+
+/// Thresholds of the proto rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProtoRules {
+    /// A and AAAA sent within this many ms of each other count as sent together.
+    pub race_pair_window_ms: f64,
+    /// A lookup this late (ms) is a resolver timeout, not a slow server.
+    pub race_min_delay_ms: f64,
+    /// Names that belong in /etc/hosts (besides `localhost`); the host collector fills it.
+    pub hosts_names: Vec<String>,
+    /// A transaction slower than this (ms, all phases) gets a timing breakdown.
+    pub slow_ms: f64,
+    /// A client idle this long (ms) after a 204/304 with a length is stalled.
+    pub stall_ms: f64,
+}
+
+impl Default for ProtoRules {
+    fn default() -> Self {
+        ProtoRules {
+            race_pair_window_ms: 10.0,
+            race_min_delay_ms: 4_500.0,
+            hosts_names: Vec::new(),
+            slow_ms: 1_000.0,
+            stall_ms: 1_000.0,
+        }
+    }
+}
+
+/// What the rules read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProtoEvidence<'a> {
+    /// DNS transactions.
+    pub dns: &'a [DnsTxn],
+    /// HTTP transactions.
+    pub http: &'a [HttpTxn],
+    /// HTTP/TLS connections (`HttpTxn::conn` indexes them).
+    pub conns: &'a [AppConn],
+}
+
+/// Every proto rule with default thresholds; findings sorted.
+pub fn check(dns: &[DnsTxn], http: &[HttpTxn], conns: &[AppConn]) -> Vec<Finding> {
+    check_with(&ProtoRules::default(), &ProtoEvidence { dns, http, conns })
+}
+
+/// Every proto rule with `cfg`; findings sorted.
+pub fn check_with(cfg: &ProtoRules, ev: &ProtoEvidence<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    dns_conntrack_race::check(cfg, ev, &mut out);
+    dns_id_collision::check(cfg, ev, &mut out);
+    resolver_order::check(cfg, ev, &mut out);
+    http_204_content_length::check(cfg, ev, &mut out);
+    http_timing_breakdown::check(cfg, ev, &mut out);
+    Finding::sort(&mut out);
+    out
+}
+
+/// Nanoseconds to milliseconds.
+pub(crate) fn ms(ns: i64) -> f64 {
+    ns as f64 / 1e6
+}
+
+/// Up to `n` items of a list, for evidence samples.
+pub(crate) fn sample<T: Clone>(v: &[T], n: usize) -> Vec<T> {
+    v.iter().take(n).cloned().collect()
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use netcase_proto::DnsTxn;
+    use std::net::SocketAddr;
+
+    pub(crate) fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+    pub(crate) const MS: i64 = 1_000_000;
+    pub(crate) fn q(port: u16, id: u16, name: &str, qtype: u16, frame: u64, t_ms: i64) -> DnsTxn {
+        DnsTxn::new(sa(&format!("10.0.0.2:{port}")), sa("10.96.0.10:53"), id, name, qtype, frame, t_ms * MS)
+    }
+}

@@ -1,0 +1,231 @@
+//! port-unreachable: a SYN answered by RST/ACK (nothing listens, or a REJECT rule answers
+//! with a reset), and UDP answered by ICMP port unreachable. Counted per destination port;
+//! a host refusing many ports (a scan, or a host with nothing running) gets one finding.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use netcase_flow::FrameAnalysis;
+use netcase_model::{CaseId, Evidence, Finding, Severity, Subject};
+use netcase_wire::tcp_flags::RST;
+use netcase_wire::{Packet, Transport};
+
+use super::util::{pl, round, secs, server_subject, FrameSample, PeerSet};
+use super::Common;
+
+/// More refused ports than this on one host are reported as one finding for the host (a
+/// port scan, or a host where the service is down on every port), not one per port.
+const MAX_PORT_FINDINGS: usize = 5;
+/// Refused ports remembered per host for the text evidence.
+const MAX_PORTS_LISTED: usize = 20;
+/// Entries kept (ip, port, proto); a capture with more distinct refused ports than this is a
+/// scan of many hosts and further ports are counted in the host entry only.
+const MAX_ENTRIES: usize = 65_536;
+
+#[derive(Debug, Default, Clone)]
+pub(super) struct State {
+    refused: Option<(i64, u64)>,
+}
+
+impl State {
+    #[inline]
+    pub(super) fn frame(&mut self, c: &Common, f: &FrameAnalysis<'_>) {
+        if f.tcp_flags & RST != 0
+            && self.refused.is_none()
+            && f.side != c.client
+            && c.syn.is_some()
+            && c.synack.is_none()
+            && !c.sent_data[c.client.index()]
+        {
+            self.refused = Some((f.ts_ns, f.frame));
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    count: u64,
+    first_ts: i64,
+    last_ts: i64,
+    clients: PeerSet,
+    frames: FrameSample,
+}
+
+impl Entry {
+    fn add(&mut self, ts: i64, frame: u64, client: IpAddr) {
+        if self.count == 0 {
+            self.first_ts = ts;
+        }
+        self.count += 1;
+        self.first_ts = self.first_ts.min(ts);
+        self.last_ts = self.last_ts.max(ts);
+        self.clients.insert(client);
+        self.frames.push(frame);
+    }
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Agg {
+    /// (proto, server ip, port).
+    by_port: BTreeMap<(&'static str, IpAddr, u16), Entry>,
+}
+
+impl Agg {
+    pub(super) fn closed(&mut self, st: &State, c: &Common) {
+        let Some((ts, frame)) = st.refused else { return };
+        let s = c.server();
+        self.add("tcp", s.addr, s.port, ts, frame, c.client_ep().addr);
+    }
+
+    fn add(&mut self, proto: &'static str, ip: IpAddr, port: u16, ts: i64, frame: u64, client: IpAddr) {
+        let key = (proto, ip, port);
+        if self.by_port.len() >= MAX_ENTRIES && !self.by_port.contains_key(&key) {
+            return;
+        }
+        self.by_port.entry(key).or_default().add(ts, frame, client);
+    }
+
+    /// ICMP (v6) port unreachable quoting a UDP datagram.
+    #[inline]
+    pub(super) fn packet(&mut self, frame: u64, ts: i64, pkt: &Packet<'_>) {
+        let Some(Transport::Icmp(icmp)) = pkt.transport else { return };
+        if !icmp.is_port_unreachable() {
+            return;
+        }
+        let Some(q) = icmp.quoted else { return };
+        if q.proto != 17 {
+            return;
+        }
+        self.add("udp", q.dst, q.dst_port, ts, frame, q.src);
+    }
+
+    pub(super) fn finish(self, out: &mut Vec<Finding>) {
+        // Group per (proto, host).
+        let mut hosts: BTreeMap<(&'static str, IpAddr), Vec<(u16, Entry)>> = BTreeMap::new();
+        for ((proto, ip, port), e) in self.by_port {
+            hosts.entry((proto, ip)).or_default().push((port, e));
+        }
+        for ((proto, ip), ports) in hosts {
+            let how = if proto == "tcp" { "SYN answered by RST/ACK" } else { "ICMP port unreachable" };
+            if ports.len() > MAX_PORT_FINDINGS {
+                let count: u64 = ports.iter().map(|(_, e)| e.count).sum();
+                let first = ports.iter().map(|(_, e)| e.first_ts).min().unwrap_or(0);
+                let last = ports.iter().map(|(_, e)| e.last_ts).max().unwrap_or(0);
+                let mut clients = PeerSet::default();
+                let mut frames = FrameSample::default();
+                let mut listed = BTreeSet::new();
+                for (p, e) in &ports {
+                    clients.merge(&e.clients);
+                    if let Some(x) = e.frames.first() {
+                        frames.push(x);
+                    }
+                    if listed.len() < MAX_PORTS_LISTED {
+                        listed.insert(*p);
+                    }
+                }
+                let rate = count as f64 / secs(last - first).max(1.0);
+                let port_list: Vec<String> = listed.iter().map(ToString::to_string).collect();
+                let mut f = Finding::new(
+                    CaseId::PortUnreachable,
+                    Severity::Info,
+                    Subject::Peer { ip },
+                    format!(
+                        "{ip} refused {} on {} {proto} ports ({how}), {:.1}/s from {}: a port scan, or a host \
+                         where nothing listens.",
+                        pl(count, "connection attempt", "connection attempts"),
+                        ports.len(),
+                        rate,
+                        pl(clients.len() as u64, "client", "clients"),
+                    ),
+                )
+                .with_measure("count", count as f64, "count")
+                .with_measure("ports", ports.len() as f64, "count")
+                .with_measure("rate_per_s", round(rate, 2), "per_s")
+                .with_measure("clients", clients.len() as f64, "count")
+                .with(Evidence::text("proto", proto))
+                .with(Evidence::text("ports_sample", port_list.join(",")));
+                if let Some(ev) = frames.evidence("frames") {
+                    f = f.with(ev);
+                }
+                out.push(f.with_fix(
+                    "If this is a scan, nothing to fix on this host; otherwise start the services that should listen \
+                     there, or remove the REJECT rules that answer for them.",
+                ));
+                continue;
+            }
+            for (port, e) in ports {
+                let rate = e.count as f64 / secs(e.last_ts - e.first_ts).max(1.0);
+                let server = netcase_flow::Endpoint { addr: ip, port };
+                let mut f = Finding::new(
+                    CaseId::PortUnreachable,
+                    Severity::Warning,
+                    server_subject(proto, server),
+                    format!(
+                        "{} to {server}/{proto} refused ({how}) from {}: nothing listens on the port, or a REJECT rule \
+                         answers for it.",
+                        pl(e.count, "attempt", "attempts"),
+                        pl(e.clients.len() as u64, "client", "clients"),
+                    ),
+                )
+                .with_measure("count", e.count as f64, "count")
+                .with_measure("rate_per_s", round(rate, 2), "per_s")
+                .with_measure("clients", e.clients.len() as f64, "count")
+                .with(Evidence::text("proto", proto))
+                .with(Evidence::text("clients", e.clients.text(8)));
+                if let Some(ev) = e.frames.evidence("frames") {
+                    f = f.with(ev);
+                }
+                out.push(f.with_fix(format!(
+                    "Check that the service listens on {port}/{proto} on {ip} (ss -ltnu), that no netfilter REJECT \
+                     rule matches it, and that clients use the right address and port."
+                )));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use netcase_model::CaseId;
+
+    #[test]
+    fn syn_answered_by_rst_per_port() {
+        let mut s = Script::new();
+        for i in 0..4u16 {
+            let mut c = s.conn(44000 + i, 5432);
+            c.syn(f64::from(i));
+            c.server_rst(f64::from(i) + 0.0002);
+        }
+        s.icmp_port_unreachable(9.0, ([10, 0, 0, 1], 5555), ([10, 0, 0, 3], 514));
+        let f = s.run();
+        let v: Vec<_> = f.iter().filter(|x| x.case == CaseId::PortUnreachable).collect();
+        assert_eq!(v.len(), 2, "{v:#?}");
+        let tcp = v.iter().find(|x| x.text("proto") == Some("tcp")).unwrap();
+        assert_eq!(tcp.measure("count"), Some(4.0));
+        let udp = v.iter().find(|x| x.text("proto") == Some("udp")).unwrap();
+        assert_eq!(udp.measure("count"), Some(1.0));
+    }
+
+    #[test]
+    fn scan_is_one_host_finding() {
+        let mut s = Script::new();
+        for i in 0..50u16 {
+            let mut c = s.conn(44000, 1000 + i);
+            c.syn(f64::from(i) * 0.01);
+            c.server_rst(f64::from(i) * 0.01 + 0.0002);
+        }
+        let f = one(&s.run(), CaseId::PortUnreachable);
+        assert_eq!(f.measure("ports"), Some(50.0));
+        assert_eq!(f.measure("count"), Some(50.0));
+    }
+
+    #[test]
+    fn accepted_connection_then_reset_is_not_refused() {
+        let mut s = Script::new();
+        let mut c = s.conn(44000, 5432);
+        c.handshake(0.0);
+        c.server_rst(0.1);
+        none(&s.run(), CaseId::PortUnreachable);
+    }
+}
