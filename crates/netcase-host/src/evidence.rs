@@ -349,7 +349,8 @@ pub fn collect(opts: &Options) -> Result<Vec<HostEvidence>> {
         Target::AllNetns => {
             let (v, unreadable) = netns::list_all()?;
             if unreadable > 0 {
-                extra.push(un("namespaces", format!("{unreadable} processes' namespaces unreadable (needs root)")));
+                let why = if privileged { "exited during the scan or hidden" } else { "needs root" };
+                extra.push(un("namespaces", format!("{unreadable} processes' namespaces unreadable ({why})")));
             }
             v
         }
