@@ -41,12 +41,123 @@ fn since(now: i64, earlier: i64) -> u64 {
 const DUPACK_UNSEEN: u32 = u32::MAX;
 
 /// A segment not yet acknowledged.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Seg {
     pub frame: u64,
     pub ts: i64,
     pub seq: u32,
     pub nextseq: u32,
+}
+
+/// Segments kept inline before the list spills to the heap.
+const SEG_INLINE: usize = 3;
+/// A spilled buffer larger than this is freed when its connection slot is recycled.
+const SEG_KEEP_CAPACITY: usize = 64;
+
+/// The unacknowledged segments of one direction: a few inline (most connections never have
+/// more in flight), then a heap vector that is kept (no allocation per packet) until the slot
+/// is recycled.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SegList {
+    inline: [Seg; SEG_INLINE],
+    n_inline: u8,
+    spilled: bool,
+    heap: Vec<Seg>,
+}
+
+impl SegList {
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[Seg] {
+        if self.spilled {
+            &self.heap
+        } else {
+            self.inline.get(..usize::from(self.n_inline)).unwrap_or(&[])
+        }
+    }
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        if self.spilled {
+            self.heap.len()
+        } else {
+            usize::from(self.n_inline)
+        }
+    }
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    #[inline]
+    pub(crate) fn first(&self) -> Option<&Seg> {
+        self.as_slice().first()
+    }
+    #[inline]
+    pub(crate) fn push(&mut self, s: Seg) {
+        if self.spilled {
+            self.heap.push(s);
+        } else if let Some(slot) = self.inline.get_mut(usize::from(self.n_inline)) {
+            *slot = s;
+            self.n_inline += 1;
+        } else {
+            self.heap.clear();
+            self.heap.reserve(SEG_INLINE * 4);
+            self.heap.extend_from_slice(&self.inline);
+            self.heap.push(s);
+            self.spilled = true;
+            self.n_inline = 0;
+        }
+    }
+    /// Keeps the segments for which `f` returns true (in order); `f` may modify them.
+    #[inline]
+    pub(crate) fn retain_mut(&mut self, mut f: impl FnMut(&mut Seg) -> bool) {
+        if self.spilled {
+            self.heap.retain_mut(f);
+            return;
+        }
+        let n = usize::from(self.n_inline);
+        let mut w = 0usize;
+        for r in 0..n {
+            let Some(mut s) = self.inline.get(r).copied() else { break };
+            if f(&mut s) {
+                if let Some(slot) = self.inline.get_mut(w) {
+                    *slot = s;
+                }
+                w += 1;
+            }
+        }
+        self.n_inline = w as u8;
+    }
+    /// Empties the list; a large spilled buffer is freed.
+    fn reset(&mut self) {
+        if self.heap.capacity() > SEG_KEEP_CAPACITY {
+            self.heap = Vec::new();
+        } else {
+            self.heap.clear();
+        }
+        self.spilled = false;
+        self.n_inline = 0;
+    }
+}
+
+/// The sequence-analysis state of one direction without its segment list or statistics:
+/// what an evicted connection keeps so that a late frame is analysed as if it had stayed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SeqSnap {
+    base_seq: u32,
+    window: u32,
+    nextseq: u32,
+    max_to_ack: u32,
+    lastack: u32,
+    dupacks: u32,
+    nextseq_ts: i64,
+    lastack_ts: i64,
+    last_non_dupack: u64,
+    sack: [(u32, u32); 3],
+    last_flags: F,
+    win_scale: i8,
+    base_set: bool,
+    is_first_ack: bool,
+    valid_bif: bool,
+    sack_n: u8,
 }
 
 /// The state of one direction (the segments one side sends and the ACKs it sends back).
@@ -71,7 +182,7 @@ pub(crate) struct DirState {
     pub last_flags: F,
     pub sack_n: u8,
     pub sack: [(u32, u32); 3],
-    pub segs: Vec<Seg>,
+    pub segs: SegList,
     // --- statistics ---
     pub frames: u64,
     pub bytes: u64,
@@ -83,6 +194,13 @@ pub(crate) struct DirState {
     pub win_max: u32,
     pub zero_since: Option<i64>,
     pub zero_total: i64,
+}
+
+impl SeqSnap {
+    /// The base sequence number, once known.
+    pub(crate) fn base(&self) -> Option<u32> {
+        self.base_set.then_some(self.base_seq)
+    }
 }
 
 impl DirState {
@@ -104,7 +222,7 @@ impl DirState {
             last_flags: F::empty(),
             sack_n: 0,
             sack: [(0, 0); 3],
-            segs: Vec::new(),
+            segs: SegList::default(),
             frames: 0,
             bytes: 0,
             payload_bytes: 0,
@@ -118,12 +236,54 @@ impl DirState {
         }
     }
 
-    /// Resets to a fresh state, keeping the segment buffer's allocation.
+    /// Resets to a fresh state, keeping a small segment buffer's allocation.
     fn reset(&mut self) {
         let mut segs = std::mem::take(&mut self.segs);
-        segs.clear();
+        segs.reset();
         *self = DirState::new();
         self.segs = segs;
+    }
+
+    /// The sequence-analysis state.
+    pub(crate) fn snapshot(&self) -> SeqSnap {
+        SeqSnap {
+            base_seq: self.base_seq,
+            window: self.window,
+            nextseq: self.nextseq,
+            max_to_ack: self.max_to_ack,
+            lastack: self.lastack,
+            dupacks: self.dupacks,
+            nextseq_ts: self.nextseq_ts,
+            lastack_ts: self.lastack_ts,
+            last_non_dupack: self.last_non_dupack,
+            sack: self.sack,
+            last_flags: self.last_flags,
+            win_scale: self.win_scale,
+            base_set: self.base_set,
+            is_first_ack: self.is_first_ack,
+            valid_bif: self.valid_bif,
+            sack_n: self.sack_n,
+        }
+    }
+
+    /// Restores the sequence-analysis state (the segment list stays empty).
+    pub(crate) fn restore(&mut self, s: &SeqSnap) {
+        self.base_seq = s.base_seq;
+        self.window = s.window;
+        self.nextseq = s.nextseq;
+        self.max_to_ack = s.max_to_ack;
+        self.lastack = s.lastack;
+        self.dupacks = s.dupacks;
+        self.nextseq_ts = s.nextseq_ts;
+        self.lastack_ts = s.lastack_ts;
+        self.last_non_dupack = s.last_non_dupack;
+        self.sack = s.sack;
+        self.last_flags = s.last_flags;
+        self.win_scale = s.win_scale;
+        self.base_set = s.base_set;
+        self.is_first_ack = s.is_first_ack;
+        self.valid_bif = s.valid_bif;
+        self.sack_n = s.sack_n;
     }
 }
 
@@ -167,6 +327,8 @@ pub(crate) struct Conn {
     pub resumed: bool,
     /// Free-list link / liveness.
     pub live: bool,
+    /// Queued for early eviction (finished: RST, or both FINs acknowledged).
+    pub closing: bool,
 }
 
 /// Configuration knobs that change analysis results.
@@ -200,6 +362,7 @@ impl Conn {
             longest_stall_frame: None,
             resumed: false,
             live: true,
+            closing: false,
         }
     }
 
@@ -211,6 +374,13 @@ impl Conn {
         let dirs = std::mem::replace(&mut self.dirs, [DirState::new(), DirState::new()]);
         *self = Conn::new(key, a_is_lo, stream, frame, ts);
         self.dirs = dirs;
+    }
+
+    /// Finished: a RST was seen, or both sides sent a FIN and everything is acknowledged.
+    #[inline]
+    pub(crate) fn finished(&self) -> bool {
+        let [a, b] = &self.dirs;
+        self.first_rst.is_some() || (a.fin > 0 && b.fin > 0 && a.segs.is_empty() && b.segs.is_empty())
     }
 
     /// Splits into (sender's direction, receiver's direction).
@@ -426,7 +596,7 @@ impl Conn {
                 let base = fwd.base_seq;
                 let mut lo = first.seq.wrapping_sub(base);
                 let mut hi = first.nextseq.wrapping_sub(base);
-                for s in &fwd.segs {
+                for s in fwd.segs.as_slice() {
                     lo = lo.min(s.seq.wrapping_sub(base));
                     hi = hi.max(s.nextseq.wrapping_sub(base));
                 }

@@ -8,7 +8,7 @@ use netcase_wire::{DecodeError, IpInfo, Layer, LinkType, Packet, Tcp, Transport,
 use crate::flags::AnalysisFlags as F;
 use crate::key::{FlowKey, FxBuild, FxMap};
 use crate::stats::LogHistogram;
-use crate::tcp::{AnalysisCfg, Conn};
+use crate::tcp::{AnalysisCfg, Conn, SeqSnap};
 use crate::types::*;
 use crate::udp::UdpFlow;
 
@@ -21,6 +21,11 @@ pub struct FlowConfig {
     pub idle_timeout_ns: i64,
     /// Same, for connections that saw a RST or a FIN from both sides.
     pub closed_linger_ns: i64,
+    /// How many finished connections (a RST, or both FINs acknowledged) are held at most:
+    /// beyond it the one that finished first is summarised and freed at once rather than after
+    /// `closed_linger_ns`. A late frame of it is still numbered and analysed from the
+    /// remembered sequence state (see `max_remembered`), but counted in a new summary.
+    pub max_closed_held: usize,
     /// UDP flows idle this long are summarised and freed.
     pub udp_idle_timeout_ns: i64,
     /// How often (capture time) to look for idle flows.
@@ -36,6 +41,7 @@ impl Default for FlowConfig {
         FlowConfig {
             idle_timeout_ns: 900 * 1_000_000_000,
             closed_linger_ns: 240 * 1_000_000_000,
+            max_closed_held: 1024,
             udp_idle_timeout_ns: 300 * 1_000_000_000,
             sweep_interval_ns: 5 * 1_000_000_000,
             max_remembered: 1 << 16,
@@ -65,14 +71,16 @@ pub struct TrackerStats {
     pub tcp_in_fragments: u64,
 }
 
-/// What is kept of an evicted connection: enough to number late frames and keep their
-/// relative sequence numbers and window scaling.
+/// What is kept of an evicted connection: enough to number late frames, keep their relative
+/// sequence numbers and window scaling, and go on with the sequence analysis.
 #[derive(Debug, Clone, Copy)]
 struct Remembered {
+    key: FlowKey,
     stream: u32,
     a_is_lo: bool,
-    base: [(u32, bool); 2],
-    win_scale: [i8; 2],
+    seq: [SeqSnap; 2],
+    first_rtt: i64,
+    ts_mru_syn: i64,
 }
 
 /// The flow engine. Feed it decoded packets in frame order with [`FlowTracker::packet`], then
@@ -83,8 +91,14 @@ pub struct FlowTracker {
     tcp_index: FxMap<FlowKey, u32>,
     conns: Vec<Conn>,
     free: Vec<u32>,
-    remembered: FxMap<FlowKey, Remembered>,
-    remembered_order: VecDeque<FlowKey>,
+    /// Evicted 4-tuples → slot in `tombs`.
+    remembered: FxMap<FlowKey, u32>,
+    tombs: Vec<Remembered>,
+    tomb_free: Vec<u32>,
+    /// (slot, stream) in order of eviction; entries whose slot changed hands are skipped.
+    remembered_order: VecDeque<(u32, u32)>,
+    /// Finished connections waiting to be evicted: (slot, stream) in order of finishing.
+    closing: VecDeque<(u32, u32)>,
     udp_index: FxMap<FlowKey, u32>,
     udps: Vec<UdpFlow>,
     udp_free: Vec<u32>,
@@ -112,7 +126,10 @@ impl FlowTracker {
             conns: Vec::with_capacity(1024),
             free: Vec::new(),
             remembered: FxMap::with_hasher(FxBuild),
+            tombs: Vec::new(),
+            tomb_free: Vec::new(),
             remembered_order: VecDeque::new(),
+            closing: VecDeque::new(),
             udp_index: FxMap::with_capacity_and_hasher(256, FxBuild),
             udps: Vec::with_capacity(256),
             udp_free: Vec::new(),
@@ -152,6 +169,9 @@ impl FlowTracker {
         sink: &mut S,
     ) {
         self.maybe_sweep(ts_ns, sink);
+        if !self.closing.is_empty() {
+            self.drain_closing(ts_ns, sink);
+        }
         let Some(ip) = pkt.ip.as_ref() else { return };
         match pkt.transport {
             Some(Transport::Tcp(ref t)) => {
@@ -256,6 +276,7 @@ impl FlowTracker {
         for i in live {
             self.evict_tcp(i, sink, false);
         }
+        self.closing.clear();
         let mut live: Vec<u32> = self.udp_index.values().copied().collect();
         live.sort_by_key(|i| self.udps.get(*i as usize).map_or(u32::MAX, |c| c.stream));
         for i in live {
@@ -286,25 +307,45 @@ impl FlowTracker {
         idx
     }
 
-    /// Finds the connection for `key`, creating it (and a new stream) if needed.
-    fn lookup_or_create(&mut self, key: FlowKey, src_is_lo: bool, frame: u64, ts: i64) -> u32 {
+    /// Finds the connection for `key`, creating it (and a new stream) if needed. `syn_seq` is
+    /// the ISN of a SYN (without ACK): on a remembered 4-tuple whose sender had another ISN it
+    /// starts a new stream (reused ports, returned as `true`) instead of resuming the old one.
+    fn lookup_or_create(
+        &mut self,
+        key: FlowKey,
+        src_is_lo: bool,
+        frame: u64,
+        ts: i64,
+        syn_seq: Option<u32>,
+    ) -> (u32, bool) {
         if let Some(&i) = self.tcp_index.get(&key) {
-            return i;
+            return (i, false);
         }
-        if let Some(m) = self.remembered.remove(&key) {
+        if let Some(slot) = self.remembered.remove(&key) {
+            self.tomb_free.push(slot);
+            let Some(m) = self.tombs.get(slot as usize).copied() else {
+                return (self.alloc_conn(key, src_is_lo, frame, ts), false);
+            };
+            let side = usize::from(src_is_lo != m.a_is_lo);
+            let sender_base = m.seq.get(side).and_then(SeqSnap::base);
+            if let (Some(seq), Some(base)) = (syn_seq, sender_base) {
+                if seq != base {
+                    return (self.alloc_conn(key, src_is_lo, frame, ts), true);
+                }
+            }
             self.stats.tcp_resumed += 1;
             let i = self.alloc_conn_with(key, m.a_is_lo, m.stream, frame, ts);
             if let Some(c) = self.conns.get_mut(i as usize) {
                 c.resumed = true;
-                for (d, (b, ws)) in c.dirs.iter_mut().zip(m.base.iter().zip(m.win_scale.iter())) {
-                    d.base_seq = b.0;
-                    d.base_set = b.1;
-                    d.win_scale = *ws;
+                c.first_rtt = m.first_rtt;
+                c.ts_mru_syn = m.ts_mru_syn;
+                for (d, snap) in c.dirs.iter_mut().zip(m.seq.iter()) {
+                    d.restore(snap);
                 }
             }
-            return i;
+            return (i, false);
         }
-        self.alloc_conn(key, src_is_lo, frame, ts)
+        (self.alloc_conn(key, src_is_lo, frame, ts), false)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -320,9 +361,10 @@ impl FlowTracker {
     ) {
         self.stats.tcp_frames += 1;
         let (key, src_is_lo) = FlowKey::new(ip.src, t.src_port, ip.dst, t.dst_port);
-        let mut idx = self.lookup_or_create(key, src_is_lo, frame, ts);
-        let mut pre = F::empty();
         let tflags = t.flags;
+        let syn_seq = (tflags & (SYN | ACK) == SYN).then_some(t.seq);
+        let (mut idx, reused) = self.lookup_or_create(key, src_is_lo, frame, ts, syn_seq);
+        let mut pre = if reused { F::REUSED_PORTS } else { F::empty() };
 
         // A SYN with a new ISN on a 4-tuple whose sender already has a base sequence starts a
         // new conversation (and stream); a repeated ISN rewinds nextseq (retransmitted SYN).
@@ -483,6 +525,10 @@ impl FlowTracker {
         if let Some(rtt) = ack_rtt {
             c.rtt.get_or_insert_with(LogHistogram::new).add((rtt.max(0) as u64) / 1000);
         }
+        if !c.closing && tflags & (FIN | RST | ACK) != 0 && c.finished() {
+            c.closing = true;
+            self.closing.push_back((idx, c.stream));
+        }
 
         let (src, dst) =
             (crate::Endpoint { addr: ip.src, port: t.src_port }, crate::Endpoint { addr: ip.dst, port: t.dst_port });
@@ -584,7 +630,7 @@ impl FlowTracker {
     ) {
         self.stats.tcp_frames += 1;
         let (key, src_is_lo) = FlowKey::new(src, t.src_port, dst, t.dst_port);
-        let idx = self.lookup_or_create(key, src_is_lo, frame, ts);
+        let (idx, _) = self.lookup_or_create(key, src_is_lo, frame, ts, None);
         let side = self.side_of(idx, src_is_lo);
         let Some(c) = self.conns.get_mut(idx as usize) else { return };
         c.ts_last = ts;
@@ -628,26 +674,71 @@ impl FlowTracker {
         sink.frame(&fa);
     }
 
-    fn remember(&mut self, c: &Conn) {
+    fn remember(&mut self, m: Remembered) {
         if self.cfg.max_remembered == 0 {
             return;
         }
-        let m = Remembered {
-            stream: c.stream,
-            a_is_lo: c.a_is_lo,
-            base: [(c.dirs[0].base_seq, c.dirs[0].base_set), (c.dirs[1].base_seq, c.dirs[1].base_set)],
-            win_scale: [c.dirs[0].win_scale, c.dirs[1].win_scale],
-        };
-        if self.remembered.insert(c.key, m).is_none() {
-            self.remembered_order.push_back(c.key);
-        }
-        while self.remembered.len() > self.cfg.max_remembered {
-            match self.remembered_order.pop_front() {
-                Some(k) => {
-                    self.remembered.remove(&k);
-                }
-                None => break,
+        if let Some(&slot) = self.remembered.get(&m.key) {
+            if let Some(t) = self.tombs.get_mut(slot as usize) {
+                *t = m;
             }
+            return;
+        }
+        let slot = match self.tomb_free.pop() {
+            Some(s) => {
+                if let Some(t) = self.tombs.get_mut(s as usize) {
+                    *t = m;
+                }
+                s
+            }
+            None => {
+                self.tombs.push(m);
+                (self.tombs.len() - 1) as u32
+            }
+        };
+        self.remembered.insert(m.key, slot);
+        self.remembered_order.push_back((slot, m.stream));
+        while self.remembered.len() > self.cfg.max_remembered {
+            let Some((slot, stream)) = self.remembered_order.pop_front() else { break };
+            self.forget(slot, stream);
+        }
+        // Entries of tombstones taken back by late frames are skipped above; keep their number
+        // bounded too.
+        if self.remembered_order.len() > 2 * self.remembered.len() + 64 {
+            let (map, tombs) = (&self.remembered, &self.tombs);
+            self.remembered_order.retain(|&(slot, stream)| {
+                tombs.get(slot as usize).is_some_and(|t| t.stream == stream && map.get(&t.key) == Some(&slot))
+            });
+        }
+    }
+
+    /// Drops tombstone `slot` if it still holds `stream`.
+    fn forget(&mut self, slot: u32, stream: u32) {
+        let Some(t) = self.tombs.get(slot as usize) else { return };
+        if t.stream == stream && self.remembered.get(&t.key) == Some(&slot) {
+            self.remembered.remove(&t.key);
+            self.tomb_free.push(slot);
+        }
+    }
+
+    /// Evicts finished connections beyond the held maximum, or idle for `closed_linger_ns`.
+    fn drain_closing<S: FlowSink + ?Sized>(&mut self, now: i64, sink: &mut S) {
+        while let Some(&(i, stream)) = self.closing.front() {
+            let due = match self.conns.get(i as usize) {
+                Some(c) if c.live && c.closing && c.stream == stream => {
+                    self.closing.len() > self.cfg.max_closed_held
+                        || now.saturating_sub(c.ts_last) >= self.cfg.closed_linger_ns
+                }
+                _ => {
+                    self.closing.pop_front();
+                    continue;
+                }
+            };
+            if !due {
+                break;
+            }
+            self.closing.pop_front();
+            self.evict_tcp(i, sink, true);
         }
     }
 
@@ -658,11 +749,19 @@ impl FlowTracker {
             return;
         }
         c.live = false;
+        c.closing = false;
         let summary = summarize(c);
         let key = c.key;
         if keep {
-            let c = c.clone_light();
-            self.remember(&c);
+            let m = Remembered {
+                key,
+                stream: c.stream,
+                a_is_lo: c.a_is_lo,
+                seq: [c.dirs[0].snapshot(), c.dirs[1].snapshot()],
+                first_rtt: c.first_rtt,
+                ts_mru_syn: c.ts_mru_syn,
+            };
+            self.remember(m);
             self.stats.tcp_evicted += 1;
         }
         if self.tcp_index.get(&key) == Some(&idx) {
@@ -816,19 +915,6 @@ impl FlowTracker {
         }
         self.udp_free.push(idx);
         sink.udp_closed(&s);
-    }
-}
-
-impl Conn {
-    /// A copy without the segment buffers (for remembering an evicted connection).
-    fn clone_light(&self) -> Conn {
-        let mut c = Conn::new(self.key, self.a_is_lo, self.stream, self.first_frame, self.ts_first);
-        for (d, s) in c.dirs.iter_mut().zip(self.dirs.iter()) {
-            d.base_seq = s.base_seq;
-            d.base_set = s.base_set;
-            d.win_scale = s.win_scale;
-        }
-        c
     }
 }
 

@@ -233,7 +233,8 @@ pub struct ConnSummary {
     pub longest_stall_ns: i64,
     /// The frame that ended the longest stall.
     pub longest_stall_frame: Option<u64>,
-    /// The flow's state had been evicted (idle) and was rebuilt: analysis restarted there.
+    /// The flow's state had been evicted (idle, or finished and beyond the held maximum) and was
+    /// rebuilt from its remembered sequence state: the counts here start at that frame.
     pub resumed: bool,
 }
 

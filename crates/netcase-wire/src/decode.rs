@@ -26,7 +26,89 @@ fn truncated(layer: Layer, need: usize, have: usize) -> DecodeError {
 ///
 /// Never panics and never allocates. When a header is cut short or malformed, the layers
 /// decoded so far are returned with [`Packet::error`] set.
+#[inline]
 pub fn decode(link: LinkType, data: &[u8]) -> Packet<'_> {
+    if link == LinkType::Ethernet {
+        if let Some(p) = fast_eth_ipv4_tcp(data) {
+            return p;
+        }
+    }
+    decode_layers(link, data)
+}
+
+/// The common case in one step: Ethernet, IPv4 without options, not a fragment, a non-zero
+/// total length, a whole TCP header. Returns `None` for anything else, which the general path
+/// then decodes; when it returns a packet, it is exactly what the general path would return.
+#[inline]
+fn fast_eth_ipv4_tcp(data: &[u8]) -> Option<Packet<'_>> {
+    let h: &[u8; 54] = data.get(..54)?.try_into().ok()?;
+    let be16 = |a: u8, b: u8| u16::from_be_bytes([a, b]);
+    let be32 = |a: u8, b: u8, c: u8, d: u8| u32::from_be_bytes([a, b, c, d]);
+    if be16(h[12], h[13]) != ETH_IPV4 || h[14] != 0x45 || h[23] != 6 {
+        return None;
+    }
+    let total = usize::from(be16(h[16], h[17]));
+    let frag = be16(h[20], h[21]);
+    let off_flags = be16(h[46], h[47]);
+    let header_len = usize::from(off_flags >> 12) * 4;
+    if total < 40 || frag & 0x3FFF != 0 || header_len < 20 {
+        return None;
+    }
+    let ip_len = total - 20;
+    let after_ip = data.get(34..)?;
+    let ip_payload = after_ip.get(..ip_len.min(after_ip.len()))?;
+    let opt_bytes = ip_payload.get(20..header_len)?;
+    let rest = ip_payload.get(header_len..)?;
+    let options = match opt_bytes {
+        [] => TcpOptions::default(),
+        // NOP, NOP, timestamps: what Linux sends on every segment.
+        [1, 1, 8, 10, a0, a1, a2, a3, b0, b1, b2, b3] => TcpOptions {
+            timestamp: Some((be32(*a0, *a1, *a2, *a3), be32(*b0, *b1, *b2, *b3))),
+            ..TcpOptions::default()
+        },
+        _ => tcp_options(opt_bytes),
+    };
+    let len = (ip_len as u32).saturating_sub(header_len as u32);
+    let payload = rest.get(..(len as usize).min(rest.len()))?;
+    Some(Packet {
+        link: LinkInfo {
+            src_mac: Some([h[6], h[7], h[8], h[9], h[10], h[11]]),
+            dst_mac: Some([h[0], h[1], h[2], h[3], h[4], h[5]]),
+            vlans: [0; 2],
+            vlan_count: 0,
+            ethertype: ETH_IPV4,
+        },
+        arp: None,
+        ip: Some(IpInfo {
+            src: IpAddr::V4(Ipv4Addr::new(h[26], h[27], h[28], h[29])),
+            dst: IpAddr::V4(Ipv4Addr::new(h[30], h[31], h[32], h[33])),
+            proto: 6,
+            ttl: h[22],
+            header_len: 20,
+            payload_len: ip_len as u32,
+            id: be16(h[18], h[19]),
+            fragment: None,
+            has_options: false,
+        }),
+        transport: Some(Transport::Tcp(Tcp {
+            src_port: be16(h[34], h[35]),
+            dst_port: be16(h[36], h[37]),
+            seq: be32(h[38], h[39], h[40], h[41]),
+            ack: be32(h[42], h[43], h[44], h[45]),
+            header_len: header_len as u8,
+            flags: off_flags & 0x01FF,
+            window: be16(h[48], h[49]),
+            urgent: be16(h[52], h[53]),
+            options,
+            len,
+            payload,
+        })),
+        error: None,
+    })
+}
+
+/// The general decoder, layer by layer.
+fn decode_layers(link: LinkType, data: &[u8]) -> Packet<'_> {
     let mut pkt = Packet { link: LinkInfo::default(), arp: None, ip: None, transport: None, error: None };
     let mut r = Reader::new(data);
     let ethertype = match link_layer(link, &mut r, &mut pkt.link) {
@@ -489,6 +571,41 @@ mod tests {
                 let _ = decode(lt, f.get(..n).unwrap());
             }
         }
+    }
+
+    /// The Ethernet/IPv4/TCP fast path returns exactly what the general decoder returns.
+    #[test]
+    fn fast_path_matches_general_decoder() {
+        let ts = [1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 7];
+        let opts: [&[u8]; 5] =
+            [&[], &ts, &[2, 4, 5, 0xb4], &[1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2], &[1, 1, 8, 9, 0, 0, 0, 9, 0, 0, 0, 7]];
+        let mut frames = Vec::new();
+        for o in opts {
+            for p in [&b""[..], b"x", b"hello world"] {
+                frames.push(eth_ipv4_tcp(p, o));
+            }
+        }
+        let mut checked = 0;
+        for f in &frames {
+            // Every prefix, and single-byte changes in the headers.
+            let mut variants: Vec<Vec<u8>> = (0..=f.len()).map(|n| f[..n].to_vec()).collect();
+            for i in 12..f.len().min(70) {
+                for v in [0u8, 1, 4, 5, 6, 0x20, 0x40, 0x45, 0x46, 0x50, 0xff] {
+                    let mut g = f.clone();
+                    g[i] = v;
+                    variants.push(g);
+                }
+            }
+            for g in &variants {
+                let slow = decode_layers(LinkType::Ethernet, g);
+                if let Some(fast) = fast_eth_ipv4_tcp(g) {
+                    assert_eq!(fast, slow, "{g:?}");
+                    checked += 1;
+                }
+                assert_eq!(decode(LinkType::Ethernet, g), slow);
+            }
+        }
+        assert!(checked > 1000, "{checked}");
     }
 
     #[test]
