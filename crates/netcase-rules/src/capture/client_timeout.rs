@@ -8,7 +8,7 @@ use netcase_flow::{AnalysisFlags as AF, Endpoint, FrameAnalysis};
 use netcase_model::{CaseId, Finding, Severity};
 use netcase_wire::tcp_flags::{FIN, RST};
 
-use super::util::{pl, round, secs, FlowGroup, FrameSample, PeerSet, Samples};
+use super::util::{pl, round, secs, seq_gt, FlowGroup, FrameSample, PeerSet, Samples};
 use super::Common;
 
 /// Shortest wait counted as a timeout: client timeouts are set in hundreds of ms or more,
@@ -20,6 +20,10 @@ const MIN_TIMEOUT_NS: i64 = 200_000_000;
 const MIN_CLUSTERED: u64 = 3;
 /// Share of waits within the tolerance of the median for them to count as one timeout value.
 const CLUSTER_SHARE: f64 = 0.6;
+/// Server data this soon after the client's FIN (2 round trips, at least 20 ms) is the server
+/// reacting to the FIN (a TLS close_notify, an HTTP/2 GOAWAY), not a late answer.
+const REACTION_RTTS: i64 = 2;
+const REACTION_MIN_NS: i64 = 20_000_000;
 /// Tolerance around the median: 10 % (timer granularity, scheduling) but at least 50 ms.
 const CLUSTER_REL: f64 = 0.10;
 const CLUSTER_ABS_S: f64 = 0.05;
@@ -30,6 +34,9 @@ pub(super) struct State {
     pending: Option<(i64, u64)>,
     /// The client's FIN while a request was pending: (wait ns, FIN frame, request ts).
     timed_out: Option<(i64, u64, i64)>,
+    /// The FIN's time, and whether the server had acknowledged the pending request by then.
+    fin_ts: i64,
+    request_acked: bool,
     /// Server data after that FIN: (delay from the request, frame).
     late: Option<(i64, u64)>,
     /// The client answered the late data with RST.
@@ -48,6 +55,9 @@ impl State {
             if f.tcp_flags & FIN != 0 && !c.closing() {
                 if let Some((t0, _)) = self.pending {
                     self.timed_out = Some((f.ts_ns - t0, f.frame, t0));
+                    self.fin_ts = f.ts_ns;
+                    let si = c.client.other().index();
+                    self.request_acked = c.acked[si] && !seq_gt(c.nxt[client_i], c.ack[si]);
                 }
             }
             if f.tcp_flags & RST != 0 && self.late.is_some() && self.rst.is_none() {
@@ -56,7 +66,8 @@ impl State {
         } else if f.len > 0 && !f.flags.intersects(AF::KEEP_ALIVE) {
             match self.timed_out {
                 Some((_, _, t0)) => {
-                    if self.late.is_none() {
+                    let reaction = (REACTION_RTTS * c.rtt()).max(REACTION_MIN_NS);
+                    if self.late.is_none() && f.ts_ns - self.fin_ts > reaction {
                         self.late = Some((f.ts_ns - t0, f.frame));
                     }
                 }
@@ -70,6 +81,8 @@ impl State {
 struct Entry {
     group: FlowGroup,
     waits_s: Samples,
+    /// Waits of timed-out requests the server had acknowledged (alive, just slow).
+    acked_waits: u64,
     late_s: Samples,
     rst: u64,
     clients: PeerSet,
@@ -90,6 +103,7 @@ impl Agg {
         let e = self.by_server.entry(c.server()).or_default();
         e.group.add(c.stream, c.client_ep(), c.server());
         e.waits_s.push(secs(wait));
+        e.acked_waits += u64::from(st.request_acked);
         e.clients.insert(c.client_ep().addr);
         e.frames.push(fin_frame);
         if let Some((d, fr)) = st.late {
@@ -109,7 +123,7 @@ impl Agg {
             let tol = (t * CLUSTER_REL).max(CLUSTER_ABS_S);
             let share = e.waits_s.share_near(t, tol);
             let late = e.late_s.len();
-            if late == 0 && (n < MIN_CLUSTERED || share < CLUSTER_SHARE) {
+            if late == 0 && (n < MIN_CLUSTERED || share < CLUSTER_SHARE || e.acked_waits < MIN_CLUSTERED) {
                 continue;
             }
             let sev = if n >= 10 { Severity::Error } else { Severity::Warning };
@@ -134,13 +148,14 @@ impl Agg {
                 ),
             )
             .with_measure("count", n as f64, "count")
+            .with_measure("connections", n as f64, "count")
             .with_measure("timeout_s", round(t, 3), "s")
             .with_measure("clustered_pct", round(share * 100.0, 1), "%")
             .with_measure("late_responses", late as f64, "count")
             .with_measure("rst", e.rst as f64, "count")
             .with_measure("peers", e.clients.len() as f64, "count");
             if let Some(d) = e.late_s.median() {
-                f = f.with_measure("late_response_s", round(d, 3), "s");
+                f = f.with_measure("late_response_delay_s", round(d, 3), "s");
             }
             f = f.with(netcase_model::Evidence::text("peers", e.clients.text(8)));
             if let Some(ev) = e.frames.evidence("frames") {
@@ -183,7 +198,8 @@ mod tests {
         let f = one(&f, CaseId::ClientTimeoutFinWait2);
         assert_eq!(f.measure("count"), Some(5.0));
         assert!((f.measure("timeout_s").unwrap() - 2.0).abs() < 0.01);
-        assert!((f.measure("late_response_s").unwrap() - 3.2).abs() < 0.01);
+        assert!((f.measure("late_response_delay_s").unwrap() - 3.2).abs() < 0.01);
+        assert_eq!(f.measure("connections"), Some(5.0));
         assert_eq!(f.measure("rst"), Some(5.0));
     }
 

@@ -137,8 +137,12 @@ impl Agg {
             let d = &st.dirs[side.index()];
             let mut events = d.events;
             if let Some(h) = d.dup {
+                // Never retransmitted: only a finding if the sender kept sending new data well
+                // after the third duplicate ACK (alive, yet not repairing the hole); a sender
+                // that went silent lost its path, which is another story.
                 let wait = c.last_ts - h.t3;
-                if !h.prior && too_late(wait, c) {
+                let alive = c.last_data_ts[side.index()] - h.t3 >= MIN_WAIT_NS;
+                if !h.prior && alive && too_late(wait, c) {
                     events += 1;
                     self.event(c, side, &h, wait, None);
                 }
@@ -173,7 +177,7 @@ impl Agg {
             .with_measure("count", n as f64, "count")
             .with_measure("wait_ms", round(med, 1), "ms")
             .with_measure("max_wait_ms", round(max, 1), "ms")
-            .with_measure("dupacks", f64::from(e.max_dupacks), "count")
+            .with_measure("dup_acks", f64::from(e.max_dupacks), "count")
             .with_measure("never_retransmitted", e.never as f64, "count")
             .with_measure("sack", if e.sack { 1.0 } else { 0.0 }, "bool")
             .with_measure("hole_seq", f64::from(hole), "seq")
@@ -221,7 +225,7 @@ mod tests {
     #[test]
     fn dupacks_then_rto_only() {
         let f = one(&run(0.4), CaseId::DupackNoFastRetransmit);
-        assert!(f.measure("dupacks").unwrap() >= 3.0);
+        assert!(f.measure("dup_acks").unwrap() >= 3.0);
         assert_eq!(f.measure("sack"), Some(1.0));
         let w = f.measure("wait_ms").unwrap();
         assert!((395.0..=405.0).contains(&w), "{w}");

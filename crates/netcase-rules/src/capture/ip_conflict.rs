@@ -15,12 +15,18 @@ use super::util::{pl, FrameSample};
 
 /// Addresses tracked (per VLAN); beyond this new addresses are ignored (bounded memory).
 const MAX_IPS: usize = 65_536;
+/// Frames of one IP from two MACs whose TTLs differ by 1 or 2 are the same traffic seen before
+/// and after a router (or a relay): a capture on two segments, not two holders. Two real
+/// holders of an address send with their own initial TTL (64 and 64, or 64 and 128).
+const ROUTED_TTL_DIFF: std::ops::RangeInclusive<u8> = 1..=2;
 /// Link-layer addresses kept per IP: two prove the conflict; a third is counted only.
 const MACS_PER_IP: usize = 3;
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Holder {
     mac: [u8; 6],
+    /// TTL of the first IP frame from this MAC (0 = none seen).
+    ttl: u8,
     arp: u32,
     synack: u32,
     rst: u32,
@@ -32,6 +38,9 @@ struct IpEntry {
     holders: [Holder; MACS_PER_IP],
     n: u8,
 }
+
+/// An address (with its VLAN) and who holds it.
+type Claim = (IpAddr, u16, IpEntry);
 
 #[derive(Debug, Default)]
 pub(super) struct Agg {
@@ -62,7 +71,7 @@ impl Agg {
         let vlan = if pkt.link.vlan_count > 0 { pkt.link.vlans[0] } else { 0 };
         if let Some(arp) = pkt.arp {
             if !arp.sender_ip.is_unspecified() {
-                self.note(IpAddr::V4(arp.sender_ip), vlan, arp.sender_mac, Kind::Arp, frame);
+                self.note(IpAddr::V4(arp.sender_ip), vlan, arp.sender_mac, Kind::Arp, frame, 0);
             }
             return;
         }
@@ -75,10 +84,10 @@ impl Agg {
             return;
         };
         let (Some(ip), Some(mac)) = (pkt.ip, pkt.link.src_mac) else { return };
-        self.note(ip.src, vlan, mac, kind, frame);
+        self.note(ip.src, vlan, mac, kind, frame, ip.ttl.max(1));
     }
 
-    fn note(&mut self, ip: IpAddr, vlan: u16, mac: [u8; 6], kind: Kind, frame: u64) {
+    fn note(&mut self, ip: IpAddr, vlan: u16, mac: [u8; 6], kind: Kind, frame: u64, ttl: u8) {
         // Group and zero addresses say nothing about who holds the IP.
         if mac[0] & 1 != 0 || mac == [0; 6] {
             return;
@@ -99,6 +108,9 @@ impl Agg {
             }
             None => return,
         };
+        if h.ttl == 0 {
+            h.ttl = ttl;
+        }
         match kind {
             Kind::Arp => h.arp += 1,
             Kind::SynAck => h.synack += 1,
@@ -109,9 +121,17 @@ impl Agg {
     pub(super) fn finish(self, out: &mut Vec<Finding>) {
         // One finding per set of holders: a router relaying for many addresses (or an ARP
         // spoofer) shows the same pair of MACs for every address it touches.
-        let mut groups: BTreeMap<Vec<[u8; 6]>, Vec<(IpAddr, u16, IpEntry)>> = BTreeMap::new();
+        let mut groups: BTreeMap<Vec<[u8; 6]>, Vec<Claim>> = BTreeMap::new();
         for ((ip, vlan), e) in self.ips {
             if e.n < 2 {
+                continue;
+            }
+            let hs = &e.holders[..usize::from(e.n)];
+            let arp_holders = hs.iter().filter(|h| h.arp > 0).count();
+            let routed = hs
+                .iter()
+                .any(|a| hs.iter().any(|b| a.ttl > 0 && b.ttl > 0 && ROUTED_TTL_DIFF.contains(&a.ttl.abs_diff(b.ttl))));
+            if routed && arp_holders < 2 {
                 continue;
             }
             let mut macs: Vec<[u8; 6]> = e.holders.iter().take(usize::from(e.n)).map(|h| h.mac).collect();
@@ -143,7 +163,10 @@ impl Agg {
             let synack: u32 = holders.iter().map(|h| h.synack).sum();
             let arp: u32 = holders.iter().map(|h| h.arp).sum();
             let more = if ips.len() > 1 {
-                format!(" The same link-layer addresses also answer for {} more.", pl(ips.len() as u64 - 1, "address", "addresses"))
+                format!(
+                    " The same link-layer addresses also answer for {} more.",
+                    pl(ips.len() as u64 - 1, "address", "addresses")
+                )
             } else {
                 String::new()
             };
@@ -157,12 +180,12 @@ impl Agg {
                     if split { " — connects split between one that accepts and one that resets" } else { "" },
                 ),
             )
-            .with_measure("macs", macs.len() as f64, "count")
+            .with_measure("holders", macs.len() as f64, "count")
             .with_measure("arp_frames", f64::from(arp), "count")
             .with_measure("synack_frames", f64::from(synack), "count")
             .with_measure("rst_frames", f64::from(rst), "count")
             .with_measure("addresses", ips.len() as f64, "count")
-            .with(Evidence::text("holders", desc));
+            .with(Evidence::text("link_addresses", desc));
             if !others.is_empty() {
                 f = f.with(Evidence::text("also", others.join(", ")));
             }
@@ -199,7 +222,7 @@ mod tests {
         s.arp_reply(0.5, [10, 0, 0, 2], [2, 0, 0, 0, 2, 2]);
         s.arp_reply(3.5, [10, 0, 0, 2], [2, 0, 0, 0, 0xee, 0xee]);
         let f = one(&s.run(), CaseId::IpConflict);
-        assert_eq!(f.measure("macs"), Some(2.0));
+        assert_eq!(f.measure("holders"), Some(2.0));
         assert_eq!(f.measure("rst_frames"), Some(2.0));
         assert_eq!(f.severity, Severity::Error);
     }

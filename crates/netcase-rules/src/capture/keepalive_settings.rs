@@ -67,7 +67,10 @@ struct Entry {
 
 #[derive(Debug, Default)]
 pub(super) struct Agg {
+    /// Idle connections without probes, per server port.
     by_server: BTreeMap<Endpoint, Entry>,
+    /// Probing connections, per prober host (the setting belongs to the host that probes).
+    by_prober: BTreeMap<std::net::IpAddr, Entry>,
 }
 
 impl Agg {
@@ -77,8 +80,9 @@ impl Agg {
         if probes == 0 && !idle {
             return;
         }
-        let e = self.by_server.entry(c.server()).or_default();
         if probes > 0 {
+            let prober = if st.probes[c.client.index()] > 0 { Role::Client } else { Role::Server };
+            let e = self.by_prober.entry(c.endpoint(prober).addr).or_default();
             e.probing.add(c.stream, c.client_ep(), c.server());
             for role in [Role::Client, Role::Server] {
                 e.probes[role as usize] += u64::from(st.probes[c.side(role).index()]);
@@ -87,6 +91,7 @@ impl Agg {
             e.max_period = e.max_period.max(st.period_max);
             e.frames.push(st.first_probe);
         } else {
+            let e = self.by_server.entry(c.server()).or_default();
             e.idle.add(c.stream, c.client_ep(), c.server());
             e.idle_s.push(secs(st.max_idle));
             e.frames.push(st.max_idle_frame);
@@ -94,20 +99,25 @@ impl Agg {
     }
 
     pub(super) fn finish(self, out: &mut Vec<Finding>) {
-        for (server, e) in self.by_server {
+        for (host, e) in self.by_prober {
             if let Some(p) = e.period_s.median() {
                 let slow = e.max_period >= MIDDLEBOX_IDLE_NS;
                 let who = match (e.probes[0] > 0, e.probes[1] > 0) {
-                    (true, true) => "both sides",
-                    (true, false) => "the client",
-                    _ => "the server",
+                    (true, true) => "as client and as server",
+                    (true, false) => "as client",
+                    _ => "as server",
+                };
+                let subject = if e.probing.flows == 1 {
+                    e.probing.subject("tcp", Endpoint { addr: host, port: 0 })
+                } else {
+                    netcase_model::Subject::Peer { ip: host }
                 };
                 let mut f = Finding::new(
                     CaseId::KeepaliveSettings,
                     if slow { Severity::Warning } else { Severity::Info },
-                    e.probing.subject("tcp", server),
+                    subject,
                     format!(
-                        "{who} sent {} on {} after {p:.0} s of silence{}.",
+                        "{host} sent {} ({who}) on {} after {p:.0} s of silence{}.",
                         pl(e.probes[0] + e.probes[1], "TCP keep-alive probe", "TCP keep-alive probes"),
                         pl(e.probing.flows, "idle connection", "idle connections"),
                         if slow {
@@ -132,6 +142,8 @@ impl Agg {
                     "Nothing to change: this period keeps idle connections alive through common middleboxes."
                 }));
             }
+        }
+        for (server, e) in self.by_server {
             if let (Some(i), Some(max)) = (e.idle_s.median(), e.idle_s.max()) {
                 let mut f = Finding::new(
                     CaseId::KeepaliveSettings,

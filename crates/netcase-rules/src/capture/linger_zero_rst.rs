@@ -56,10 +56,12 @@ impl State {
         if !established {
             return;
         }
-        let unacked = if c.sent_data[x] && c.acked[y] { seq_diff(c.nxt[x], c.ack[y]) } else { 0 };
+        // Bounded by what was really sent (odd sequence numbers must not invent data).
+        let cap = |side: usize| u32::try_from(c.bytes[side]).unwrap_or(u32::MAX);
+        let unacked = if c.sent_data[x] && c.acked[y] { seq_diff(c.nxt[x], c.ack[y]).min(cap(x)) } else { 0 };
         let my_ack = if f.tcp_flags & ACK != 0 { Some(f.ack) } else { c.acked[x].then_some(c.ack[x]) };
         let unread = match my_ack {
-            Some(a) if c.sent_data[y] => seq_diff(c.nxt[y], a),
+            Some(a) if c.sent_data[y] => seq_diff(c.nxt[y], a).min(cap(y)),
             _ => 0,
         };
         self.abort = Some(Abort { by: c.role(f.side), frame: f.frame, unacked, unread });
@@ -131,6 +133,7 @@ impl Agg {
                 ),
             )
             .with_measure("count", e.count as f64, "count")
+            .with_measure("aborted_connections", e.count as f64, "count")
             .with_measure("with_data_loss", e.with_loss as f64, "count")
             .with_measure("unacked_bytes", e.unacked as f64, "bytes")
             .with_measure("unread_bytes", e.unread as f64, "bytes")

@@ -62,6 +62,8 @@ struct Common {
     /// Relative sequence number after the highest data sent, per side.
     nxt: [u32; 2],
     sent_data: [bool; 2],
+    /// Payload bytes sent per side (new and repeated).
+    bytes: [u64; 2],
     /// Highest relative ack sent, per side (valid when `acked[side]`).
     ack: [u32; 2],
     acked: [bool; 2],
@@ -108,6 +110,7 @@ impl Common {
             last_ts: f.ts_ns,
             nxt: [0; 2],
             sent_data: [false; 2],
+            bytes: [0; 2],
             ack: [0; 2],
             acked: [false; 2],
             last_data_ts: [0; 2],
@@ -204,6 +207,7 @@ impl Common {
                 self.nxt[i] = end;
             }
             self.sent_data[i] = true;
+            self.bytes[i] += u64::from(f.len);
             self.last_data_ts[i] = f.ts_ns;
         }
         if fl & ACK != 0 && fl & SYN == 0 && (!self.acked[i] || util::seq_gt(f.ack, self.ack[i])) {

@@ -134,7 +134,9 @@ impl Agg {
                 ),
             )
             .with_measure("count", n as f64, "count")
+            .with_measure("stalls", n as f64, "count")
             .with_measure("delay_ms", round(d, 1), "ms")
+            .with_measure("stall_ms", round(d, 1), "ms")
             .with_measure("total_delay_ms", round(e.delays_ms.sum(), 1), "ms")
             .with_measure("flows", e.group.flows as f64, "count")
             .with(Evidence::text("sender", sender.as_str()));

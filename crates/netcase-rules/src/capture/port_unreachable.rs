@@ -2,7 +2,7 @@
 //! with a reset), and UDP answered by ICMP port unreachable. Counted per destination port;
 //! a host refusing many ports (a scan, or a host with nothing running) gets one finding.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use netcase_flow::FrameAnalysis;
@@ -16,6 +16,13 @@ use super::Common;
 /// More refused ports than this on one host are reported as one finding for the host (a
 /// port scan, or a host where the service is down on every port), not one per port.
 const MAX_PORT_FINDINGS: usize = 5;
+/// A client whose SYNs to one host went unanswered or refused on this many connections is
+/// scanning it (or retrying blindly): its refusals are reported together, as information.
+const SCAN_MIN_ATTEMPTS: u32 = 20;
+/// Ports from this one up are ephemeral (Linux 32768–60999, Windows 49152–65535): an ICMP port
+/// unreachable for one, quoting a datagram from a service port, is a late reply to a client
+/// socket that had already closed (a DNS answer after the resolver's timeout).
+const EPHEMERAL_MIN: u16 = 32_768;
 /// Refused ports remembered per host for the text evidence.
 const MAX_PORTS_LISTED: usize = 20;
 /// Entries kept (ip, port, proto); a capture with more distinct refused ports than this is a
@@ -68,10 +75,20 @@ impl Entry {
 pub(super) struct Agg {
     /// (proto, server ip, port).
     by_port: BTreeMap<(&'static str, IpAddr, u16), Entry>,
+    /// Handshakes without SYN/ACK per (client, server) host pair.
+    failed_pairs: HashMap<(IpAddr, IpAddr), u32>,
+    /// ICMP port unreachable for late replies: (client ip, client port) → (count, service port, frame).
+    late_replies: BTreeMap<(IpAddr, u16), (u64, u16, u64)>,
 }
 
 impl Agg {
     pub(super) fn closed(&mut self, st: &State, c: &Common) {
+        if c.syn.is_some() && c.synack.is_none() {
+            let key = (c.client_ep().addr, c.server().addr);
+            if self.failed_pairs.len() < MAX_ENTRIES || self.failed_pairs.contains_key(&key) {
+                *self.failed_pairs.entry(key).or_default() += 1;
+            }
+        }
         let Some((ts, frame)) = st.refused else { return };
         let s = c.server();
         self.add("tcp", s.addr, s.port, ts, frame, c.client_ep().addr);
@@ -96,18 +113,64 @@ impl Agg {
         if q.proto != 17 {
             return;
         }
+        if q.dst_port >= EPHEMERAL_MIN && q.src_port < 1024 {
+            if self.late_replies.len() < MAX_ENTRIES {
+                let e = self.late_replies.entry((q.dst, q.dst_port)).or_insert((0, q.src_port, frame));
+                e.0 += 1;
+            }
+            return;
+        }
         self.add("udp", q.dst, q.dst_port, ts, frame, q.src);
     }
 
+    fn late_replies_finish(&self, out: &mut Vec<Finding>) {
+        let mut by_client: BTreeMap<IpAddr, (u64, u64, BTreeSet<u16>, FrameSample)> = BTreeMap::new();
+        for ((ip, _port), (n, svc, frame)) in &self.late_replies {
+            let e = by_client.entry(*ip).or_default();
+            e.0 += n;
+            e.1 += 1;
+            e.2.insert(*svc);
+            e.3.push(*frame);
+        }
+        for (ip, (n, sockets, svcs, frames)) in by_client {
+            let svc: Vec<String> = svcs.iter().map(ToString::to_string).collect();
+            let mut f = Finding::new(
+                CaseId::PortUnreachable,
+                Severity::Info,
+                Subject::Peer { ip },
+                format!(
+                    "{ip} answered {} to its own closed ephemeral ports with ICMP port unreachable: replies from \
+                     udp port {} arrived after the client socket had given up (late answers).",
+                    pl(n, "reply", "replies"),
+                    svc.join(", ")
+                ),
+            )
+            .with_measure("count", n as f64, "count")
+            .with_measure("sockets", sockets as f64, "count")
+            .with(Evidence::text("proto", "udp"))
+            .with(Evidence::text("kind", "late_reply"));
+            if let Some(ev) = frames.evidence("frames") {
+                f = f.with(ev);
+            }
+            out.push(f.with_fix(
+                "Nothing listens because the client already timed out: look at why the server answers late (DNS: \
+                 upstream latency) or raise the client's timeout.",
+            ));
+        }
+    }
+
     pub(super) fn finish(self, out: &mut Vec<Finding>) {
+        self.late_replies_finish(out);
         // Group per (proto, host).
         let mut hosts: BTreeMap<(&'static str, IpAddr), Vec<(u16, Entry)>> = BTreeMap::new();
         for ((proto, ip, port), e) in self.by_port {
             hosts.entry((proto, ip)).or_default().push((port, e));
         }
+        let scanned: BTreeSet<IpAddr> =
+            self.failed_pairs.iter().filter(|(_, n)| **n >= SCAN_MIN_ATTEMPTS).map(|((_, s), _)| *s).collect();
         for ((proto, ip), ports) in hosts {
             let how = if proto == "tcp" { "SYN answered by RST/ACK" } else { "ICMP port unreachable" };
-            if ports.len() > MAX_PORT_FINDINGS {
+            if ports.len() > MAX_PORT_FINDINGS || (proto == "tcp" && scanned.contains(&ip)) {
                 let count: u64 = ports.iter().map(|(_, e)| e.count).sum();
                 let first = ports.iter().map(|(_, e)| e.first_ts).min().unwrap_or(0);
                 let last = ports.iter().map(|(_, e)| e.last_ts).max().unwrap_or(0);
@@ -130,8 +193,8 @@ impl Agg {
                     Severity::Info,
                     Subject::Peer { ip },
                     format!(
-                        "{ip} refused {} on {} {proto} ports ({how}), {:.1}/s from {}: a port scan, or a host \
-                         where nothing listens.",
+                        "{ip} refused {} on {} {proto} ports ({how}), {:.1}/s from {}: a port scan (most probes \
+                         unanswered or refused), or a host where nothing listens.",
                         pl(count, "connection attempt", "connection attempts"),
                         ports.len(),
                         rate,
@@ -139,6 +202,7 @@ impl Agg {
                     ),
                 )
                 .with_measure("count", count as f64, "count")
+                .with_measure("refused_connections", count as f64, "count")
                 .with_measure("ports", ports.len() as f64, "count")
                 .with_measure("rate_per_s", round(rate, 2), "per_s")
                 .with_measure("clients", clients.len() as f64, "count")
@@ -168,6 +232,7 @@ impl Agg {
                     ),
                 )
                 .with_measure("count", e.count as f64, "count")
+                .with_measure("refused_connections", e.count as f64, "count")
                 .with_measure("rate_per_s", round(rate, 2), "per_s")
                 .with_measure("clients", e.clients.len() as f64, "count")
                 .with(Evidence::text("proto", proto))

@@ -13,14 +13,19 @@ use netcase_wire::tcp_flags::{ACK, SYN};
 use super::util::{millis, pl, round, seq_gt, FlowGroup, FrameSample, Samples, NS_PER_MS};
 use super::{Common, Role};
 
-/// A stall shorter than this is ordinary loss recovery: Linux's minimum RTO is 200 ms, and a
-/// stall "about one RTO" is what blocks the messages behind it.
-const MIN_STALL_NS: i64 = 200 * NS_PER_MS;
-/// …and it must exceed two round trips, so that fast recovery on a long path is not counted.
+/// A stall counts from 20 ms (below that a message stream does not notice)…
+const MIN_STALL_NS: i64 = 20 * NS_PER_MS;
+/// …and when it lasts more than two round trips: the data behind the hole waited for a
+/// repair, not just for the next flight.
 const MIN_STALL_RTTS: i64 = 2;
-/// Stalls at which (or total stall time above which) the finding is a warning, not info.
+/// Stalls as long as Linux's minimum RTO (200 ms), three stalls or more, or a second of stall
+/// in all make the finding a warning; a single fast-retransmit stall is information.
+const WARN_STALL_NS: i64 = 200 * NS_PER_MS;
 const WARN_STALLS: u64 = 3;
 const WARN_TOTAL_NS: i64 = 1_000 * NS_PER_MS;
+/// More subjects than this are reported as one finding about the capture (a lossy link under
+/// many connections is one problem).
+const MAX_SUBJECTS: usize = 5;
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Hole {
@@ -69,10 +74,12 @@ impl State {
                 }
             } else {
                 d.data_segs += 1;
-                d.last_new_ts = f.ts_ns;
                 if f.flags.intersects(AF::LOST_SEGMENT) && d.hole.is_none() && c.acked[y] {
-                    d.hole = Some(Hole { ack: c.ack[y], start: f.ts_ns, retrans: false });
+                    // Seen at the receiver: the stream stopped at the last in-order segment.
+                    let start = if d.last_new_ts > 0 { d.last_new_ts } else { f.ts_ns };
+                    d.hole = Some(Hole { ack: c.ack[y], start, retrans: false });
                 }
+                d.last_new_ts = f.ts_ns;
             }
         }
         // This frame as the receiver of the other direction.
@@ -137,15 +144,34 @@ impl Agg {
     }
 
     pub(super) fn finish(self, out: &mut Vec<Finding>) {
-        for ((server, sender), e) in self.by {
+        let warn = |e: &Entry| {
+            e.stalls_ms.len() >= WARN_STALLS
+                || e.stalls_ms.sum() >= millis(WARN_TOTAL_NS)
+                || e.stalls_ms.max().unwrap_or(0.0) >= millis(WARN_STALL_NS)
+        };
+        let (mut subjects, minor): (Vec<_>, Vec<_>) =
+            self.by.into_iter().filter(|(_, e)| !e.stalls_ms.is_empty()).partition(|(_, e)| warn(e));
+        // Single short stalls on several connections are one fact about the capture.
+        if minor.len() > 1 {
+            let mut f = capture_finding(&minor);
+            f.severity = Severity::Info;
+            out.push(f);
+        } else {
+            subjects.extend(minor);
+        }
+        if subjects.len() > MAX_SUBJECTS {
+            out.push(capture_finding(&subjects));
+            return;
+        }
+        for ((server, sender), e) in subjects {
             let n = e.stalls_ms.len();
             let (Some(med), Some(max)) = (e.stalls_ms.median(), e.stalls_ms.max()) else { continue };
             let total = e.stalls_ms.sum();
             let loss = 100.0 * e.retrans_segs as f64 / (e.data_segs + e.retrans_segs).max(1) as f64;
-            let sev = if n >= WARN_STALLS || total >= millis(WARN_TOTAL_NS) { Severity::Warning } else { Severity::Info };
+            let warn = n >= WARN_STALLS || total >= millis(WARN_TOTAL_NS) || max >= millis(WARN_STALL_NS);
             let mut f = Finding::new(
                 CaseId::RetransHolBlocking,
-                sev,
+                if warn { Severity::Warning } else { Severity::Info },
                 e.group.subject("tcp", server),
                 format!(
                     "Data from the {} stalled {} behind lost segments (median {med:.0} ms, longest {max:.0} ms, \
@@ -166,13 +192,69 @@ impl Agg {
             if let Some(ev) = e.frames.evidence("stall_end_frames") {
                 f = f.with(ev);
             }
-            out.push(f.with_fix(
-                "Find and remove the loss (interface errors, a congested queue, a policer); latency-sensitive \
-                 message streams can spread over several connections or use a transport without head-of-line \
-                 blocking (QUIC, SCTP streams); a lower RTO floor (ip route ... rto_min) shortens each stall.",
-            ));
+            out.push(f.with_fix(FIX));
         }
     }
+}
+
+const FIX: &str = "Find and remove the loss (interface errors, a congested queue, a policer); latency-sensitive \
+                   message streams can spread over several connections or use a transport without head-of-line \
+                   blocking (QUIC, SCTP streams); a lower RTO floor (ip route ... rto_min) shortens each stall.";
+
+/// One finding for many subjects: totals, and the worst subjects named.
+fn capture_finding(subjects: &[((Endpoint, Role), Entry)]) -> Finding {
+    let mut all = Samples::default();
+    let (mut data, mut retrans, mut flows) = (0u64, 0u64, 0u64);
+    let mut frames = FrameSample::default();
+    for (_, e) in subjects {
+        for v in e.stalls_ms.values() {
+            all.push(*v);
+        }
+        data += e.data_segs;
+        retrans += e.retrans_segs;
+        flows += e.group.flows;
+        if let Some(f) = e.frames.first() {
+            frames.push(f);
+        }
+    }
+    let mut worst: Vec<&((Endpoint, Role), Entry)> = subjects.iter().collect();
+    worst.sort_by(|a, b| b.1.stalls_ms.sum().total_cmp(&a.1.stalls_ms.sum()));
+    let names: Vec<String> = worst
+        .iter()
+        .take(3)
+        .map(|((s, r), e)| format!("{s} ({} stalls, from the {})", e.stalls_ms.len(), r.as_str()))
+        .collect();
+    let n = all.len();
+    let med = all.median().unwrap_or(0.0);
+    let max = all.max().unwrap_or(0.0);
+    let total = all.sum();
+    let loss = 100.0 * retrans as f64 / (data + retrans).max(1) as f64;
+    let mut f = Finding::new(
+        CaseId::RetransHolBlocking,
+        Severity::Warning,
+        netcase_model::Subject::Capture,
+        format!(
+            "Streams to {} servers stalled {} behind lost segments (median {med:.0} ms, longest {max:.0} ms, \
+             {:.1} s in all; {loss:.1} % of their segments retransmitted); worst: {}. Loss on a shared path \
+             delays every connection over it.",
+            subjects.len(),
+            pl(n, "time", "times"),
+            total / 1e3,
+            names.join(", "),
+        ),
+    )
+    .with_measure("count", n as f64, "count")
+    .with_measure("stall_ms", round(med, 1), "ms")
+    .with_measure("max_stall_ms", round(max, 1), "ms")
+    .with_measure("total_stall_ms", round(total, 1), "ms")
+    .with_measure("loss_rate_pct", round(loss, 2), "%")
+    .with_measure("retransmissions", retrans as f64, "count")
+    .with_measure("flows", flows as f64, "count")
+    .with_measure("subjects", subjects.len() as f64, "count");
+    if let Some(ev) = frames.evidence("stall_end_frames") {
+        f = f.with(ev);
+    }
+    f.with_fix(FIX)
 }
 
 #[cfg(test)]
@@ -180,44 +262,61 @@ mod tests {
     use super::super::testkit::*;
     use netcase_model::CaseId;
 
-    /// A stream of 100-byte messages; message 5 is lost and retransmitted after `rto`.
-    fn stream(rto: f64) -> Vec<netcase_model::Finding> {
+    /// A stream of 100-byte messages in three bursts; in each, message 5 is lost and
+    /// retransmitted after `rto`.
+    fn stream(rto: Option<f64>) -> Vec<netcase_model::Finding> {
         let mut s = Script::new();
         let mut c = s.conn(48000, 7000);
         c.handshake(0.0);
-        let mut t = 0.01;
-        for i in 0..10u32 {
-            if i == 5 {
-                c.server_data_lost(100);
-            } else {
-                c.server_data(t, 100);
-                if i < 5 {
-                    c.client_ack(t + 0.0002);
+        for burst in 0..3u32 {
+            let base = f64::from(burst) * 2.0;
+            let mut t = base + 0.01;
+            let mut hole = 0;
+            for i in 0..10u32 {
+                if i == 5 && rto.is_some() {
+                    hole = c.sv.nxt.wrapping_sub(c.sv.isn);
+                    c.server_data_lost(100);
                 } else {
-                    // Duplicate ACKs (with SACK) for the hole at byte 501.
-                    c.sack = Some((c.sv.isn.wrapping_add(601), c.sv.nxt));
-                    c.client_ack_at(t + 0.0002, 501);
+                    c.server_data(t, 100);
+                    if i < 5 || rto.is_none() {
+                        c.client_ack(t + 0.0002);
+                    } else {
+                        // Duplicate ACKs (with SACK) for the hole.
+                        c.sack = Some((c.sv.isn.wrapping_add(hole + 100), c.sv.nxt));
+                        c.client_ack_at(t + 0.0002, hole);
+                    }
                 }
+                t += 0.01;
             }
-            t += 0.01;
+            c.sack = None;
+            if let Some(rto) = rto {
+                c.server_retrans(base + 0.1 + rto, hole, 100);
+                c.client_ack(base + 0.1 + rto + 0.0002);
+            }
         }
-        c.sack = None;
-        c.server_retrans(0.1 + rto, 501, 100);
-        c.client_ack(0.1 + rto + 0.0002);
         s.run()
     }
 
     #[test]
     fn lost_segment_stalls_the_stream() {
-        let f = one(&stream(0.3), CaseId::RetransHolBlocking);
-        assert_eq!(f.measure("count"), Some(1.0));
+        let f = one(&stream(Some(0.3)), CaseId::RetransHolBlocking);
+        assert_eq!(f.measure("count"), Some(3.0));
+        // From the last in-order message (0.05 s) to the repair (0.1 + rto).
         let ms = f.measure("stall_ms").unwrap();
-        assert!((320.0..=340.0).contains(&ms), "{ms}");
+        assert!((345.0..=355.0).contains(&ms), "{ms}");
         assert!(f.measure("loss_rate_pct").unwrap() > 4.0);
     }
 
     #[test]
-    fn fast_recovery_is_not_a_stall() {
-        none(&stream(0.02), CaseId::RetransHolBlocking);
+    fn fast_recovery_is_a_short_stall() {
+        let f = one(&stream(Some(0.02)), CaseId::RetransHolBlocking);
+        let ms = f.measure("stall_ms").unwrap();
+        assert!((65.0..=75.0).contains(&ms), "{ms}");
+        assert!(f.measure("max_stall_ms").unwrap() < 200.0);
+    }
+
+    #[test]
+    fn stream_without_loss_is_healthy() {
+        none(&stream(None), CaseId::RetransHolBlocking);
     }
 }

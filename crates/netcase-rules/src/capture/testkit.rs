@@ -189,7 +189,8 @@ impl Conn<'_> {
         }
         if let Some(b) = me.ts_base {
             let tsval = b.wrapping_add((t * 1000.0) as u32);
-            let tsecr = if flags & ACK != 0 { peer.ts_base.map_or(0, |p| p.wrapping_add((t * 1000.0) as u32)) } else { 0 };
+            let tsecr =
+                if flags & ACK != 0 { peer.ts_base.map_or(0, |p| p.wrapping_add((t * 1000.0) as u32)) } else { 0 };
             opts.extend_from_slice(&[1, 1, 8, 10]);
             opts.extend_from_slice(&tsval.to_be_bytes());
             opts.extend_from_slice(&tsecr.to_be_bytes());
@@ -206,7 +207,7 @@ impl Conn<'_> {
                 opts.extend_from_slice(&r.to_be_bytes());
             }
         }
-        while opts.len() % 4 != 0 {
+        while opts.len() & 3 != 0 {
             opts.push(1);
         }
         let win = if flags & SYN != 0 { 64240 } else { me.win };

@@ -109,16 +109,15 @@ impl Agg {
             }
         }
         for (server, e) in self.by_server {
-            let (closer, n) = if e.by_server >= e.by_client { (Role::Server, e.by_server) } else { (Role::Client, e.by_client) };
+            let (closer, n) =
+                if e.by_server >= e.by_client { (Role::Server, e.by_server) } else { (Role::Client, e.by_client) };
             let span = secs(e.last_ts - e.first_ts).max(1.0);
             let churn = n as f64 / span;
             // Requests per server-closed connection.
-            let reqs: Vec<f64> = e
-                .server_closed
-                .iter()
-                .filter_map(|s| per_stream.get(&u64::from(*s)).map(|x| f64::from(x.0)))
-                .collect();
-            let closes_hdr = e.server_closed.iter().filter(|s| per_stream.get(&u64::from(**s)).is_some_and(|x| x.1)).count();
+            let reqs: Vec<f64> =
+                e.server_closed.iter().filter_map(|s| per_stream.get(&u64::from(*s)).map(|x| f64::from(x.0))).collect();
+            let closes_hdr =
+                e.server_closed.iter().filter(|s| per_stream.get(&u64::from(**s)).is_some_and(|x| x.1)).count();
             let cap = request_cap(&reqs);
             let big = n >= MIN_CLOSES || (n >= MIN_CLOSES_CHURN && churn >= MIN_CHURN_PER_S);
             if !big && cap.is_none() {
@@ -179,10 +178,12 @@ impl Agg {
                     "Raise the server's per-connection request limit (nginx keepalive_requests, now {k}) or accept the \
                      churn; keep-alive on the client side avoids new connections per request."
                 ),
-                (Role::Server, None) => "Keep connections alive (no `Connection: close`, longer keep-alive timeout) so \
+                (Role::Server, None) => {
+                    "Keep connections alive (no `Connection: close`, longer keep-alive timeout) so \
                                          the server does not close after each exchange; TIME_WAIT on a server costs \
                                          memory only, up to net.ipv4.tcp_max_tw_buckets."
-                    .to_owned(),
+                        .to_owned()
+                }
                 (Role::Client, _) => "Reuse connections (HTTP keep-alive, a connection pool); if churn must stay, \
                                       enable net.ipv4.tcp_tw_reuse=1 (with timestamps) and widen \
                                       net.ipv4.ip_local_port_range."

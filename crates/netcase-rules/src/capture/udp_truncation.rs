@@ -8,13 +8,16 @@ use std::collections::{BTreeMap, HashMap};
 use netcase_flow::{Endpoint, UdpDatagram, UdpSummary};
 use netcase_model::{CaseId, Evidence, Finding, Severity};
 
-use super::util::{pl, IntBuild, FlowGroup, FrameSample};
+use super::util::{pl, FlowGroup, FrameSample, IntBuild};
 use super::Role;
 
 /// Datagrams above this exceed the common small read buffers (1024 bytes and smaller); the
 /// classic DNS limit of 512 is reported as well but alone does not trigger (EDNS makes larger
 /// DNS answers normal).
 const MIN_BUFFER: u32 = 1024;
+/// Large datagrams needed per receiver: a sustained pattern (a reader fed such datagrams),
+/// not the odd large discovery or handshake packet.
+const MIN_COUNT: u64 = 5;
 /// Read-buffer sizes applications commonly use; the finding names the largest one exceeded.
 const COMMON_BUFFERS: [u32; 8] = [512, 1024, 1500, 2048, 4096, 8192, 16_384, 32_768];
 /// Ports of protocols built on large datagrams, whose readers use 64 KiB buffers: DNS (EDNS)
@@ -93,6 +96,9 @@ impl Agg {
 
     pub(super) fn finish(self, out: &mut Vec<Finding>) {
         for ((server, receiver), e) in self.by {
+            if e.over_min < MIN_COUNT {
+                continue;
+            }
             let exceeds = COMMON_BUFFERS.iter().copied().filter(|b| *b < e.max).max().unwrap_or(MIN_BUFFER);
             let mut f = Finding::new(
                 CaseId::UdpTruncation,
@@ -107,8 +113,9 @@ impl Agg {
                 ),
             )
             .with_measure("count", e.over_min as f64, "count")
+            .with_measure("datagrams", e.over_min as f64, "count")
             .with_measure("over_512", e.over_512 as f64, "count")
-            .with_measure("max_datagram_bytes", f64::from(e.max), "bytes")
+            .with_measure("datagram_bytes", f64::from(e.max), "bytes")
             .with_measure("exceeds_bytes", f64::from(exceeds), "bytes")
             .with_measure("flows", e.group.flows as f64, "count")
             .with(Evidence::text("receiver", receiver.as_str()));
@@ -137,7 +144,7 @@ mod tests {
             s.udp(f64::from(i) * 0.1, ([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 9999), 1400);
         }
         let f = one(&s.run(), CaseId::UdpTruncation);
-        assert_eq!(f.measure("max_datagram_bytes"), Some(1400.0));
+        assert_eq!(f.measure("datagram_bytes"), Some(1400.0));
         assert_eq!(f.measure("exceeds_bytes"), Some(1024.0));
         assert_eq!(f.measure("count"), Some(10.0));
         assert_eq!(f.text("receiver"), Some("server"));

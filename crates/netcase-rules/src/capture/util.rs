@@ -82,11 +82,17 @@ impl Samples {
     pub(super) fn len(&self) -> u64 {
         self.n
     }
+    pub(super) fn is_empty(&self) -> bool {
+        self.n == 0
+    }
     pub(super) fn median(&self) -> Option<f64> {
         quantile(&self.v, 0.5)
     }
     pub(super) fn max(&self) -> Option<f64> {
         self.v.iter().copied().reduce(f64::max)
+    }
+    pub(super) fn values(&self) -> &[f64] {
+        &self.v
     }
     pub(super) fn sum(&self) -> f64 {
         self.v.iter().sum()
@@ -187,12 +193,9 @@ impl FlowGroup {
     /// `Flow` when the group holds one flow, else the server port.
     pub(super) fn subject(&self, proto: &'static str, server: Endpoint) -> Subject {
         match self.first {
-            Some((stream, client, srv)) if self.flows == 1 => Subject::Flow {
-                proto,
-                stream: Some(u64::from(stream)),
-                client: sa(client),
-                server: sa(srv),
-            },
+            Some((stream, client, srv)) if self.flows == 1 => {
+                Subject::Flow { proto, stream: Some(u64::from(stream)), client: sa(client), server: sa(srv) }
+            }
             _ => server_subject(proto, server),
         }
     }

@@ -157,7 +157,7 @@ impl Agg {
                 ),
             )
             .with_measure("cap_bytes_per_s", cap.round(), "bytes/s")
-            .with_measure("achieved_bytes_per_s", ach.round(), "bytes/s")
+            .with_measure("throughput_bytes_per_s", ach.round(), "bytes/s")
             .with_measure("window_bytes", f64::from(e.window), "bytes")
             .with_measure("rtt_ms", round(rtt, 2), "ms")
             .with_measure("bytes", e.bytes as f64, "bytes")
@@ -213,7 +213,7 @@ mod tests {
         let f = one(&bulk(false), CaseId::NoWindowScale);
         let cap = f.measure("cap_bytes_per_s").unwrap();
         assert!((cap - 65535.0 / 0.05).abs() / cap < 0.05, "{cap}");
-        let ach = f.measure("achieved_bytes_per_s").unwrap();
+        let ach = f.measure("throughput_bytes_per_s").unwrap();
         assert!(ach > 0.8 * cap && ach < 1.2 * cap, "{ach} vs {cap}");
         assert_eq!(f.text("missing_wscale"), Some("client"));
     }

@@ -125,6 +125,7 @@ impl Agg {
             )
             .with_measure("count", e.episodes as f64, "count")
             .with_measure("zero_window_frames", e.frames_n as f64, "count")
+            .with_measure("stall_s", round(longest / 1e3, 3), "s")
             .with_measure("longest_stall_ms", round(longest, 1), "ms")
             .with_measure("total_stall_ms", round(e.total_ms, 1), "ms")
             .with_measure("probes", e.probes as f64, "count")

@@ -36,6 +36,11 @@ pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
         if let Some((p, _)) = l.owner() {
             f = f.with_measure("pid", f64::from(p), "pid");
         }
+        // The absolute count is meaningful with one sample too: in a network namespace the
+        // counters start at zero when it is created, so it is "overflows since then".
+        if let Some((v, _)) = ev.counter("TcpExt.ListenOverflows") {
+            f = f.with_measure("listen_overflows", v as f64, "count");
+        }
         if let Some(r) = rate(ev, "TcpExt.ListenOverflows") {
             f = f.with_measure("listen_overflows_per_s", r, "per_s");
         }
@@ -90,6 +95,23 @@ mod tests {
         assert_eq!(out[0].severity, Severity::Error);
         assert_eq!(out[0].measure("backlog"), Some(4.0));
         assert_eq!(out[0].measure("listen_overflows_per_s"), Some(3.0));
+    }
+
+    #[test]
+    fn one_sample_reports_the_absolute_overflows() {
+        let mut ev = empty();
+        let mut l = tcp(TcpState::Listen, "0.0.0.0:8080", "0.0.0.0:0");
+        l.recv_q = 5;
+        l.send_q = 4;
+        ev.sockets.push(l);
+        ev.counters.insert("TcpExt.ListenOverflows".into(), 14);
+        let mut out = vec![];
+        check(&ev, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].severity, Severity::Warning, "no rate: cannot tell the drops are current");
+        assert_eq!(out[0].measure("listen_overflows"), Some(14.0));
+        assert_eq!(out[0].measure("listen_overflows_per_s"), None);
+        assert!(out[0].evidence.iter().any(|e| matches!(e, netcase_model::Evidence::Counter { name, value: 14, per_s: None } if name == "TcpExt.ListenOverflows")));
     }
 
     #[test]

@@ -13,11 +13,16 @@ pub const IDLE_MS: u32 = 300_000;
 pub const SLOW_KEEPALIVE_S: u64 = 600;
 
 pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
+    check_idle(ev, IDLE_MS, out);
+}
+
+/// [`check`] with another idle threshold (ms), for short-lived tests and tighter policies.
+pub(crate) fn check_idle(ev: &HostEvidence, idle_ms: u32, out: &mut Vec<Finding>) {
     let mut groups: BTreeMap<(Option<u32>, String), (usize, u32)> = BTreeMap::new();
     for s in ev.sockets.iter().filter(|s| s.proto == Proto::Tcp && s.state == TcpState::Established) {
         let Some(t) = s.tcp else { continue };
         let idle = t.last_data_recv_ms.min(t.last_data_sent_ms);
-        if idle < IDLE_MS || s.timer.is_some_and(|t| t.kind == TimerKind::Keepalive) {
+        if idle < idle_ms || s.timer.is_some_and(|t| t.kind == TimerKind::Keepalive) {
             continue;
         }
         let (pid, comm) = s.owner().map_or((None, "unknown".to_owned()), |(p, c)| (Some(p), c.to_owned()));

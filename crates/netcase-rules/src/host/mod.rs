@@ -7,6 +7,7 @@ use netcase_host::HostEvidence;
 use netcase_model::{Evidence, Finding, Subject};
 
 mod accept_queue_overflow;
+mod client_timeout_fin_wait2;
 mod close_wait_in_accept_queue;
 mod close_wait_leak;
 mod conntrack_table_full;
@@ -29,6 +30,7 @@ mod udp_rcvbuf_drops;
 /// Every per-namespace rule over one namespace's evidence; findings sorted.
 pub fn check(ev: &HostEvidence) -> Vec<Finding> {
     let mut out = Vec::new();
+    client_timeout_fin_wait2::check(ev, &mut out);
     close_wait_leak::check(ev, &mut out);
     close_wait_in_accept_queue::check(ev, &mut out);
     time_wait_pileup::check(ev, &mut out);
@@ -58,6 +60,18 @@ pub fn check_all(evs: &[HostEvidence]) -> Vec<Finding> {
     Finding::sort(&mut out);
     out
 }
+
+/// keepalive-settings alone with another idle threshold (ms; the rule's own is
+/// [`KEEPALIVE_IDLE_MS`]): established connections idle at least that long without a
+/// keepalive timer. For tests and for callers with a known middlebox timeout.
+pub fn keepalive_findings(ev: &HostEvidence, idle_ms: u32) -> Vec<Finding> {
+    let mut out = Vec::new();
+    keepalive_settings::check_idle(ev, idle_ms, &mut out);
+    out
+}
+
+/// The idle time (ms) after which keepalive-settings reports a connection without keepalive.
+pub const KEEPALIVE_IDLE_MS: u32 = keepalive_settings::IDLE_MS;
 
 /// The namespace label used in subjects.
 pub(crate) fn ns(ev: &HostEvidence) -> Option<String> {
@@ -141,6 +155,8 @@ pub(crate) mod fixture {
             netfilter: None,
             nft_tables: vec![],
             addresses: vec![],
+            neighbours: vec![],
+            other_netns: vec![],
             resolver: Resolver {
                 root: "/".into(),
                 resolv_conf: None,

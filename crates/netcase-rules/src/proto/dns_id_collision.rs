@@ -16,13 +16,14 @@ type Pair<'a> = (&'a DnsTxn, &'a DnsTxn, bool);
 const OUTSTANDING_NS: i64 = 5_000_000_000;
 
 pub(crate) fn check(_cfg: &ProtoRules, ev: &ProtoEvidence<'_>, out: &mut Vec<Finding>) {
-    let mut by_key: BTreeMap<(SocketAddr, SocketAddr, u16), Vec<&DnsTxn>> = BTreeMap::new();
-    for t in ev.dns.iter().filter(|t| t.flavor == DnsFlavor::Dns && !t.query_frames.is_empty()) {
-        by_key.entry((t.client, t.server, t.id)).or_default().push(t);
-    }
+    // Queries by (client, server, id), then time: one sort instead of a list per key.
+    let mut all: Vec<&DnsTxn> =
+        ev.dns.iter().filter(|t| t.flavor == DnsFlavor::Dns && !t.query_frames.is_empty()).collect();
+    all.sort_by_key(|t| (t.client, t.server, t.id, t.ts_ns));
     let mut per_sock: BTreeMap<(SocketAddr, SocketAddr), Vec<Pair<'_>>> = BTreeMap::new();
-    for ((client, server, _), mut list) in by_key {
-        list.sort_by_key(|t| t.ts_ns);
+    for list in all.chunk_by(|a, b| (a.client, a.server, a.id) == (b.client, b.server, b.id)) {
+        let Some(first) = list.first() else { continue };
+        let (client, server) = (first.client, first.server);
         for (i, a) in list.iter().enumerate() {
             let end = a.response_ts_ns.unwrap_or(a.ts_ns + OUTSTANDING_NS);
             for b in list.iter().skip(i + 1) {
@@ -31,7 +32,10 @@ pub(crate) fn check(_cfg: &ProtoRules, ev: &ProtoEvidence<'_>, out: &mut Vec<Fin
                 }
                 // The same question repeated is a retransmission, not a collision.
                 let same = a.qtype == b.qtype
-                    && a.name.as_deref().map(str::to_ascii_lowercase) == b.name.as_deref().map(str::to_ascii_lowercase);
+                    && match (a.name.as_deref(), b.name.as_deref()) {
+                        (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+                        (x, y) => x == y,
+                    };
                 if same {
                     continue;
                 }

@@ -11,13 +11,14 @@ use std::net::SocketAddr;
 
 /// The client's next move on the connection after `t`'s response: its next request or its
 /// FIN/RST; ns after the response.
-fn stall_after(t: &HttpTxn, ev: &ProtoEvidence<'_>) -> Option<i64> {
+fn stall_after(t: &HttpTxn, ev: &ProtoEvidence<'_>, by_conn: &BTreeMap<u32, Vec<&HttpTxn>>) -> Option<i64> {
     let end = t.response_ts_ns?;
     let conn = t.conn;
-    let next_req = ev
-        .http
-        .iter()
-        .filter(|o| conn.is_some() && o.conn == conn && o.seq_on_conn > t.seq_on_conn)
+    let next_req = conn
+        .and_then(|c| by_conn.get(&c))
+        .into_iter()
+        .flatten()
+        .filter(|o| o.seq_on_conn > t.seq_on_conn)
         .filter_map(|o| o.request_start_ts_ns)
         .min();
     let close = conn
@@ -32,6 +33,8 @@ fn stall_after(t: &HttpTxn, ev: &ProtoEvidence<'_>) -> Option<i64> {
 
 pub(crate) fn check(cfg: &ProtoRules, ev: &ProtoEvidence<'_>, out: &mut Vec<Finding>) {
     let mut by_server: BTreeMap<SocketAddr, Vec<(&HttpTxn, Option<i64>)>> = BTreeMap::new();
+    // The transactions of the connections concerned, built on the first use.
+    let mut by_conn: Option<BTreeMap<u32, Vec<&HttpTxn>>> = None;
     for t in ev.http {
         let Some(status) = t.status else { continue };
         if status != 204 && status != 304 {
@@ -43,7 +46,16 @@ pub(crate) fn check(cfg: &ProtoRules, ev: &ProtoEvidence<'_>, out: &mut Vec<Find
             continue;
         }
         let Some(server) = t.server else { continue };
-        by_server.entry(server).or_default().push((t, stall_after(t, ev)));
+        let by_conn = by_conn.get_or_insert_with(|| {
+            let mut m: BTreeMap<u32, Vec<&HttpTxn>> = BTreeMap::new();
+            for o in ev.http {
+                if let Some(c) = o.conn {
+                    m.entry(c).or_default().push(o);
+                }
+            }
+            m
+        });
+        by_server.entry(server).or_default().push((t, stall_after(t, ev, by_conn)));
     }
     for (server, list) in by_server {
         let stalls: Vec<f64> = list.iter().filter_map(|x| x.1.map(ms)).collect();

@@ -18,28 +18,37 @@ struct Slow {
 
 pub(crate) fn check(cfg: &ProtoRules, ev: &ProtoEvidence<'_>, out: &mut Vec<Finding>) {
     let mut groups: BTreeMap<(SocketAddr, &'static str), Vec<Slow>> = BTreeMap::new();
-    let mut add = |server: SocketAddr, timing: Timing, frame: Option<u64>, what: String| {
+    // `what` is only built for the slow ones.
+    let mut add = |server: SocketAddr, timing: Timing, frame: Option<u64>, what: &dyn Fn() -> String| {
         let total = ms(timing.total_ns());
         if total < cfg.slow_ms {
             return;
         }
         let Some((phase, v)) = timing.slowest() else { return };
-        groups.entry((server, phase)).or_default().push(Slow { total_ms: total, phase_ms: ms(v), frame, what, timing });
+        groups.entry((server, phase)).or_default().push(Slow {
+            total_ms: total,
+            phase_ms: ms(v),
+            frame,
+            what: what(),
+            timing,
+        });
     };
     for t in ev.http {
         let (Some(server), Some(timing)) = (t.server, t.timing()) else { continue };
-        let what = format!(
-            "{} {}{}",
-            t.method.as_deref().unwrap_or("?"),
-            t.host.as_deref().unwrap_or(""),
-            t.uri.as_deref().unwrap_or("")
-        );
-        add(server, timing, t.request_frame, what);
+        let what = || {
+            format!(
+                "{} {}{}",
+                t.method.as_deref().unwrap_or("?"),
+                t.host.as_deref().unwrap_or(""),
+                t.uri.as_deref().unwrap_or("")
+            )
+        };
+        add(server, timing, t.request_frame, &what);
     }
     for c in ev.conns.iter().filter(|c| c.kind == AppKind::Tls) {
         let Some(timing) = c.timing.as_deref().copied() else { continue };
-        let what = format!("TLS {}", c.tls.as_ref().and_then(|t| t.sni.clone()).unwrap_or_default());
-        add(c.server, timing, c.tls.as_ref().and_then(|t| t.client_hello_frame), what);
+        let what = || format!("TLS {}", c.tls.as_ref().and_then(|t| t.sni.as_deref()).unwrap_or_default());
+        add(c.server, timing, c.tls.as_ref().and_then(|t| t.client_hello_frame), &what);
     }
     for ((server, phase), list) in groups {
         let mut phases: Vec<f64> = list.iter().map(|s| s.phase_ms).collect();
