@@ -87,7 +87,12 @@ fn main() {
                     next_stream += 1;
                 }
                 let stream = e.0;
-                (Kind::Tcp { seq: c.seq, ack: c.ack, flags: c.flags, len: c.len, stream }, c.src_port, c.dst_port, c.payload)
+                (
+                    Kind::Tcp { seq: c.seq, ack: c.ack, flags: c.flags, len: c.len, stream },
+                    c.src_port,
+                    c.dst_port,
+                    c.payload,
+                )
             }
             _ => continue,
         };
@@ -102,6 +107,15 @@ fn main() {
             range: (start, buf.len()),
         });
     }
+    let kb = |field: &str| -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let rss0 = kb("VmRSS:");
     let mut best = f64::MAX;
     let mut summary = String::new();
     for _ in 0..3 {
@@ -123,6 +137,14 @@ fn main() {
         let out = t.finish();
         let s = t0.elapsed().as_secs_f64();
         best = best.min(s);
+        if summary.is_empty() {
+            println!(
+                "memory: RSS {:.1} MB before, peak {:.1} MB, {:.1} MB with the output held (Linux)",
+                rss0 as f64 / 1e3,
+                kb("VmHWM:") as f64 / 1e3,
+                kb("VmRSS:") as f64 / 1e3
+            );
+        }
         summary = format!(
             "{} dns txns ({} unanswered), {} http txns, {} conns, peak live conns {}",
             out.dns.len(),

@@ -175,8 +175,13 @@ pub(crate) struct Core {
     pub(crate) stream: Option<u64>,
     pub(crate) kind: Kind,
     pub(crate) dirs: [Dir; 2],
+    /// Transactions still in flight (finished ones move to the output as they complete).
     pub(crate) txns: Vec<HttpTxn>,
     next_resp: usize,
+    /// Transactions created on this connection (for `seq_on_conn`).
+    pushed: u32,
+    /// Counts over the transactions already moved out.
+    counts: TxnCounts,
     pub(crate) syn: Option<FrameTs>,
     pub(crate) syn_seq: Option<u32>,
     pub(crate) synack: Option<FrameTs>,
@@ -190,6 +195,15 @@ pub(crate) struct Core {
     tls_active: bool,
     pub(crate) gaps: u32,
     pub(crate) closing: bool,
+}
+
+/// Per-connection counts of its transactions.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct TxnCounts {
+    requests: u32,
+    responses: u32,
+    after_fin: u32,
+    unanswered_fin: u32,
 }
 
 /// A tracked connection.
@@ -252,6 +266,8 @@ impl Conn {
                 dirs: [Dir::default(), Dir::default()],
                 txns: Vec::new(),
                 next_resp: 0,
+                pushed: 0,
+                counts: TxnCounts::default(),
                 syn: None,
                 syn_seq: None,
                 synack: None,
@@ -282,6 +298,7 @@ impl Conn {
         tcp_len: u32,
         dns: &mut DnsTracker,
         stats: &mut ProtoStats,
+        http_out: &mut Vec<HttpTxn>,
     ) {
         use crate::tcp_flags::{ACK, FIN, RST, SYN};
         let c = &mut self.core;
@@ -346,14 +363,18 @@ impl Conn {
                 c.closing = true;
             }
         }
+        if !self.core.txns.is_empty() {
+            self.core.drain_done(http_out);
+        }
     }
 
     /// The connection is over: flush both directions and return its record (for HTTP/TLS).
+    /// Transactions get the connection's id in `conn`; the caller maps it to the index of the
+    /// returned record.
     pub(crate) fn finalize(
         mut self,
         dns: &mut DnsTracker,
         stats: &mut ProtoStats,
-        conn_index: u32,
         http_out: &mut Vec<HttpTxn>,
     ) -> Option<AppConn> {
         for dir in 0..2 {
@@ -395,24 +416,16 @@ impl Conn {
             _ => ConnEnd::Open,
         };
         let idle = c.idle_at_first_fin.filter(|&i| i >= 0);
-        let mut requests = 0;
-        let mut responses = 0;
-        let mut after_fin = 0;
-        let mut unanswered_fin = 0;
-        for mut t in c.txns {
-            requests += u32::from(t.has_request());
-            responses += u32::from(t.status.is_some());
-            after_fin += u32::from(t.after_server_fin);
-            unanswered_fin += u32::from(t.unanswered_at_client_fin);
-            t.conn = Some(conn_index);
-            t.stream = c.stream;
-            t.client = Some(client);
-            t.server = Some(server);
+        let mut c = c;
+        let txns = std::mem::take(&mut c.txns);
+        for mut t in txns {
             if t.status.is_some() && t.response_frame.is_none() {
                 t.response_incomplete = true;
             }
+            c.account(&mut t);
             http_out.push(t);
         }
+        let TxnCounts { requests, responses, after_fin, unanswered_fin } = c.counts;
         Some(AppConn {
             kind,
             stream: c.stream,
@@ -441,7 +454,56 @@ impl Conn {
     }
 }
 
+fn stamp(n: &mut TxnCounts, who: (u32, Option<u64>, SocketAddr, SocketAddr), t: &mut HttpTxn) {
+    n.requests += u32::from(t.has_request());
+    n.responses += u32::from(t.status.is_some());
+    n.after_fin += u32::from(t.after_server_fin);
+    n.unanswered_fin += u32::from(t.unanswered_at_client_fin);
+    t.conn = Some(who.0);
+    t.stream = who.1;
+    t.client = Some(who.2);
+    t.server = Some(who.3);
+}
+
 impl Core {
+    /// Counts a transaction leaving the connection and stamps it with the connection's facts.
+    fn account(&mut self, t: &mut HttpTxn) {
+        let who = self.who();
+        stamp(&mut self.counts, who, t);
+    }
+
+    /// Connection id, stream, client and server.
+    fn who(&self) -> (u32, Option<u64>, SocketAddr, SocketAddr) {
+        let (client, server) = if self.client_is_a { (self.a, self.b) } else { (self.b, self.a) };
+        (u32::try_from(self.id).unwrap_or(u32::MAX), self.stream, client, server)
+    }
+
+    /// Moves the leading transactions that are over (response complete, nothing refers to
+    /// them any more) to the output, so a long keep-alive connection holds only those in
+    /// flight.
+    fn drain_done(&mut self, out: &mut Vec<HttpTxn>) {
+        let mut limit = self.next_resp.min(self.txns.len());
+        for d in &self.dirs {
+            for i in [d.cur, d.nobody_resp].into_iter().flatten() {
+                limit = limit.min(i);
+            }
+        }
+        let n = self.txns.iter().take(limit).take_while(|t| t.response_frame.is_some()).count();
+        if n == 0 {
+            return;
+        }
+        let who = self.who();
+        for mut t in self.txns.drain(..n) {
+            stamp(&mut self.counts, who, &mut t);
+            out.push(t);
+        }
+        self.next_resp -= n;
+        for d in &mut self.dirs {
+            d.cur = d.cur.map(|i| i - n);
+            d.nobody_resp = d.nobody_resp.map(|i| i - n);
+        }
+    }
+
     pub(crate) fn side(&self, dir: usize) -> Side {
         if (dir == 0) == self.client_is_a {
             Side::Client
@@ -508,9 +570,9 @@ impl Core {
             self.kind = Kind::Http;
         } else if let Some(d) = self.dirs.get_mut(dir) {
             d.unknown += 1;
-            // With the SYN seen these are the stream's first bytes: not ours. Without it the
-            // capture may have started mid-message: look a little further.
-            if self.syn.is_some() || d.unknown > MAX_UNKNOWN {
+            // With the SYN seen these are the stream's first bytes: unless too few to judge,
+            // not ours. Without it the capture may have started mid-message: look further.
+            if (self.syn.is_some() && data.len() >= 8) || d.unknown > MAX_UNKNOWN {
                 self.kind = Kind::Opaque;
             }
         }
@@ -798,7 +860,7 @@ impl Core {
         }
         if is_client {
             let t = HttpTxn {
-                seq_on_conn: u32::try_from(self.txns.len() + 1).unwrap_or(u32::MAX),
+                seq_on_conn: self.pushed.saturating_add(1),
                 version: Some(version_text(h.version)),
                 host: h.host.map(Text::from_wire),
                 req_connection: h.connection.map(Text::from_wire),
@@ -812,7 +874,12 @@ impl Core {
                 ..HttpTxn::default()
             };
             let is_connect = h.method == Some("CONNECT");
+            if self.txns.capacity() == 0 {
+                // Most connections carry one transaction: no room for four up front.
+                self.txns.reserve_exact(1);
+            }
             self.txns.push(t);
+            self.pushed = self.pushed.saturating_add(1);
             d.cur = Some(self.txns.len() - 1);
             d.phase = if h.chunked {
                 Phase::Body(Body::Chunked)
@@ -857,6 +924,7 @@ impl Core {
                 self.next_resp - 1
             } else {
                 self.txns.push(HttpTxn::default());
+                self.pushed = self.pushed.saturating_add(1);
                 self.next_resp = self.txns.len();
                 self.txns.len() - 1
             };

@@ -11,7 +11,7 @@ use serde::Serialize;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::text::{FxMap, Text};
+use crate::text::{FxMap, List, Text};
 use crate::Transport;
 
 /// Which protocol family a DNS-format message belongs to, by port (as tshark names them).
@@ -179,7 +179,7 @@ pub struct DnsMessage {
     /// The answer section (records it could read).
     pub answers: Vec<DnsRecord>,
     /// TTLs of every record after the question (answer, authority, additional; OPT excluded).
-    pub all_ttls: Vec<u32>,
+    pub all_ttls: List<u32>,
 }
 
 /// Why a DNS message could not be read.
@@ -395,11 +395,11 @@ pub struct DnsTxn {
     /// Answer/authority/additional counts of the response header.
     pub response_counts: [u16; 3],
     /// TTLs of all records of the response (answer, authority, additional; OPT excluded).
-    pub response_ttls: Vec<u32>,
+    pub response_ttls: List<u32>,
     /// Frames of every query attempt, first first (empty when only the response was seen).
-    pub query_frames: Vec<u64>,
+    pub query_frames: List<u64>,
     /// Times of every query attempt (ns since the epoch).
-    pub query_ts_ns: Vec<i64>,
+    pub query_ts_ns: List<i64>,
     /// The frame of the (first) response.
     pub response_frame: Option<u64>,
     /// The time of the response.
@@ -409,7 +409,7 @@ pub struct DnsTxn {
     /// Further responses with the same key (duplicates).
     pub duplicate_responses: u32,
     /// Frames of the duplicate responses.
-    pub duplicate_frames: Vec<u64>,
+    pub duplicate_frames: List<u64>,
 }
 
 impl DnsTxn {
@@ -438,14 +438,14 @@ impl DnsTxn {
             truncated: false,
             answers: Vec::new(),
             response_counts: [0; 3],
-            response_ttls: Vec::new(),
-            query_frames: vec![frame],
-            query_ts_ns: vec![ts_ns],
+            response_ttls: List::new(),
+            query_frames: List::one(frame),
+            query_ts_ns: List::one(ts_ns),
             response_frame: None,
             response_ts_ns: None,
             response_time_ns: None,
             duplicate_responses: 0,
-            duplicate_frames: Vec::new(),
+            duplicate_frames: List::new(),
         }
     }
 
@@ -705,13 +705,13 @@ impl DnsTracker {
             answers: m.answers,
             response_counts: [m.counts[1], m.counts[2], m.counts[3]],
             response_ttls: m.all_ttls,
-            query_frames: Vec::new(),
-            query_ts_ns: Vec::new(),
+            query_frames: List::new(),
+            query_ts_ns: List::new(),
             response_frame: Some(frame),
             response_ts_ns: Some(ts_ns),
             response_time_ns: None,
             duplicate_responses: 0,
-            duplicate_frames: Vec::new(),
+            duplicate_frames: List::new(),
         });
     }
 }

@@ -45,13 +45,13 @@ use std::net::SocketAddr;
 pub use conn::{AppConn, AppKind, ConnEnd, FrameTs};
 pub use dns::{DnsFlavor, DnsRecord, DnsTxn, RData};
 pub use http::{HttpTxn, HttpVersion, Side};
-pub use text::Text;
+pub use text::{List, Text};
 pub use timing::Timing;
 pub use tls::TlsInfo;
 
 use conn::Conn;
-use text::FxMap;
 use dns::DnsTracker;
+use text::FxMap;
 
 /// TCP flag bits, as in the header (`tcp.flags`).
 pub mod tcp_flags {
@@ -161,6 +161,8 @@ pub struct ProtoTracker {
     /// with a hole to finalize, after `linger_ns`.
     linger: VecDeque<(u64, u64, i64)>,
     next_id: u64,
+    /// Connection id → index in `app_conns` (transactions carry the id until `finish`).
+    conn_index: FxMap<u32, u32>,
     dns: DnsTracker,
     http: Vec<HttpTxn>,
     app_conns: Vec<AppConn>,
@@ -214,46 +216,46 @@ impl ProtoTracker {
         if self.linger.front().is_some_and(|l| ts_ns - l.2 >= self.cfg.linger_ns) {
             self.expire(ts_ns);
         }
-        let (k, dir) = key(src, dst);
         let syn_only = flags & tcp_flags::SYN != 0 && flags & tcp_flags::ACK == 0;
-        let may_open = !payload.is_empty() || tcp_len > 0 || (flags & tcp_flags::SYN != 0 && flags & tcp_flags::RST == 0);
         let id = match stream {
             Some(s) => s,
-            None => match self.by_addr.get(&k) {
-                Some(&id) => id,
-                None => {
-                    if !may_open {
-                        return;
-                    }
-                    let id = ANON_BASE + self.next_anon;
-                    self.next_anon += 1;
-                    self.by_addr.insert(k, id);
-                    id
-                }
+            None => match self.anon_id(src, dst, payload, tcp_len, flags) {
+                Some(id) => id,
+                None => return,
             },
         };
-        let restart = match self.conns.get(&id) {
-            Some(Slot::Live(c)) => syn_only && c.started() && c.core.syn_seq != Some(seq),
-            Some(Slot::Gone(_)) => syn_only,
-            None => true,
+        let at = FrameTs { frame, ts_ns };
+        // The common case: one lookup, straight to the connection.
+        let closed = match self.conns.get_mut(&id) {
+            Some(Slot::Live(c)) if !(syn_only && c.started() && c.core.syn_seq != Some(seq)) => {
+                let dir = usize::from(src != c.core.a);
+                let was_closing = c.core.closing;
+                c.segment(dir, at, seq, ack, flags, payload, tcp_len, &mut self.dns, &mut self.stats, &mut self.http);
+                (c.core.closing && !was_closing).then(|| (c.core.id, c.complete()))
+            }
+            Some(Slot::Gone(_)) if !syn_only => return,
+            _ => {
+                // A new connection (or a new one on the same addresses).
+                let may_open =
+                    !payload.is_empty() || tcp_len > 0 || (flags & tcp_flags::SYN != 0 && flags & tcp_flags::RST == 0);
+                if !may_open {
+                    return;
+                }
+                if let Some(Slot::Live(c)) = self.conns.remove(&id) {
+                    self.finalize(*c);
+                }
+                self.next_id += 1;
+                self.stats.tcp_conns += 1;
+                let (k, dir) = key(src, dst);
+                let mut c = Box::new(Conn::new(self.next_id, k.0, k.1, stream, ts_ns));
+                c.segment(dir, at, seq, ack, flags, payload, tcp_len, &mut self.dns, &mut self.stats, &mut self.http);
+                let closed = c.core.closing.then(|| (c.core.id, c.complete()));
+                self.conns.insert(id, Slot::Live(c));
+                closed
+            }
         };
-        if restart {
-            if !may_open {
-                return;
-            }
-            if let Some(Slot::Live(c)) = self.conns.remove(&id) {
-                self.finalize(*c);
-            }
-            self.next_id += 1;
-            self.stats.tcp_conns += 1;
-            self.conns.insert(id, Slot::Live(Box::new(Conn::new(self.next_id, k.0, k.1, stream, ts_ns))));
-        }
-        let Some(Slot::Live(c)) = self.conns.get_mut(&id) else { return };
-        let was_closing = c.core.closing;
-        c.segment(dir, FrameTs { frame, ts_ns }, seq, ack, flags, payload, tcp_len, &mut self.dns, &mut self.stats);
-        if c.core.closing && !was_closing {
-            let cid = c.core.id;
-            if c.complete() {
+        if let Some((cid, complete)) = closed {
+            if complete {
                 // Nothing more can come: free it now, keep a tombstone for late segments.
                 if let Some(Slot::Live(c)) = self.conns.insert(id, Slot::Gone(cid)) {
                     self.finalize(*c);
@@ -261,6 +263,23 @@ impl ProtoTracker {
             }
             self.linger.push_back((id, cid, ts_ns));
         }
+    }
+
+    /// The internal stream number of a connection the caller numbered none for.
+    fn anon_id(&mut self, src: SocketAddr, dst: SocketAddr, payload: &[u8], tcp_len: u32, flags: u16) -> Option<u64> {
+        let (k, _) = key(src, dst);
+        if let Some(&id) = self.by_addr.get(&k) {
+            return Some(id);
+        }
+        let may_open =
+            !payload.is_empty() || tcp_len > 0 || (flags & tcp_flags::SYN != 0 && flags & tcp_flags::RST == 0);
+        if !may_open {
+            return None;
+        }
+        let id = ANON_BASE + self.next_anon;
+        self.next_anon += 1;
+        self.by_addr.insert(k, id);
+        Some(id)
     }
 
     fn expire(&mut self, now: i64) {
@@ -290,8 +309,9 @@ impl ProtoTracker {
     }
 
     fn finalize(&mut self, c: Conn) {
-        let idx = u32::try_from(self.app_conns.len()).unwrap_or(u32::MAX);
-        if let Some(a) = c.finalize(&mut self.dns, &mut self.stats, idx, &mut self.http) {
+        let id = u32::try_from(c.core.id).unwrap_or(u32::MAX);
+        if let Some(a) = c.finalize(&mut self.dns, &mut self.stats, &mut self.http) {
+            self.conn_index.insert(id, u32::try_from(self.app_conns.len()).unwrap_or(u32::MAX));
             self.app_conns.push(a);
         }
     }
@@ -319,6 +339,7 @@ impl ProtoTracker {
         sort_in_place(&mut dns, |t| (t.ts_ns, t.query_frame().or(t.response_frame)));
         let mut http = std::mem::take(&mut self.http);
         for t in &mut http {
+            t.conn = t.conn.and_then(|id| self.conn_index.get(&id).copied());
             t.ttfb_ns = match (t.request_ts_ns, t.response_start_ts_ns) {
                 (Some(a), Some(b)) => Some(b - a),
                 _ => None,
@@ -358,6 +379,13 @@ fn sort_in_place<T, K: Ord>(v: &mut [T], key: impl Fn(&T) -> K) {
         }
     }
 }
+
+/// The tracker runs on its own thread in the pipeline.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<ProtoTracker>();
+    send::<ProtoOutput>();
+};
 
 #[cfg(test)]
 mod size_tests {

@@ -128,6 +128,104 @@ impl Serialize for Text {
     }
 }
 
+/// A list that holds zero or one item inline and more on the heap, in 16 bytes (for 8-byte
+/// items): per-transaction lists (query attempts, TTLs) almost always have one. Derefs to a
+/// slice; serializes as one.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct List<T: Copy>(ListRepr<T>);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum ListRepr<T: Copy> {
+    Empty,
+    One(T),
+    // A thin pointer keeps the list at 16 bytes; the rare long lists pay the extra hop.
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<T>>),
+}
+
+impl<T: Copy> List<T> {
+    /// An empty list.
+    pub const fn new() -> Self {
+        List(ListRepr::Empty)
+    }
+    /// A list of one item.
+    pub const fn one(x: T) -> Self {
+        List(ListRepr::One(x))
+    }
+    /// Appends `x`.
+    pub fn push(&mut self, x: T) {
+        self.0 = match std::mem::replace(&mut self.0, ListRepr::Empty) {
+            ListRepr::Empty => ListRepr::One(x),
+            ListRepr::One(a) => ListRepr::Many(Box::new(vec![a, x])),
+            ListRepr::Many(mut v) => {
+                v.push(x);
+                ListRepr::Many(v)
+            }
+        };
+    }
+    /// The items.
+    pub fn as_slice(&self) -> &[T] {
+        match &self.0 {
+            ListRepr::Empty => &[],
+            ListRepr::One(x) => std::slice::from_ref(x),
+            ListRepr::Many(v) => v,
+        }
+    }
+}
+
+impl<T: Copy> Default for List<T> {
+    fn default() -> Self {
+        List::new()
+    }
+}
+
+impl<T: Copy> Deref for List<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        self.as_slice()
+    }
+}
+
+impl<'a, T: Copy> IntoIterator for &'a List<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
+impl<T: Copy> From<Vec<T>> for List<T> {
+    fn from(v: Vec<T>) -> Self {
+        match v.as_slice() {
+            [] => List::new(),
+            [x] => List::one(*x),
+            _ => List(ListRepr::Many(Box::new(v))),
+        }
+    }
+}
+
+impl<T: Copy> FromIterator<T> for List<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(it: I) -> Self {
+        let mut l = List::new();
+        for x in it {
+            l.push(x);
+        }
+        l
+    }
+}
+
+impl<T: Copy + fmt::Debug> fmt::Debug for List<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_slice(), f)
+    }
+}
+
+impl<T: Copy + Serialize> Serialize for List<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.as_slice().serialize(s)
+    }
+}
+
 /// The rustc "Fx" hash: a multiply-rotate hash, much cheaper than SipHash for the tracker's
 /// integer and socket keys (not DoS-resistant; keys come from one capture).
 #[derive(Debug, Default, Clone, Copy)]
@@ -204,6 +302,12 @@ mod tests {
         assert_eq!(&*Text::new("/fourteen-byte"), "/fourteen-byte");
         assert_eq!(Text::from_wire(b" keep-alive "), "keep-alive");
         assert_eq!(serde_json_like(&a), "GET");
+        let mut l = List::one(1u64);
+        assert_eq!(std::mem::size_of::<List<u64>>(), 16);
+        l.push(2);
+        l.push(3);
+        assert_eq!(&*l, &[1, 2, 3]);
+        assert_eq!(List::<u32>::from(vec![7]).as_slice(), &[7]);
     }
 
     fn serde_json_like(t: &Text) -> String {

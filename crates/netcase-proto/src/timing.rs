@@ -6,8 +6,8 @@
 //! lookup, before the connection opened, of the request's host (TLS: the SNI) that returned
 //! the server's address.
 
+use crate::text::FxMap;
 use serde::Serialize;
-use std::collections::HashMap;
 
 use crate::conn::{AppConn, AppKind};
 use crate::dns::{DnsFlavor, DnsTxn};
@@ -63,7 +63,7 @@ fn host_only(h: &str) -> String {
 
 /// Fills `timing` on HTTP transactions and TLS connections.
 pub(crate) fn fill(http: &mut [HttpTxn], conns: &mut [AppConn], dns: &[DnsTxn]) {
-    let mut by_name: HashMap<String, Vec<&DnsTxn>> = HashMap::new();
+    let mut by_name: FxMap<String, Vec<&DnsTxn>> = FxMap::default();
     for t in dns {
         if t.flavor == DnsFlavor::Dns && t.response_frame.is_some() && !t.query_frames.is_empty() {
             if let Some(n) = &t.name {

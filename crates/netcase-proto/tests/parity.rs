@@ -223,6 +223,12 @@ fn parity_with_tshark() {
             continue;
         };
         let (out, _) = common::run(&cap);
+        for t in &out.http {
+            if let Some(i) = t.conn {
+                let c = &out.conns[i as usize];
+                assert_eq!((Some(c.client), Some(c.server), c.stream), (t.client, t.server, t.stream), "conn index");
+            }
+        }
         let mut diffs = Vec::new();
         let d = dns_score(&out, &dt, "dns", &mut diffs);
         let mut m = dns_score(&out, &dt, "mdns", &mut Vec::new());

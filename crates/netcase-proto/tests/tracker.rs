@@ -340,3 +340,97 @@ fn random_bytes_never_panic() {
     let out = t.finish();
     assert!(out.stats.packets == 20_000);
 }
+
+#[test]
+fn closed_connection_is_freed_at_once_and_late_segments_ignored() {
+    let mut c = Conv::new();
+    c.handshake(0);
+    let req: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let req_seq = c.cseq;
+    c.client(10, req);
+    c.server(11, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+    c.pkt(false, 12, FIN | ACK, b"");
+    assert_eq!(c.t.live_connections(), 1);
+    c.pkt(true, 13, FIN | ACK, b"");
+    assert_eq!(c.t.live_connections(), 0, "closed both ways: freed");
+    c.pkt(false, 14, ACK, b"");
+    // A late retransmission of the request must not start a new transaction.
+    let now = c.cseq;
+    c.cseq = req_seq;
+    c.client(15, req);
+    c.cseq = now;
+    assert_eq!(c.t.live_connections(), 0);
+    let out = c.finish();
+    assert_eq!(out.http.len(), 1);
+    assert_eq!(out.conns.len(), 1);
+    assert_eq!(out.http[0].conn, Some(0));
+    assert_eq!(out.conns[0].requests, 1);
+}
+
+#[test]
+fn reset_frees_and_an_acknowledged_hole_does_not_hold() {
+    let mut c = Conv::new();
+    c.handshake(0);
+    c.client(10, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    c.pkt(false, 11, RST | ACK, b"");
+    assert_eq!(c.t.live_connections(), 0);
+    // A hole in the server's data that the client acknowledged is a gap at once (lost
+    // before the capture point): nothing waits for it, the FINs free the connection.
+    let mut d = Conv::new();
+    d.handshake(0);
+    d.client(10, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    d.sseq += 5; // five bytes never captured
+    d.server(11, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    d.pkt(false, 12, FIN | ACK, b"");
+    d.pkt(true, 13, FIN | ACK, b"");
+    assert_eq!(d.t.live_connections(), 0);
+    let out = d.finish();
+    assert_eq!(out.stats.tcp_gaps, 1);
+    assert_eq!(out.http[0].status, Some(200));
+}
+
+#[test]
+fn stream_numbers_tell_connections_apart() {
+    let mut t = ProtoTracker::new();
+    let c: SocketAddr = "10.0.0.2:50000".parse().unwrap();
+    let s: SocketAddr = "10.0.0.9:80".parse().unwrap();
+    let req: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let resp: &[u8] = b"HTTP/1.1 204 No Content\r\n\r\n";
+    for (i, stream) in [7u64, 9].into_iter().enumerate() {
+        let f = 10 * i as u64;
+        t.tcp(f + 1, 0, c, s, 100, 0, SYN, b"", 0, Some(stream));
+        t.tcp(f + 2, 0, s, c, 500, 101, SYN | ACK, b"", 0, Some(stream));
+        t.tcp(f + 3, 0, c, s, 101, 501, ACK, req, req.len() as u32, Some(stream));
+        t.tcp(f + 4, 0, s, c, 501, 101 + req.len() as u32, ACK, resp, resp.len() as u32, Some(stream));
+    }
+    let out = t.finish();
+    let streams: Vec<_> = out.http.iter().map(|h| (h.stream, h.status, h.seq_on_conn)).collect();
+    assert_eq!(streams, vec![(Some(7), Some(204), 1), (Some(9), Some(204), 1)]);
+}
+
+#[test]
+fn not_http_after_the_first_bytes() {
+    let mut c = Conv::new();
+    c.handshake(0);
+    c.client(10, b"\x00\x01binary protocol");
+    c.client(11, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let out = c.finish();
+    assert!(out.http.is_empty());
+    assert!(out.conns.is_empty());
+}
+
+#[test]
+fn keep_alive_transactions_leave_the_connection_as_they_complete() {
+    let mut c = Conv::new();
+    c.handshake(0);
+    for i in 0..50 {
+        c.client(10 + 2 * i, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        c.server(11 + 2 * i, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx");
+    }
+    let out = c.finish();
+    assert_eq!(out.http.len(), 50);
+    assert_eq!(out.http[49].seq_on_conn, 50);
+    assert!(out.http.iter().all(|t| t.conn == Some(0) && t.response_frame.is_some()));
+    assert_eq!(out.conns[0].requests, 50);
+    assert_eq!(out.conns[0].responses, 50);
+}
