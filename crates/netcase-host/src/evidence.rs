@@ -6,10 +6,10 @@ use crate::netns::{self, NetnsRef};
 use crate::procnet::{self, ConntrackCpu, CounterMap, DevStats, SoftnetCpu};
 use crate::procs::OwnerIndex;
 use crate::resolver::{self, Resolver};
-use crate::rtnl::{self, IfAddr};
+use crate::rtnl::{self, IfAddr, Neighbour};
 use crate::sockdiag::{self, Socket};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -95,6 +95,20 @@ pub struct Conntrack {
     pub source: String,
 }
 
+/// The interface addresses of another network namespace. When one namespace is checked, the
+/// others' addresses are read too (addresses only) so that an address it holds or talks to
+/// can be found held elsewhere as well (ip-conflict).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetnsAddrs {
+    /// Its label: the `/var/run/netns` name, `ino:N` (with a process name when known), or
+    /// `host` for the caller's own namespace.
+    pub netns: String,
+    /// The namespace inode.
+    pub inode: u64,
+    /// Its interface addresses.
+    pub addresses: Vec<IfAddr>,
+}
+
 /// Everything read about one network namespace.
 #[derive(Debug, Clone, Serialize)]
 pub struct HostEvidence {
@@ -125,12 +139,19 @@ pub struct HostEvidence {
     pub conntrack: Option<Conntrack>,
     /// Sysctls by dotted name.
     pub sysctls: BTreeMap<String, String>,
-    /// Netfilter rules (iptables-save / ip6tables-save), when readable.
+    /// Netfilter rules (iptables-save / ip6tables-save, plus native nftables rules from
+    /// `nft -j list ruleset`), when readable.
     pub netfilter: Option<Ruleset>,
-    /// Names of nftables tables that `nft` lists (including iptables-nft's own).
+    /// nftables tables (`"ip nat"`, `"inet filter"`) that `nft -j list ruleset` lists, including
+    /// iptables-nft's own; native rules are part of [`HostEvidence::netfilter`].
     pub nft_tables: Vec<String>,
     /// Interface addresses.
     pub addresses: Vec<IfAddr>,
+    /// Neighbour (ARP / NDP) entries.
+    pub neighbours: Vec<Neighbour>,
+    /// Addresses of every other network namespace, read when a single namespace is checked
+    /// (empty with `--all-netns`, where every namespace is checked in full).
+    pub other_netns: Vec<NetnsAddrs>,
     /// Resolver configuration that processes of this namespace see.
     pub resolver: Resolver,
     /// Evidence that could not be read.
@@ -206,6 +227,9 @@ fn sample(with_ct_tool: bool) -> Sample {
     if let Ok(t) = std::fs::read_to_string(proc_net("softnet_stat")) {
         s.softnet = procnet::parse_softnet(&t);
     }
+    // Interface counters from /proc/thread-self/net/dev, which follows this thread's setns.
+    // Not /sys/class/net/*/statistics: sysfs shows the network namespace it was mounted in
+    // (the mount namespace's), so a setns'd thread would read the caller's interfaces.
     if let Ok(t) = std::fs::read_to_string(proc_net("dev")) {
         s.devices = procnet::parse_dev(&t);
     }
@@ -271,6 +295,7 @@ struct Static {
     netfilter: Option<Ruleset>,
     nft_tables: Vec<String>,
     addresses: Vec<IfAddr>,
+    neighbours: Vec<Neighbour>,
     ct_count: Option<u64>,
     ct_max: Option<u64>,
     errors: Vec<Unavailable>,
@@ -290,6 +315,10 @@ fn read_static(privileged: bool) -> Static {
         Ok(a) => st.addresses = a,
         Err(e) => st.errors.push(un("addresses", e.to_string())),
     }
+    match rtnl::dump_neighbours() {
+        Ok(n) => st.neighbours = n,
+        Err(e) => st.errors.push(un("neighbours", e.to_string())),
+    }
     let mut rs = Ruleset::default();
     let mut any = false;
     for (tool, fam) in [("iptables-save", "ipv4"), ("ip6tables-save", "ipv6")] {
@@ -305,15 +334,23 @@ fn read_static(privileged: bool) -> Static {
             Err(e) => st.errors.push(un("netfilter", e)),
         }
     }
+    // Native nftables rules join the same walk; tables iptables-save showed are skipped.
+    let ipt_tables: BTreeSet<(String, String)> =
+        rs.chains.iter().map(|c| (c.family.to_owned(), c.table.clone())).collect();
+    match run_tool("nft", &["-j", "list", "ruleset"], Duration::from_secs(10)) {
+        Ok(Some(t)) => match crate::nft::parse_nft_json(&t, &ipt_tables, &mut rs) {
+            Ok(tables) => {
+                st.nft_tables = tables;
+                any = true;
+            }
+            Err(e) => st.errors.push(un("nftables", e)),
+        },
+        Ok(None) => {}
+        Err(e) if !privileged => st.errors.push(un("nftables", format!("nft needs root (CAP_NET_ADMIN): {e}"))),
+        Err(e) => st.errors.push(un("nftables", e)),
+    }
     if any {
         st.netfilter = Some(rs);
-    }
-    match run_tool("nft", &["list", "tables"], Duration::from_secs(10)) {
-        Ok(Some(t)) => {
-            st.nft_tables = t.lines().filter_map(|l| l.strip_prefix("table ")).map(str::to_owned).collect();
-        }
-        Ok(None) => {}
-        Err(e) => st.errors.push(un("nftables", e)),
     }
     st
 }
@@ -376,6 +413,20 @@ pub fn collect(opts: &Options) -> Result<Vec<HostEvidence>> {
             Err(e) => return Err(e),
         }
     }
+    let others = if opts.target == Target::AllNetns {
+        Vec::new()
+    } else {
+        let skip: Vec<u64> = targets.iter().map(|t| t.inode).collect();
+        let (v, failed) = other_addresses(&skip);
+        if failed > 0 {
+            let why = if privileged { "they vanished during the scan" } else { "entering them needs root" };
+            extra.push(un(
+                "other namespaces' addresses",
+                format!("{failed} namespaces not read ({why}); ip-conflict compares with the rest"),
+            ));
+        }
+        v
+    };
     let owners = OwnerIndex::scan();
     for (ns, first, mut last, st) in raw {
         let mut unavailable = extra.clone();
@@ -417,6 +468,8 @@ pub fn collect(opts: &Options) -> Result<Vec<HostEvidence>> {
             netfilter: st.netfilter,
             nft_tables: st.nft_tables,
             addresses: st.addresses,
+            neighbours: st.neighbours,
+            other_netns: others.clone(),
             resolver: resolver_for(opts, &ns),
             unavailable,
             decode_errors: last.bad,
@@ -475,6 +528,28 @@ pub fn collect(opts: &Options) -> Result<Vec<HostEvidence>> {
         out.push(ev);
     }
     Ok(out)
+}
+
+/// Reads the interface addresses (only those) of every network namespace except `skip`:
+/// `/var/run/netns` and every process's. Returns them and how many could not be read.
+fn other_addresses(skip: &[u64]) -> (Vec<NetnsAddrs>, usize) {
+    let Ok((all, _)) = netns::list_all() else { return (Vec::new(), 0) };
+    let mut out = Vec::new();
+    let mut failed = 0;
+    for ns in all.iter().filter(|n| !skip.contains(&n.inode)) {
+        match netns::run_in(ns, rtnl::dump_addrs) {
+            Ok(Ok(addresses)) => {
+                let netns = match (&ns.name, ns.named.is_none(), ns.pids.first()) {
+                    (None, _, _) => "host".to_owned(),
+                    (Some(n), true, Some((_, comm))) => format!("{n} ({comm})"),
+                    (Some(n), _, _) => n.clone(),
+                };
+                out.push(NetnsAddrs { netns, inode: ns.inode, addresses });
+            }
+            _ => failed += 1,
+        }
+    }
+    (out, failed)
 }
 
 fn resolver_for(opts: &Options, ns: &NetnsRef) -> Resolver {

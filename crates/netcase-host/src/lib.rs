@@ -12,6 +12,7 @@ mod error;
 mod evidence;
 pub mod netfilter;
 pub mod netns;
+pub mod nft;
 pub mod procnet;
 pub mod procs;
 mod reader;
@@ -21,7 +22,7 @@ pub mod sockdiag;
 
 pub use error::{Error, Result};
 pub use evidence::{
-    collect, privileged, run_tool, which, Conntrack, HostEvidence, Options, Target, Unavailable, SYSCTLS,
+    collect, privileged, run_tool, which, Conntrack, HostEvidence, NetnsAddrs, Options, Target, Unavailable, SYSCTLS,
 };
 pub use netns::NetnsRef;
 pub use sockdiag::{Proto, Socket, TcpState, TimerKind};

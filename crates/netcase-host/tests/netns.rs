@@ -383,6 +383,39 @@ fn iptables_redirect_hijack_names_rule_and_path() {
     drop(l);
 }
 
+#[test]
+fn nft_native_redirect_is_walked() {
+    if !can_run() {
+        return;
+    }
+    if netcase_host::which("nft").is_none() {
+        eprintln!("skipping: nft not installed (apt-get install nftables)");
+        return;
+    }
+    let ns = Ns::new("nft");
+    ns.exec(&["nft", "add", "table", "ip", "nchmesh"]);
+    ns.exec(&["nft", "add", "chain", "ip", "nchmesh", "out", "{ type nat hook output priority -100; }"]);
+    ns.exec(&["nft", "add", "chain", "ip", "nchmesh", "sidecar"]);
+    ns.exec(&["nft", "add", "rule", "ip", "nchmesh", "out", "ip", "daddr", "127.0.0.0/8", "return"]);
+    ns.exec(&["nft", "add", "rule", "ip", "nchmesh", "out", "jump", "sidecar"]);
+    ns.exec(&["nft", "add", "rule", "ip", "nchmesh", "sidecar", "tcp", "dport", "80", "redirect", "to", ":15001"]);
+    let l = ns.run(|| listen("127.0.0.1:15001", 16));
+    let ev = ns.evidence(0.0, None);
+    assert_eq!(ev.nft_tables, vec!["ip nchmesh".to_owned()]);
+    let fs = netcase_rules::host::check(&ev);
+    let f = find(&fs, CaseId::IptablesRedirectHijack);
+    assert_eq!(f.len(), 1, "{}", show(&fs));
+    assert_eq!(f[0].measure("to_port"), Some(15001.0));
+    let rs = ev.netfilter.as_ref().expect("rules read");
+    let p = netcase_host::netfilter::Packet { proto: "tcp", dst: "192.0.2.80".parse().unwrap(), dport: 80 };
+    let v = rs.walk("nat", "OUTPUT", &p);
+    assert_eq!(v.target, "REDIRECT");
+    assert_eq!(v.path.len(), 3, "{:?}", v.path);
+    let local = netcase_host::netfilter::Packet { dst: "127.0.0.1".parse().unwrap(), ..p };
+    assert_eq!(rs.walk("nat", "OUTPUT", &local).target, "ACCEPT");
+    drop(l);
+}
+
 fn temp_root(tag: &str, nsswitch: Option<&str>) -> PathBuf {
     let d = std::env::temp_dir().join(format!("nch-root-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -474,6 +507,183 @@ fn healthy_namespace_with_traffic_is_silent() {
     let fs = netcase_rules::host::check(&ev);
     assert!(fs.is_empty(), "healthy namespace gave findings:\n{}", show(&fs));
     drop(l);
+}
+
+#[test]
+fn ip_conflict_seen_from_one_namespace() {
+    if !can_run() {
+        return;
+    }
+    // c talks to 10.201.6.2, which s1 and s2 both hold; only c is checked.
+    let c = Ns::new("ipc");
+    let s1 = Ns::new("ips1");
+    let s2 = Ns::new("ips2");
+    sh(&["ip", "-n", &c.name, "link", "add", "nch-c1", "type", "veth", "peer", "name", "nch-p1", "netns", &s1.name]);
+    sh(&["ip", "-n", &c.name, "link", "add", "nch-c2", "type", "veth", "peer", "name", "nch-p2", "netns", &s2.name]);
+    sh(&["ip", "-n", &c.name, "addr", "add", "10.201.6.1/24", "dev", "nch-c1"]);
+    sh(&["ip", "-n", &c.name, "link", "set", "nch-c1", "up"]);
+    for (ns, ifn) in [(&s1, "nch-p1"), (&s2, "nch-p2")] {
+        sh(&["ip", "-n", &ns.name, "addr", "add", "10.201.6.2/24", "dev", ifn]);
+        sh(&["ip", "-n", &ns.name, "link", "set", ifn, "up"]);
+    }
+    let l = s1.run(|| listen("10.201.6.2:7020", 16));
+    let conn = c.run(|| TcpStream::connect_timeout(&"10.201.6.2:7020".parse().unwrap(), Duration::from_secs(2)));
+    let conn = conn.expect("connect to s1");
+    let ev = c.evidence(0.0, None);
+    let names: Vec<&str> = ev.other_netns.iter().map(|o| o.netns.as_str()).collect();
+    assert!(names.contains(&s1.name.as_str()) && names.contains(&s2.name.as_str()), "{names:?}");
+    let fs = netcase_rules::host::check_all(std::slice::from_ref(&ev));
+    let f = find(&fs, CaseId::IpConflict);
+    assert_eq!(f.len(), 1, "{}", show(&fs));
+    assert_eq!(f[0].subject, netcase_model::Subject::Peer { ip: "10.201.6.2".parse().unwrap() });
+    assert_eq!(f[0].measure("holders"), Some(2.0));
+    let holders = f[0].text("netns").unwrap();
+    assert!(holders.contains(&s1.name) && holders.contains(&s2.name) && !holders.contains(&c.name), "{holders}");
+    assert_eq!(f[0].text("macs").map(|m| m.split(',').count()), Some(2));
+    assert!(f[0].text("relation").is_some_and(|r| r.contains("1 socket")), "{:?}", f[0].text("relation"));
+    drop((conn, l));
+}
+
+#[test]
+fn all_netns_sees_both_namespaces() {
+    if !can_run() {
+        return;
+    }
+    let a = Ns::new("alla");
+    let b = Ns::new("allb");
+    sh(&["ip", "-n", &a.name, "link", "add", "nch-aa", "type", "veth", "peer", "name", "nch-ab", "netns", &b.name]);
+    for (ns, ifn) in [(&a, "nch-aa"), (&b, "nch-ab")] {
+        sh(&["ip", "-n", &ns.name, "addr", "add", "10.201.8.1/24", "dev", ifn]);
+        sh(&["ip", "-n", &ns.name, "link", "set", ifn, "up"]);
+    }
+    let opts = Options { target: Target::AllNetns, root: None, interval: Duration::ZERO };
+    let evs = collect(&opts).expect("collect --all-netns");
+    let ours: Vec<&HostEvidence> =
+        evs.iter().filter(|e| e.netns.name.as_deref().is_some_and(|n| n == a.name || n == b.name)).collect();
+    assert_eq!(ours.len(), 2, "both namespaces checked once");
+    for e in &ours {
+        assert!(e.addresses.iter().any(|x| x.addr == "10.201.8.1".parse::<std::net::IpAddr>().unwrap()));
+        assert!(e.other_netns.is_empty(), "--all-netns checks every namespace in full");
+    }
+    let own = NetnsRef::current().expect("own netns").inode;
+    assert!(evs.iter().any(|e| e.netns.inode == own), "the caller's namespace is included");
+    let fs = netcase_rules::host::check_all(&evs);
+    let ip: std::net::IpAddr = "10.201.8.1".parse().unwrap();
+    let f: Vec<_> = find(&fs, CaseId::IpConflict)
+        .into_iter()
+        .filter(|f| f.subject == netcase_model::Subject::Peer { ip })
+        .collect();
+    assert_eq!(f.len(), 1, "{}", show(&fs));
+    assert_eq!(f[0].measure("holders"), Some(2.0));
+    let holders = f[0].text("netns").unwrap();
+    assert!(holders.contains(&a.name) && holders.contains(&b.name), "{holders}");
+}
+
+#[test]
+fn syn_queue_overflow_counts_half_open() {
+    if !can_run() {
+        return;
+    }
+    if netcase_host::which("iptables").is_none() {
+        eprintln!("skipping: iptables not installed (apt-get install iptables)");
+        return;
+    }
+    const BACKLOG: i32 = 16;
+    const CLIENTS: usize = 24;
+    let ns = Ns::new("synq");
+    ns.exec(&["sysctl", "-qw", "net.ipv4.tcp_syncookies=0"]);
+    // The handshakes never complete: the listener's SYN/ACKs are dropped on the way out.
+    ns.exec(&[
+        "iptables",
+        "-A",
+        "OUTPUT",
+        "-p",
+        "tcp",
+        "--sport",
+        "7010",
+        "--tcp-flags",
+        "SYN,ACK",
+        "SYN,ACK",
+        "-j",
+        "DROP",
+    ]);
+    let max_syn: u64 = ns.exec(&["sysctl", "-n", "net.ipv4.tcp_max_syn_backlog"]).trim().parse().expect("number");
+    assert!(max_syn * 3 / 4 > BACKLOG as u64, "the listen backlog must be the limit here");
+    let l = ns.run(|| {
+        let l = listen("127.0.0.1:7010", BACKLOG);
+        let hs: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    TcpStream::connect_timeout(&"127.0.0.1:7010".parse().unwrap(), Duration::from_millis(300)).is_ok()
+                })
+            })
+            .collect();
+        let connected = hs.into_iter().filter_map(|h| h.join().ok()).filter(|ok| *ok).count();
+        assert_eq!(connected, 0, "no handshake may complete");
+        l
+    });
+    let ev = ns.evidence(0.0, None);
+    let fs = netcase_rules::host::check(&ev);
+    let f = find(&fs, CaseId::SynQueueOverflow);
+    assert_eq!(f.len(), 1, "{}", show(&fs));
+    assert_eq!(f[0].measure("syn_recv"), Some(f64::from(BACKLOG + 1)), "full at backlog + 1");
+    assert_eq!(f[0].measure("backlog"), Some(f64::from(BACKLOG)));
+    assert_eq!(f[0].measure("limit"), Some(f64::from(BACKLOG)));
+    let dropped = ev.counters.get("TcpExt.TCPReqQFullDrop").copied().unwrap_or(0);
+    assert!(dropped >= (CLIENTS - BACKLOG as usize - 1) as u64, "TCPReqQFullDrop = {dropped}");
+    assert!(f[0].evidence.iter().any(
+        |e| matches!(e, Evidence::Counter { name, value, .. } if name == "TcpExt.TCPReqQFullDrop" && *value == dropped)
+    ));
+    drop(l);
+}
+
+#[test]
+fn keepalive_settings_finds_idle_connection_without_keepalive() {
+    if !can_run() {
+        return;
+    }
+    /// Short idle threshold for the test (the rule's default is 300 s).
+    const IDLE_MS: u32 = 800;
+    let ns = Ns::new("ka");
+    let (l, pairs) = ns.run(|| {
+        let l = listen("127.0.0.1:7011", 16);
+        let mut pairs = Vec::new();
+        for keepalive in [false, true] {
+            let mut c = TcpStream::connect("127.0.0.1:7011").expect("connect");
+            let (mut s, _) = l.accept().expect("accept");
+            if keepalive {
+                let on: libc::c_int = 1;
+                for fd in [c.as_raw_fd(), s.as_raw_fd()] {
+                    // SAFETY: setsockopt with a valid int option on our socket.
+                    let rc = unsafe {
+                        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, std::ptr::addr_of!(on).cast(), 4)
+                    };
+                    assert_eq!(rc, 0);
+                }
+            }
+            c.write_all(b"ping").unwrap();
+            let mut b = [0u8; 4];
+            s.read_exact(&mut b).unwrap();
+            s.write_all(b"pong").unwrap();
+            c.read_exact(&mut b).unwrap();
+            pairs.push((c, s));
+        }
+        (l, pairs)
+    });
+    std::thread::sleep(Duration::from_millis(u64::from(IDLE_MS) + 400));
+    let ev = ns.evidence(0.0, None);
+    assert!(
+        find(&netcase_rules::host::check(&ev), CaseId::KeepaliveSettings).is_empty(),
+        "1.2 s idle is far below the default threshold"
+    );
+    let fs = netcase_rules::host::keepalive_findings(&ev, IDLE_MS);
+    assert_eq!(fs.len(), 1, "{}", show(&fs));
+    assert_eq!(fs[0].measure("count"), Some(2.0), "both ends of the connection without SO_KEEPALIVE");
+    let idle = fs[0].measure("max_idle_s").unwrap();
+    assert!((1.0..5.0).contains(&idle), "idle {idle} s");
+    let ka = ns.exec(&["sysctl", "-n", "net.ipv4.tcp_keepalive_time"]).trim().parse::<f64>().unwrap();
+    assert_eq!(fs[0].measure("tcp_keepalive_time_s"), Some(ka));
+    drop((l, pairs));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ use std::time::Duration;
 /// Arguments of `netcase check`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Check the named network namespace (`ip netns` name, from /var/run/netns).
+    /// Check the named network namespace (`ip netns` name, from /var/run/netns). The interface
+    /// addresses (only those) of every other namespace are read too, to find an address it
+    /// holds or talks to that two namespaces hold.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["pid", "all_netns"])]
     pub netns: Option<String>,
     /// Check the network namespace (and root filesystem) of process P.
