@@ -186,8 +186,10 @@ pub struct DirTotals {
     /// Frames with RST.
     pub rst: u32,
     /// Window scale (`tcp.window_size_scalefactor` as of the end), if a non-SYN frame was sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scalefactor: Option<i32>,
     /// Calculated window limits on non-SYN frames.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<WindowRange>,
     /// Total time this side advertised a zero window, ns.
     pub zero_window_ns: i64,
@@ -214,16 +216,20 @@ pub struct ConnSummary {
     /// Time of the last frame, ns since the epoch.
     pub last_ts_ns: i64,
     /// Options of the first SYN.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub syn: Option<HandshakeOptions>,
     /// Options of the first SYN-ACK.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub synack: Option<HandshakeOptions>,
     /// `tcp.analysis.initial_rtt`, ns.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub irtt_ns: Option<i64>,
     /// How it ended.
     pub end: ConnEnd,
     /// Frames per flag.
     pub flag_counts: FlagCounts,
     /// ACK RTT samples.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rtt: Option<RttSummary>,
     /// Largest `bytes_in_flight`.
     pub max_bytes_in_flight: u32,
@@ -232,9 +238,11 @@ pub struct ConnSummary {
     /// Longest gap between frames while data was unacknowledged, ns.
     pub longest_stall_ns: i64,
     /// The frame that ended the longest stall.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub longest_stall_frame: Option<u64>,
     /// The flow's state had been evicted (idle, or finished and beyond the held maximum) and was
     /// rebuilt from its remembered sequence state: the counts here start at that frame.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub resumed: bool,
 }
 

@@ -192,53 +192,155 @@ impl HttpTxn {
     }
 }
 
-/// The same JSON object as before the compaction: every field, derived ones included.
+/// The JSON object: every field, derived ones included; absent optional fields and false flags
+/// are left out to keep large outputs small.
 impl Serialize for HttpTxn {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let mut st = s.serialize_struct("HttpTxn", 43)?;
-        st.serialize_field("conn", &self.conn)?;
-        st.serialize_field("stream", &self.stream)?;
-        st.serialize_field("client", &self.client)?;
-        st.serialize_field("server", &self.server)?;
+        match &self.conn {
+            Some(v) => st.serialize_field("conn", v)?,
+            None => st.skip_field("conn")?,
+        }
+        match &self.stream {
+            Some(v) => st.serialize_field("stream", v)?,
+            None => st.skip_field("stream")?,
+        }
+        match &self.client {
+            Some(v) => st.serialize_field("client", v)?,
+            None => st.skip_field("client")?,
+        }
+        match &self.server {
+            Some(v) => st.serialize_field("server", v)?,
+            None => st.skip_field("server")?,
+        }
         st.serialize_field("seq_on_conn", &self.seq_on_conn)?;
-        st.serialize_field("method", &self.method)?;
-        st.serialize_field("uri", &self.uri)?;
-        st.serialize_field("version", &self.version)?;
-        st.serialize_field("host", &self.host)?;
-        st.serialize_field("req_connection", &self.req_connection)?;
-        st.serialize_field("req_content_length", &self.req_content_length)?;
-        st.serialize_field("request_frame", &self.request_frame)?;
-        st.serialize_field("request_ts_ns", &self.request_ts_ns)?;
-        st.serialize_field("request_start_ts_ns", &self.request_start_ts_ns)?;
-        st.serialize_field("request_start_frame", &self.request_start_frame)?;
+        match &self.method {
+            Some(v) => st.serialize_field("method", v)?,
+            None => st.skip_field("method")?,
+        }
+        match &self.uri {
+            Some(v) => st.serialize_field("uri", v)?,
+            None => st.skip_field("uri")?,
+        }
+        match &self.version {
+            Some(v) => st.serialize_field("version", v)?,
+            None => st.skip_field("version")?,
+        }
+        match &self.host {
+            Some(v) => st.serialize_field("host", v)?,
+            None => st.skip_field("host")?,
+        }
+        match &self.req_connection {
+            Some(v) => st.serialize_field("req_connection", v)?,
+            None => st.skip_field("req_connection")?,
+        }
+        match &self.req_content_length {
+            Some(v) => st.serialize_field("req_content_length", v)?,
+            None => st.skip_field("req_content_length")?,
+        }
+        match &self.request_frame {
+            Some(v) => st.serialize_field("request_frame", v)?,
+            None => st.skip_field("request_frame")?,
+        }
+        match &self.request_ts_ns {
+            Some(v) => st.serialize_field("request_ts_ns", v)?,
+            None => st.skip_field("request_ts_ns")?,
+        }
+        match &self.request_start_ts_ns {
+            Some(v) => st.serialize_field("request_start_ts_ns", v)?,
+            None => st.skip_field("request_start_ts_ns")?,
+        }
+        match &self.request_start_frame {
+            Some(v) => st.serialize_field("request_start_frame", v)?,
+            None => st.skip_field("request_start_frame")?,
+        }
         st.serialize_field("req_header_bytes", &self.req_header_bytes)?;
         st.serialize_field("req_body_bytes", &self.req_body_bytes)?;
-        st.serialize_field("status", &self.status)?;
-        st.serialize_field("reason", &self.reason)?;
-        st.serialize_field("resp_connection", &self.resp_connection)?;
-        st.serialize_field("resp_content_length", &self.resp_content_length)?;
-        st.serialize_field("resp_content_length_header", &self.resp_content_length_header)?;
-        st.serialize_field("resp_transfer_encoding", &self.resp_transfer_encoding)?;
+        match &self.status {
+            Some(v) => st.serialize_field("status", v)?,
+            None => st.skip_field("status")?,
+        }
+        match &self.reason {
+            Some(v) => st.serialize_field("reason", v)?,
+            None => st.skip_field("reason")?,
+        }
+        match &self.resp_connection {
+            Some(v) => st.serialize_field("resp_connection", v)?,
+            None => st.skip_field("resp_connection")?,
+        }
+        match &self.resp_content_length {
+            Some(v) => st.serialize_field("resp_content_length", v)?,
+            None => st.skip_field("resp_content_length")?,
+        }
+        match &self.resp_content_length_header {
+            Some(v) => st.serialize_field("resp_content_length_header", v)?,
+            None => st.skip_field("resp_content_length_header")?,
+        }
+        match &self.resp_transfer_encoding {
+            Some(v) => st.serialize_field("resp_transfer_encoding", v)?,
+            None => st.skip_field("resp_transfer_encoding")?,
+        }
         st.serialize_field("interim_responses", &self.interim_responses)?;
-        st.serialize_field("response_frame", &self.response_frame)?;
-        st.serialize_field("response_ts_ns", &self.response_ts_ns)?;
-        st.serialize_field("response_start_frame", &self.response_start_frame)?;
-        st.serialize_field("response_start_ts_ns", &self.response_start_ts_ns)?;
+        match &self.response_frame {
+            Some(v) => st.serialize_field("response_frame", v)?,
+            None => st.skip_field("response_frame")?,
+        }
+        match &self.response_ts_ns {
+            Some(v) => st.serialize_field("response_ts_ns", v)?,
+            None => st.skip_field("response_ts_ns")?,
+        }
+        match &self.response_start_frame {
+            Some(v) => st.serialize_field("response_start_frame", v)?,
+            None => st.skip_field("response_start_frame")?,
+        }
+        match &self.response_start_ts_ns {
+            Some(v) => st.serialize_field("response_start_ts_ns", v)?,
+            None => st.skip_field("response_start_ts_ns")?,
+        }
         st.serialize_field("resp_header_bytes", &self.resp_header_bytes)?;
         st.serialize_field("resp_body_bytes", &self.resp_body_bytes)?;
         st.serialize_field("resp_body_uncaptured", &self.resp_body_uncaptured)?;
         st.serialize_field("unexpected_body_bytes", &self.unexpected_body_bytes)?;
-        st.serialize_field("response_lost", &self.response_lost)?;
-        st.serialize_field("response_incomplete", &self.response_incomplete)?;
+        if self.response_lost {
+            st.serialize_field("response_lost", &true)?
+        } else {
+            st.skip_field("response_lost")?
+        }
+        if self.response_incomplete {
+            st.serialize_field("response_incomplete", &true)?
+        } else {
+            st.skip_field("response_incomplete")?
+        }
         st.serialize_field("http_time_ns", &self.http_time_ns())?;
-        st.serialize_field("ttfb_ns", &self.ttfb_ns)?;
+        match &self.ttfb_ns {
+            Some(v) => st.serialize_field("ttfb_ns", v)?,
+            None => st.skip_field("ttfb_ns")?,
+        }
         st.serialize_field("transfer_ns", &self.transfer_ns())?;
-        st.serialize_field("total_ns", &self.total_ns)?;
-        st.serialize_field("after_server_fin", &self.after_server_fin)?;
-        st.serialize_field("unanswered_at_client_fin", &self.unanswered_at_client_fin)?;
-        st.serialize_field("client_fin_after_ns", &self.client_fin_after_ns)?;
-        st.serialize_field("response_after_client_fin", &self.response_after_client_fin)?;
+        match &self.total_ns {
+            Some(v) => st.serialize_field("total_ns", v)?,
+            None => st.skip_field("total_ns")?,
+        }
+        if self.after_server_fin {
+            st.serialize_field("after_server_fin", &true)?
+        } else {
+            st.skip_field("after_server_fin")?
+        }
+        if self.unanswered_at_client_fin {
+            st.serialize_field("unanswered_at_client_fin", &true)?
+        } else {
+            st.skip_field("unanswered_at_client_fin")?
+        }
+        match &self.client_fin_after_ns {
+            Some(v) => st.serialize_field("client_fin_after_ns", v)?,
+            None => st.skip_field("client_fin_after_ns")?,
+        }
+        if self.response_after_client_fin {
+            st.serialize_field("response_after_client_fin", &true)?
+        } else {
+            st.skip_field("response_after_client_fin")?
+        }
         st.serialize_field("timing", &self.timing())?;
         st.end()
     }

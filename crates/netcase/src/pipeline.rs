@@ -164,8 +164,8 @@ struct Batch {
     bytes: Vec<u8>,
 }
 
-const BATCH_SEGS: usize = 2048;
-const BATCH_BYTES: usize = 1 << 20;
+const BATCH_SEGS: usize = 1024;
+const BATCH_BYTES: usize = 256 << 10;
 /// Batches in flight: bounds memory and lets the two threads run side by side.
 const BATCHES: usize = 4;
 
@@ -315,8 +315,11 @@ pub fn analyse<W: Write, R: FlowRecords>(
             }
         }
     }
+    let t_loop = std::time::Instant::now();
     tracker.finish(&mut fan);
+    let t_fin = t_loop.elapsed();
     let proto = fan.proto.take().map(ProtoFeed::finish);
+    let t_proto = t_loop.elapsed();
     let mut findings = match fan.rules.take() {
         Some(r) => match proto.as_ref() {
             Some(p) => r.finish(&p.http, &p.dns),
@@ -328,6 +331,9 @@ pub fn analyse<W: Write, R: FlowRecords>(
         findings.extend(netcase_rules::proto::check(&p.dns, &p.http, &p.conns));
     }
     Finding::sort(&mut findings);
+    if std::env::var_os("NETCASE_PROFILE").is_some() {
+        eprintln!("profile: tracker.finish {t_fin:?}, proto joined {t_proto:?}, rules done {:?}", t_loop.elapsed());
+    }
     Analysis {
         info: reader.info().clone(),
         damage: reader.damage().cloned(),

@@ -92,7 +92,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Err(e.into());
         }
         write!(out, "],")?;
+        let t = std::time::Instant::now();
         write_json_tail(&mut out, &args, &analysis)?;
+        if std::env::var_os("NETCASE_PROFILE").is_some() {
+            eprintln!("profile: json tail {:?}", t.elapsed());
+        }
     } else if args.events {
         let mut rec = NoRecords;
         analysis = pipeline::analyse_file(&args.file, opts, Some(&mut out), &mut rec, &mut progress)
