@@ -243,9 +243,15 @@ impl fmt::Display for Evidence {
         match self {
             Evidence::Measure { key, value, unit } => {
                 if value.fract() == 0.0 && value.abs() < 1e15 {
-                    write!(f, "{key} = {value:.0} {unit}")
+                    write!(f, "{key} = {value:.0}")?;
                 } else {
-                    write!(f, "{key} = {value:.3} {unit}")
+                    write!(f, "{key} = {value:.3}")?;
+                }
+                // A bare count needs no unit after it.
+                if unit.is_empty() || unit == "count" {
+                    Ok(())
+                } else {
+                    write!(f, " {unit}")
                 }
             }
             Evidence::Frames { key, frames } => {
