@@ -588,9 +588,12 @@ pub fn run(id: &str, opts: &RunOptions, diag: &dyn Diagnose) -> Result<Report> {
     };
     (spec.run)(&mut ctx).with_context(|| format!("lab {id}"))?;
     ctx.stop_capture()?;
+    // A capture that saw nothing is still diagnosed (a healthy twin may send no packet at all,
+    // e.g. a name answered from /etc/hosts): "no finding" is then the capture's answer.
+    let captured = ctx.frames.is_some();
     let frames = ctx.frames.take().unwrap_or_default();
     let mut capture_file = None;
-    if !frames.is_empty() || opts.capture.is_some() {
+    if captured || opts.capture.is_some() {
         let (path, temp) = match &opts.capture {
             Some(p) => (p.clone(), false),
             None => (std::env::temp_dir().join(format!("netcase-lab-{}-{run_id}.pcap", std::process::id())), true),

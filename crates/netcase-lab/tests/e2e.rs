@@ -17,20 +17,32 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
-/// Labs whose verdict (netcase names the case with the lab's numbers) is asserted. Add a lab
-/// here when its rule lands.
+/// Labs whose verdict (netcase names the case with the lab's numbers) is asserted: every lab
+/// (a new lab joins when its rule lands; `every_lab_is_verdict_ready` lists the missing ones).
 const VERDICT_READY: &[&str] = &[
+    "accept-queue-overflow",
+    "client-timeout-fin-wait2",
     "close-wait-in-accept-queue",
     "close-wait-leak",
     "conntrack-table-full",
     "dns-conntrack-race-5s",
     "dns-id-collision",
+    "dupack-no-fast-retransmit",
     "http-204-content-length",
+    "ip-conflict",
     "iptables-redirect-hijack",
+    "keepalive-race-502",
+    "linger-zero-rst",
+    "nagle-delayed-ack",
+    "no-window-scale",
+    "port-unreachable",
     "resolver-order",
+    "retrans-hol-blocking",
     "syn-queue-overflow",
     "time-wait-pileup",
     "udp-rcvbuf-drops",
+    "udp-truncation",
+    "zero-window",
 ];
 
 /// tshark display filters that must match at least `min` frames in the fault capture and none
@@ -194,4 +206,12 @@ fn every_lab_reproduces_and_its_control_stays_healthy() {
     eprintln!("{}", summary.join("\n"));
     let _ = std::fs::remove_dir_all(&dir);
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn every_lab_is_verdict_ready() {
+    let missing: Vec<&str> =
+        netcase_lab::catalogue().iter().map(|l| l.id()).filter(|id| !VERDICT_READY.contains(id)).collect();
+    assert!(missing.is_empty(), "labs without an asserted verdict: {missing:?}");
+    assert_eq!(VERDICT_READY.len(), netcase_lab::catalogue().len());
 }

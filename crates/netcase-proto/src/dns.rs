@@ -361,6 +361,8 @@ pub(crate) fn parse_message_with(msg: &[u8], scratch: &mut String) -> Result<Dns
         };
         m.answers.push(DnsRecord { name: Text::new(scratch), rtype: t, ttl, data });
     }
+    // Transactions keep the answers to the end: no spare capacity.
+    m.answers.shrink_to_fit();
     Ok(m)
 }
 

@@ -34,6 +34,7 @@ pub mod dns;
 pub mod http;
 pub mod query;
 mod reasm;
+mod spill;
 pub mod text;
 pub mod timing;
 pub mod tls;
@@ -119,13 +120,20 @@ pub struct Config {
     /// How long (capture time) a closed connection is remembered for late segments, and a
     /// closed connection with a hole in its data waits for the retransmission.
     pub linger_ns: i64,
+    /// Park finished HTTP transactions in an unlinked temporary file until
+    /// [`ProtoTracker::finish`] (see the `spill` module): less memory on large captures, the
+    /// same output. Falls back to memory when no file can be written.
+    pub spill_http: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { linger_ns: 2_000_000_000 }
+        Config { linger_ns: 2_000_000_000, spill_http: false }
     }
 }
+
+/// Finished HTTP transactions collected before they go to the spill file.
+const SPILL_BATCH: usize = 256;
 
 type ConnKey = (SocketAddr, SocketAddr);
 
@@ -165,6 +173,10 @@ pub struct ProtoTracker {
     conn_index: FxMap<u32, u32>,
     dns: DnsTracker,
     http: Vec<HttpTxn>,
+    /// Where finished HTTP transactions go when `cfg.spill_http` (created on first use).
+    spill: Option<spill::Spill>,
+    /// Spilling failed: the rest stays in memory.
+    no_spill: bool,
     app_conns: Vec<AppConn>,
     stats: ProtoStats,
 }
@@ -180,6 +192,22 @@ impl ProtoTracker {
         ProtoTracker { cfg, ..Self::default() }
     }
 
+    /// Moves finished HTTP transactions to the spill file, when spilling.
+    #[inline]
+    fn maybe_spill(&mut self) {
+        if !self.cfg.spill_http || self.no_spill || self.http.len() < SPILL_BATCH {
+            return;
+        }
+        if self.spill.is_none() {
+            self.spill = spill::Spill::new();
+        }
+        let ok = match self.spill.as_mut() {
+            Some(s) => s.push(&mut self.http),
+            None => false,
+        };
+        self.no_spill = !ok;
+    }
+
     /// One UDP datagram: `payload` as captured, `udp_len` the payload length it really had.
     /// DNS ports (53, 5353, 5355) and SSDP (HTTP over UDP, 1900) are read.
     pub fn udp(&mut self, frame: u64, ts_ns: i64, src: SocketAddr, dst: SocketAddr, payload: &[u8], udp_len: u32) {
@@ -190,6 +218,7 @@ impl ProtoTracker {
         } else if src.port() == 1900 || dst.port() == 1900 {
             if let Some(t) = http::udp_message(frame, ts_ns, src, dst, payload) {
                 self.http.push(t);
+                self.maybe_spill();
             }
         }
     }
@@ -263,6 +292,7 @@ impl ProtoTracker {
             }
             self.linger.push_back((id, cid, ts_ns));
         }
+        self.maybe_spill();
     }
 
     /// The internal stream number of a connection the caller numbered none for.
@@ -336,8 +366,21 @@ impl ProtoTracker {
             self.finalize(*c);
         }
         let mut dns = std::mem::take(&mut self.dns.txns);
+        self.stats.dns_messages = self.dns.messages;
+        self.stats.dns_malformed = self.dns.malformed;
+        // The pairing tables are no longer needed: free them before the transactions come back.
+        self.dns = DnsTracker::default();
+        self.conns = FxMap::default();
+        self.by_addr = FxMap::default();
+        self.linger = VecDeque::new();
         sort_in_place(&mut dns, |t| (t.ts_ns, t.query_frame().or(t.response_frame)));
+        dns.shrink_to_fit();
+        let mut conns = std::mem::take(&mut self.app_conns);
+        conns.shrink_to_fit();
         let mut http = std::mem::take(&mut self.http);
+        if let Some(s) = self.spill.take() {
+            http = s.read_back(http);
+        }
         for t in &mut http {
             t.conn = t.conn.and_then(|id| self.conn_index.get(&id).copied());
             t.ttfb_ns = match (t.request_ts_ns, t.response_start_ts_ns) {
@@ -353,10 +396,7 @@ impl ProtoTracker {
             let f = t.request_frame.or(t.response_start_frame).or(t.response_frame).unwrap_or(u64::MAX);
             (t.request_start_ts_ns.or(t.response_start_ts_ns).unwrap_or(i64::MAX), f)
         });
-        let mut conns = std::mem::take(&mut self.app_conns);
         timing::fill(&mut http, &mut conns, &dns);
-        self.stats.dns_messages = self.dns.messages;
-        self.stats.dns_malformed = self.dns.malformed;
         ProtoOutput { dns, http, conns, stats: self.stats }
     }
 }
@@ -366,11 +406,11 @@ impl ProtoTracker {
 fn sort_in_place<T, K: Ord>(v: &mut [T], key: impl Fn(&T) -> K) {
     let mut order: Vec<(K, u32)> = v.iter().zip(0u32..).map(|(t, i)| (key(t), i)).collect();
     order.sort_unstable();
-    let mut perm: Vec<usize> = order.into_iter().map(|(_, i)| i as usize).collect();
+    let mut perm: Vec<u32> = order.into_iter().map(|(_, i)| i).collect();
     for i in 0..perm.len() {
         let mut j = i;
         while let Some(slot) = perm.get_mut(j) {
-            let k = std::mem::replace(slot, j);
+            let k = std::mem::replace(slot, j as u32) as usize;
             if k == i || k >= v.len() {
                 break;
             }

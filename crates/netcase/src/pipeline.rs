@@ -6,7 +6,9 @@
 //! caller-supplied callback as connections finish, so memory is bounded by open flows.
 
 use netcase_capture::{CaptureInfo, CaptureReader, Damage, Skipped};
-use netcase_flow::{ConnSummary, FlowConfig, FlowSink, FlowTracker, FrameAnalysis, TrackerStats, UdpDatagram, UdpSummary};
+use netcase_flow::{
+    ConnSummary, FlowConfig, FlowSink, FlowTracker, FrameAnalysis, TrackerStats, UdpDatagram, UdpSummary,
+};
 use netcase_model::Finding;
 use netcase_proto::{ProtoOutput, ProtoTracker};
 use netcase_rules::capture::CaptureRules;
@@ -31,6 +33,9 @@ pub trait FlowRecords {
     fn tcp(&mut self, c: &ConnSummary);
     /// A UDP flow finished.
     fn udp(&mut self, u: &UdpSummary);
+    /// The protocol transactions, once the pass is over (while the rules run on another
+    /// thread). Called at most once, after every flow record.
+    fn proto(&mut self, _p: &ProtoOutput) {}
 }
 
 /// The result of a pass.
@@ -81,19 +86,22 @@ impl<W: Write, R: FlowRecords> FlowSink for Fanout<'_, W, R> {
         }
         if let Some(p) = self.proto.as_mut() {
             if !f.icmp_error {
-                p.push(Seg {
-                    frame: f.frame,
-                    ts_ns: f.ts_ns,
-                    src: SocketAddr::new(f.src.addr, f.src.port),
-                    dst: SocketAddr::new(f.dst.addr, f.dst.port),
-                    seq: f.seq_raw,
-                    ack: f.ack_raw,
-                    flags: f.tcp_flags,
-                    wire_len: f.len,
-                    stream: Some(f.stream),
-                    off: 0,
-                    len: 0,
-                }, f.payload);
+                p.push(
+                    Seg {
+                        frame: f.frame,
+                        ts_ns: f.ts_ns,
+                        src: SocketAddr::new(f.src.addr, f.src.port),
+                        dst: SocketAddr::new(f.dst.addr, f.dst.port),
+                        seq: f.seq_raw,
+                        ack: f.ack_raw,
+                        flags: f.tcp_flags,
+                        wire_len: f.len,
+                        stream: Some(f.stream),
+                        off: 0,
+                        len: 0,
+                    },
+                    f.payload,
+                );
             }
         }
         if let Some(r) = self.rules.as_mut() {
@@ -112,19 +120,22 @@ impl<W: Write, R: FlowRecords> FlowSink for Fanout<'_, W, R> {
     fn udp(&mut self, d: &UdpDatagram<'_>) {
         if let Some(p) = self.proto.as_mut() {
             if !d.icmp_error {
-                p.push(Seg {
-                    frame: d.frame,
-                    ts_ns: d.ts_ns,
-                    src: SocketAddr::new(d.src.addr, d.src.port),
-                    dst: SocketAddr::new(d.dst.addr, d.dst.port),
-                    seq: 0,
-                    ack: 0,
-                    flags: 0,
-                    wire_len: d.len,
-                    stream: None,
-                    off: 0,
-                    len: 0,
-                }, d.payload);
+                p.push(
+                    Seg {
+                        frame: d.frame,
+                        ts_ns: d.ts_ns,
+                        src: SocketAddr::new(d.src.addr, d.src.port),
+                        dst: SocketAddr::new(d.dst.addr, d.dst.port),
+                        seq: 0,
+                        ack: 0,
+                        flags: 0,
+                        wire_len: d.len,
+                        stream: None,
+                        off: 0,
+                        len: 0,
+                    },
+                    d.payload,
+                );
             }
         }
         if let Some(r) = self.rules.as_mut() {
@@ -184,15 +195,13 @@ impl ProtoFeed {
         let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Batch>(BATCHES);
         let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Batch>(BATCHES + 1);
         for _ in 0..BATCHES {
-            let _ = empty_tx.send(Batch {
-                segs: Vec::with_capacity(BATCH_SEGS),
-                bytes: Vec::with_capacity(BATCH_BYTES + 65_536),
-            });
+            let _ = empty_tx
+                .send(Batch { segs: Vec::with_capacity(BATCH_SEGS), bytes: Vec::with_capacity(BATCH_BYTES + 65_536) });
         }
         let worker = std::thread::Builder::new()
             .name("netcase-proto".into())
             .spawn(move || {
-                let mut t = ProtoTracker::new();
+                let mut t = ProtoTracker::with_config(netcase_proto::Config { spill_http: true, ..Default::default() });
                 while let Ok(mut b) = full_rx.recv() {
                     for s in &b.segs {
                         let payload = b.bytes.get(s.off as usize..(s.off + s.len) as usize).unwrap_or(&[]);
@@ -248,8 +257,11 @@ impl ProtoFeed {
 
     fn finish(mut self) -> ProtoOutput {
         self.flush();
-        self.full = None;
-        match self.worker.take().map(std::thread::JoinHandle::join) {
+        // Close both channels and free the batches (the worker drops the ones it would return)
+        // before the tracker's final pass allocates the results.
+        let ProtoFeed { cur, full, empty, worker } = self;
+        drop((cur, full, empty));
+        match worker.map(std::thread::JoinHandle::join) {
             Some(Ok(out)) => out,
             // The worker panicked or never started: no transactions rather than no analysis.
             _ => ProtoTracker::new().finish(),
@@ -317,35 +329,68 @@ pub fn analyse<W: Write, R: FlowRecords>(
     }
     let t_loop = std::time::Instant::now();
     tracker.finish(&mut fan);
+    // Free the flow tables and the read buffer before the protocol transactions come back.
+    let tracker_stats = tracker.stats();
+    drop(tracker);
+    let info = reader.info().clone();
+    let damage = reader.damage().cloned();
+    let skipped = reader.skipped().to_vec();
+    drop(reader);
     let t_fin = t_loop.elapsed();
     let proto = fan.proto.take().map(ProtoFeed::finish);
     let t_proto = t_loop.elapsed();
-    let mut findings = match fan.rules.take() {
-        Some(r) => match proto.as_ref() {
-            Some(p) => r.finish(&p.http, &p.dns),
-            None => r.finish(&[], &[]),
-        },
-        None => Vec::new(),
+    let rules = fan.rules.take();
+    let run_rules = |rules: Option<CaptureRules>, proto: Option<&ProtoOutput>| {
+        let mut findings = match rules {
+            Some(r) => match proto {
+                Some(p) => r.finish(&p.http, &p.dns),
+                None => r.finish(&[], &[]),
+            },
+            None => Vec::new(),
+        };
+        if let Some(p) = proto {
+            findings.extend(netcase_rules::proto::check(&p.dns, &p.http, &p.conns));
+        }
+        findings
     };
-    if let Some(p) = proto.as_ref() {
-        findings.extend(netcase_rules::proto::check(&p.dns, &p.http, &p.conns));
-    }
+    // The rules and the caller's use of the transactions (e.g. writing them out) side by side.
+    let mut findings = match proto.as_ref() {
+        Some(p) => {
+            let rules_cell = std::sync::Mutex::new(rules);
+            let taken = || rules_cell.lock().ok().and_then(|mut g| g.take());
+            std::thread::scope(|s| {
+                match std::thread::Builder::new()
+                    .name("netcase-rules".into())
+                    .spawn_scoped(s, || run_rules(taken(), Some(p)))
+                {
+                    Ok(h) => {
+                        fan.records.proto(p);
+                        h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+                    }
+                    Err(_) => {
+                        fan.records.proto(p);
+                        run_rules(taken(), Some(p))
+                    }
+                }
+            })
+        }
+        None => run_rules(rules, None),
+    };
     Finding::sort(&mut findings);
     if std::env::var_os("NETCASE_PROFILE").is_some() {
         eprintln!("profile: tracker.finish {t_fin:?}, proto joined {t_proto:?}, rules done {:?}", t_loop.elapsed());
     }
     Analysis {
-        info: reader.info().clone(),
-        damage: reader.damage().cloned(),
-        skipped: reader.skipped().to_vec(),
+        info,
+        damage,
+        skipped,
         decode_errors,
         ip_fragments,
         non_ip_frames,
         first_decode_error,
-        tracker: tracker.stats(),
+        tracker: tracker_stats,
         proto,
         findings,
         events_error: fan.events_error,
     }
 }
-

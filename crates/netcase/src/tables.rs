@@ -67,7 +67,18 @@ pub fn write_http<W: Write>(out: &mut W, txns: &[HttpTxn], args: &Args) -> anyho
     writeln!(
         out,
         "  {:<26}  {:>6} {:<22} {:<7} {:<40} {:>6} {:>9} {:>9} {:>9} {:>3}  {:>7} {:>7}",
-        "time", "stream", "server", "method", "host + uri", "status", "resp B", "ttfb ms", "total ms", "#", "req fr", "resp fr"
+        "time",
+        "stream",
+        "server",
+        "method",
+        "host + uri",
+        "status",
+        "resp B",
+        "ttfb ms",
+        "total ms",
+        "#",
+        "req fr",
+        "resp fr"
     )?;
     for t in rows {
         let uri = format!("{}{}", t.host.as_deref().unwrap_or(""), t.uri.as_deref().unwrap_or("-"));

@@ -229,6 +229,26 @@ impl Common {
     }
 }
 
+impl Flow {
+    fn new(f: &FrameAnalysis<'_>) -> Self {
+        Flow {
+            c: Common::new(f),
+            ct: Default::default(),
+            kr: Default::default(),
+            lz: Default::default(),
+            pu: Default::default(),
+            qo: Default::default(),
+            np: Default::default(),
+            rh: Default::default(),
+            da: Default::default(),
+            ws: Default::default(),
+            zw: Default::default(),
+            ng: Default::default(),
+            ks: Default::default(),
+        }
+    }
+}
+
 /// Everything kept for one open TCP connection.
 #[derive(Debug, Clone)]
 struct Flow {
@@ -250,7 +270,14 @@ struct Flow {
 /// The capture rules: per-connection state plus per-case aggregates. Feed it as a
 /// [`FlowSink`] and through [`CaptureRules::packet`], then call [`CaptureRules::finish`].
 pub struct CaptureRules {
-    flows: HashMap<u32, Flow, IntBuild>,
+    /// Open connections: `tcp.stream` → slot in `slots`. The map holds only indices so a
+    /// connection's state (about 1.3 KB) is written once where it lives and never moved by
+    /// inserts, removals or rehashing; closed slots are reused.
+    flows: HashMap<u32, u32, IntBuild>,
+    slots: Vec<Flow>,
+    free: Vec<u32>,
+    /// The last stream looked up and its slot (consecutive frames are often of one connection).
+    last: Option<(u32, u32)>,
     ct: client_timeout::Agg,
     kr: keepalive_race::Agg,
     lz: linger_zero_rst::Agg,
@@ -285,6 +312,9 @@ impl CaptureRules {
     pub fn new() -> Self {
         CaptureRules {
             flows: HashMap::with_capacity_and_hasher(1024, IntBuild::default()),
+            slots: Vec::with_capacity(1024),
+            free: Vec::new(),
+            last: None,
             ct: Default::default(),
             kr: Default::default(),
             lz: Default::default(),
@@ -321,11 +351,12 @@ impl CaptureRules {
         let _ = dns;
         // Connections the engine never closed (it closes all at its end; this is a guard for
         // callers that skip `FlowTracker::finish`).
-        let mut rest: Vec<u32> = self.flows.keys().copied().collect();
+        let mut rest: Vec<(u32, u32)> = self.flows.drain().collect();
         rest.sort_unstable();
-        for s in rest {
-            if let Some(fl) = self.flows.remove(&s) {
-                self.fold(&fl, None);
+        let slots = std::mem::take(&mut self.slots);
+        for (_, slot) in rest {
+            if let Some(fl) = slots.get(slot as usize) {
+                self.fold(fl, None);
             }
         }
         let mut out = Vec::new();
@@ -346,6 +377,36 @@ impl CaptureRules {
         self.ks.finish(&mut out);
         Finding::sort(&mut out);
         out
+    }
+
+    /// The slot of `stream`'s connection, made (or a free one reset) on its first frame.
+    #[inline]
+    fn slot(&mut self, f: &FrameAnalysis<'_>) -> usize {
+        if let Some((stream, slot)) = self.last {
+            if stream == f.stream {
+                return slot as usize;
+            }
+        }
+        let slot = match self.flows.get(&f.stream) {
+            Some(&slot) => slot,
+            None => {
+                let fresh = Flow::new(f);
+                let slot = match self.free.pop() {
+                    Some(slot) => {
+                        self.slots[slot as usize] = fresh;
+                        slot
+                    }
+                    None => {
+                        self.slots.push(fresh);
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                self.flows.insert(f.stream, slot);
+                slot
+            }
+        };
+        self.last = Some((f.stream, slot));
+        slot as usize
     }
 
     fn fold(&mut self, fl: &Flow, s: Option<&ConnSummary>) {
@@ -373,21 +434,8 @@ impl FlowSink for CaptureRules {
         if f.icmp_error {
             return;
         }
-        let fl = self.flows.entry(f.stream).or_insert_with(|| Flow {
-            c: Common::new(f),
-            ct: Default::default(),
-            kr: Default::default(),
-            lz: Default::default(),
-            pu: Default::default(),
-            qo: Default::default(),
-            np: Default::default(),
-            rh: Default::default(),
-            da: Default::default(),
-            ws: Default::default(),
-            zw: Default::default(),
-            ng: Default::default(),
-            ks: Default::default(),
-        });
+        let slot = self.slot(f);
+        let fl = &mut self.slots[slot];
         let c = &fl.c;
         fl.ct.frame(c, f);
         fl.kr.frame(c, f);
@@ -405,9 +453,17 @@ impl FlowSink for CaptureRules {
     }
 
     fn closed(&mut self, s: &ConnSummary) {
-        if let Some(fl) = self.flows.remove(&s.stream) {
-            self.fold(&fl, Some(s));
+        let Some(slot) = self.flows.remove(&s.stream) else { return };
+        if self.last.is_some_and(|(stream, _)| stream == s.stream) {
+            self.last = None;
         }
+        // The slot's state is read in place, then the slot is free for the next connection.
+        let slots = std::mem::take(&mut self.slots);
+        if let Some(fl) = slots.get(slot as usize) {
+            self.fold(fl, Some(s));
+        }
+        self.slots = slots;
+        self.free.push(slot);
     }
 
     #[inline]

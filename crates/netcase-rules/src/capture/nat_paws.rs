@@ -74,8 +74,13 @@ pub(super) struct Agg {
 
 impl Agg {
     fn record(&mut self, client: IpAddr, server: IpAddr, tsval: u32) {
-        if self.pairs.len() < MAX_PAIRS || self.pairs.contains_key(&(client, server)) {
-            self.pairs.insert((client, server), tsval);
+        let full = self.pairs.len() >= MAX_PAIRS;
+        match self.pairs.get_mut(&(client, server)) {
+            Some(t) => *t = tsval,
+            None if !full => {
+                self.pairs.insert((client, server), tsval);
+            }
+            None => {}
         }
     }
 

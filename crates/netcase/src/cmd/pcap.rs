@@ -84,14 +84,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let analysis;
     if args.json {
-        let mut rec = JsonRecords { out: &mut out, first: true, err: None, scratch: Vec::with_capacity(1024) };
+        let mut rec = JsonRecords {
+            out: &mut out,
+            first: true,
+            err: None,
+            scratch: Vec::with_capacity(1024),
+            proto_written: false,
+        };
         write!(rec.out, "{{\"netcase\":{SCHEMA_VERSION},\"flows\":[")?;
         analysis = pipeline::analyse_file::<io::Sink, _>(&args.file, opts, None, &mut rec, &mut progress)
             .with_context(|| format!("{}", args.file.display()))?;
         if let Some(e) = rec.err.take() {
             return Err(e.into());
         }
-        write!(out, "],")?;
+        if !rec.proto_written {
+            write!(out, "]")?;
+        }
         let t = std::time::Instant::now();
         write_json_tail(&mut out, &args, &analysis)?;
         if std::env::var_os("NETCASE_PROFILE").is_some() {
@@ -142,6 +150,8 @@ struct JsonRecords<'a, W: Write> {
     first: bool,
     err: Option<io::Error>,
     scratch: Vec<u8>,
+    /// The flows array was closed and `dns`, `http`, `proto_stats` written (while the rules ran).
+    proto_written: bool,
 }
 
 impl<W: Write> JsonRecords<'_, W> {
@@ -171,6 +181,27 @@ impl<W: Write> FlowRecords for JsonRecords<'_, W> {
     fn udp(&mut self, u: &UdpSummary) {
         self.write("udp", u);
     }
+    fn proto(&mut self, p: &netcase_proto::ProtoOutput) {
+        if self.err.is_some() {
+            return;
+        }
+        if let Err(e) = write_proto_json(&mut *self.out, p) {
+            self.err = Some(e);
+        }
+        self.proto_written = true;
+    }
+}
+
+/// `],"dns":[...],"http":[...],"proto_stats":{...}`: the end of the flows array and the
+/// transactions (written after the flows, before `capture` and `findings`).
+fn write_proto_json<W: Write>(out: &mut W, p: &netcase_proto::ProtoOutput) -> io::Result<()> {
+    write!(out, "],\"dns\":")?;
+    serde_json::to_writer(&mut *out, &p.dns)?;
+    write!(out, ",\"http\":")?;
+    serde_json::to_writer(&mut *out, &p.http)?;
+    write!(out, ",\"proto_stats\":")?;
+    serde_json::to_writer(&mut *out, &p.stats)?;
+    Ok(())
 }
 
 struct TextRecords {
@@ -251,18 +282,12 @@ fn duration_s(a: &Analysis) -> f64 {
 }
 
 fn write_json_tail<W: Write>(out: &mut W, args: &Args, a: &Analysis) -> anyhow::Result<()> {
-    write!(out, "\"capture\":")?;
+    // `dns`, `http` and `proto_stats` were written before, right after the flows
+    // ([`JsonRecords::proto`]); JSON object members have no order.
+    write!(out, ",\"capture\":")?;
     serde_json::to_writer(&mut *out, &capture_json(args, a))?;
     write!(out, ",\"findings\":")?;
     serde_json::to_writer(&mut *out, &a.findings)?;
-    if let Some(p) = &a.proto {
-        write!(out, ",\"dns\":")?;
-        serde_json::to_writer(&mut *out, &p.dns)?;
-        write!(out, ",\"http\":")?;
-        serde_json::to_writer(&mut *out, &p.http)?;
-        write!(out, ",\"proto_stats\":")?;
-        serde_json::to_writer(&mut *out, &p.stats)?;
-    }
     writeln!(out, "}}")?;
     Ok(())
 }
@@ -304,7 +329,11 @@ fn write_text<W: Write>(out: &mut W, args: &Args, a: &Analysis, rec: &mut TextRe
     }
     if a.decode_errors > 0 {
         if let Some((f, e)) = &a.first_decode_error {
-            writeln!(out, "skipped  {} frame(s) not decodable to their transport header (first: frame {f}, {e})", a.decode_errors)?;
+            writeln!(
+                out,
+                "skipped  {} frame(s) not decodable to their transport header (first: frame {f}, {e})",
+                a.decode_errors
+            )?;
         }
     }
     if i.skipped_blocks > 0 {

@@ -1,0 +1,263 @@
+//! The capture rules allocate nothing per packet once a connection exists, and what they add
+//! to the flow engine can be measured in-process (`rules_cost`, ignored by default).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use netcase_flow::{FlowConfig, FlowTracker};
+use netcase_rules::capture::CaptureRules;
+use netcase_wire::LinkType;
+
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// The counter is process-wide: tests that read it run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+const SYN: u16 = 0x002;
+const ACK: u16 = 0x010;
+const PSH: u16 = 0x008;
+
+#[derive(Clone, Copy)]
+struct Seg {
+    from_client: bool,
+    seq: u32,
+    ack: u32,
+    flags: u16,
+    win: u16,
+    len: u32,
+    t_us: i64,
+}
+
+fn seg(from_client: bool, seq: u32, ack: u32, flags: u16, len: u32, t_us: i64) -> Seg {
+    Seg { from_client, seq, ack, flags, win: 1000, len, t_us }
+}
+
+/// Ethernet/IPv4/TCP frame (10.0.0.1:40000 ↔ 10.0.0.2:80), window scale 7 on SYNs.
+fn frame_bytes(s: &Seg) -> Vec<u8> {
+    let opts: &[u8] = if s.flags & SYN != 0 { &[1, 3, 3, 7] } else { &[] };
+    let thl = 20 + opts.len();
+    let total = 20 + thl + s.len as usize;
+    let (src, dst, sp, dp) = if s.from_client {
+        ([10, 0, 0, 1], [10, 0, 0, 2], 40000u16, 80u16)
+    } else {
+        ([10, 0, 0, 2], [10, 0, 0, 1], 80, 40000)
+    };
+    let mut f = vec![0u8; 14];
+    f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, if s.from_client { 1 } else { 2 }]);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, if s.from_client { 2 } else { 1 }]);
+    f[12] = 0x08;
+    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 6, 0, 0]);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&sp.to_be_bytes());
+    f.extend_from_slice(&dp.to_be_bytes());
+    f.extend_from_slice(&s.seq.to_be_bytes());
+    f.extend_from_slice(&s.ack.to_be_bytes());
+    f.extend_from_slice(&((((thl / 4) as u16) << 12) | s.flags).to_be_bytes());
+    f.extend_from_slice(&s.win.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 0]);
+    f.extend_from_slice(opts);
+    f.resize(f.len() + s.len as usize, 0x61);
+    f
+}
+
+/// One long connection: handshake, then bulk data/ACK rounds with a small request/response
+/// exchange every 20 rounds and, with `loss`, a lost-and-retransmitted segment (duplicate
+/// ACKs, repaired 40 ms later) every 50 rounds.
+fn long_flow(rounds: i64, loss: bool) -> Vec<Seg> {
+    let mut segs = vec![seg(true, 0, 0, SYN, 0, 0), seg(false, 0, 1, SYN | ACK, 0, 100), seg(true, 1, 1, ACK, 0, 200)];
+    let (mut seq, mut sseq) = (1u32, 1u32);
+    for i in 0..rounds {
+        let t = 1000 + i * 50_000;
+        if loss && i % 50 == 25 {
+            // Segment `seq` lost: the next one arrives, the receiver repeats its ACK, the
+            // sender repairs the hole 40 ms later.
+            let next = seq.wrapping_add(1000);
+            segs.push(seg(true, next, sseq, ACK, 1000, t));
+            segs.push(seg(false, sseq, seq, ACK, 0, t + 10));
+            segs.push(seg(true, next.wrapping_add(1000), sseq, ACK, 1000, t + 20));
+            segs.push(seg(false, sseq, seq, ACK, 0, t + 30));
+            segs.push(seg(true, seq, sseq, ACK, 1000, t + 40_000));
+            seq = seq.wrapping_add(3000);
+            segs.push(seg(false, sseq, seq, ACK, 0, t + 40_010));
+            continue;
+        }
+        if i % 20 == 10 {
+            segs.push(seg(true, seq, sseq, ACK | PSH, 40, t));
+            segs.push(seg(false, sseq, seq.wrapping_add(40), ACK | PSH, 60, t + 200));
+            seq = seq.wrapping_add(40);
+            sseq = sseq.wrapping_add(60);
+            segs.push(seg(true, seq, sseq, ACK, 0, t + 400));
+            continue;
+        }
+        segs.push(seg(true, seq, sseq, ACK, 1000, t));
+        segs.push(seg(true, seq.wrapping_add(1000), sseq, ACK, 1000, t + 2));
+        seq = seq.wrapping_add(2000);
+        segs.push(seg(false, sseq, seq, ACK, 0, t + 8));
+    }
+    segs
+}
+
+/// Runs frames `range` of `frames` through the tracker and the rules, like the pipeline does.
+fn feed(t: &mut FlowTracker, rules: &mut CaptureRules, frames: &[(i64, Vec<u8>)], range: std::ops::Range<usize>) {
+    for i in range {
+        let (ts, data) = &frames[i];
+        let pkt = netcase_wire::decode(LinkType::Ethernet, data);
+        t.packet(i as u64 + 1, *ts, data.len() as u32, data, &pkt, rules);
+        rules.packet(i as u64 + 1, *ts, &pkt);
+    }
+}
+
+fn frames_of(segs: &[Seg]) -> Vec<(i64, Vec<u8>)> {
+    segs.iter().map(|s| (1_600_000_000_000_000_000 + s.t_us * 1000, frame_bytes(s))).collect()
+}
+
+/// Allocations while the last three quarters of `frames` go through tracker and rules (the
+/// first quarter makes the connection and grows the buffers), and the findings.
+/// The caller holds [`SERIAL`].
+fn steady_allocs(frames: &[(i64, Vec<u8>)]) -> (u64, Vec<netcase_model::Finding>) {
+    let mut t = FlowTracker::new(FlowConfig::default());
+    let mut rules = CaptureRules::new();
+    let warm = frames.len() / 4;
+    feed(&mut t, &mut rules, frames, 0..warm);
+    assert_eq!(rules.open_flows(), 1);
+    let before = ALLOCS.load(Ordering::Relaxed);
+    feed(&mut t, &mut rules, frames, warm..frames.len());
+    let n = ALLOCS.load(Ordering::Relaxed) - before;
+    assert_eq!(rules.open_flows(), 1);
+    t.finish(&mut rules);
+    assert_eq!(rules.open_flows(), 0);
+    (n, rules.finish(&[], &[]))
+}
+
+#[test]
+fn steady_state_allocates_nothing_per_packet() {
+    let _one = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let frames = frames_of(&long_flow(8000, false));
+    assert!(frames.len() > 24_000, "{}", frames.len());
+    let (n, _) = steady_allocs(&frames);
+    assert_eq!(n, 0, "allocations on the per-packet path over {} frames", frames.len() * 3 / 4);
+}
+
+#[test]
+fn loss_episodes_allocate_only_to_grow_bounded_samples() {
+    // 160 loss episodes, 120 of them after the warm-up: each stall goes into a sample list
+    // bounded at 1024 values, which grows by doubling (at most 10 times in its life), so the
+    // allocations do not follow the number of packets or of episodes.
+    let _one = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let frames = frames_of(&long_flow(8000, true));
+    let (n, findings) = steady_allocs(&frames);
+    assert!(n <= 10, "{n} allocations over {} frames", frames.len() * 3 / 4);
+    let hol = findings.iter().find(|f| f.case.as_str() == "retrans-hol-blocking");
+    let hol = hol.unwrap_or_else(|| panic!("{:?}", findings.iter().map(|f| f.case.as_str()).collect::<Vec<_>>()));
+    assert_eq!(hol.measure("count"), Some(160.0));
+    // From the last in-order data (the previous round, 50 ms before the loss) to the repair.
+    assert_eq!(hol.measure("stall_ms"), Some(90.0));
+}
+
+/// Reads a classic pcap (µs or ns timestamps, either byte order) into (ts_ns, frame) pairs.
+fn read_pcap(path: &str) -> (LinkType, Vec<(i64, Vec<u8>)>) {
+    let b = std::fs::read(path).expect("read the capture");
+    assert!(b.len() >= 24, "not a pcap file");
+    let magic = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let (le, nanos) = match magic {
+        0xa1b2_c3d4 => (true, false),
+        0xa1b2_3c4d => (true, true),
+        0xd4c3_b2a1 => (false, false),
+        0x4d3c_b2a1 => (false, true),
+        m => panic!("not a classic pcap (magic {m:#x}); pcapng is not read here"),
+    };
+    let u32_at = |o: usize| {
+        let w = [b[o], b[o + 1], b[o + 2], b[o + 3]];
+        if le {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        }
+    };
+    let link = LinkType::from_u32(u32_at(20));
+    let mut out = Vec::new();
+    let mut o = 24;
+    while o + 16 <= b.len() {
+        let (sec, frac, incl) = (i64::from(u32_at(o)), i64::from(u32_at(o + 4)), u32_at(o + 8) as usize);
+        let data = o + 16;
+        if data + incl > b.len() {
+            break;
+        }
+        let ts = sec * 1_000_000_000 + if nanos { frac } else { frac * 1000 };
+        out.push((ts, b[data..data + incl].to_vec()));
+        o = data + incl;
+    }
+    (link, out)
+}
+
+/// What the capture rules add to the flow engine on a real capture: best of 5 runs of the
+/// tracker alone and of the tracker feeding `CaptureRules`, alternating. Run with
+/// `NETCASE_BENCH_PCAP=FILE cargo test --release -p netcase-rules --test capture_alloc -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing; needs NETCASE_BENCH_PCAP"]
+fn rules_cost() {
+    let Ok(path) = std::env::var("NETCASE_BENCH_PCAP") else {
+        eprintln!("set NETCASE_BENCH_PCAP to a classic pcap file");
+        return;
+    };
+    let (link, frames) = read_pcap(&path);
+    let decode_all = |sink_rules: bool| -> Duration {
+        let start = Instant::now();
+        let mut t = FlowTracker::new(FlowConfig::default());
+        let mut rules = CaptureRules::new();
+        for (i, (ts, data)) in frames.iter().enumerate() {
+            let pkt = netcase_wire::decode(link, data);
+            if sink_rules {
+                t.packet(i as u64 + 1, *ts, data.len() as u32, data, &pkt, &mut rules);
+                rules.packet(i as u64 + 1, *ts, &pkt);
+            } else {
+                t.packet(i as u64 + 1, *ts, data.len() as u32, data, &pkt, &mut ());
+            }
+        }
+        if sink_rules {
+            t.finish(&mut rules);
+            std::hint::black_box(rules.finish(&[], &[]));
+        } else {
+            t.finish(&mut ());
+        }
+        start.elapsed()
+    };
+    let (mut base, mut with) = (Duration::MAX, Duration::MAX);
+    for _ in 0..5 {
+        base = base.min(decode_all(false));
+        with = with.min(decode_all(true));
+    }
+    let extra = with.as_secs_f64() / base.as_secs_f64() - 1.0;
+    eprintln!(
+        "{path}: {} frames; decode+tracker {:.1} ms, + rules {:.1} ms ({:+.1} %)",
+        frames.len(),
+        base.as_secs_f64() * 1e3,
+        with.as_secs_f64() * 1e3,
+        extra * 100.0
+    );
+    assert!(with >= base / 2, "timing nonsense");
+}
