@@ -41,10 +41,37 @@ pub struct DnsFilter {
 pub fn name_matches(name: &str, pattern: &str) -> bool {
     let n = name.trim_end_matches('.').to_ascii_lowercase();
     let p = pattern.trim_end_matches('.').to_ascii_lowercase();
-    if let Some(sub) = p.strip_prefix('*') {
-        return n.contains(sub);
+    if p.contains('*') {
+        return glob(n.as_bytes(), p.as_bytes());
     }
     n == p || n.ends_with(&format!(".{p}"))
+}
+
+/// `*` matches any run of characters (including none); everything else matches itself.
+fn glob(name: &[u8], pat: &[u8]) -> bool {
+    let (mut n, mut p) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pat.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(c) if Some(c) == name.get(n) => {
+                n += 1;
+                p += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    p = sp + 1;
+                    n = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pat.get(p..).is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
 }
 
 impl DnsFilter {
@@ -340,13 +367,25 @@ pub fn sort_http(rows: &mut [&HttpTxn], key: HttpSort, descending: bool) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn glob_patterns() {
+        use super::name_matches;
+        assert!(name_matches("video.google.com", "*google*"));
+        assert!(name_matches("video.google.com", "*.google.com"));
+        assert!(name_matches("video.google.com", "google.com"));
+        assert!(!name_matches("video.google.com", "*yahoo*"));
+        assert!(name_matches("a.b.c", "a*c"));
+        assert!(!name_matches("a.b.c", "a*d"));
+    }
+
     use super::*;
 
     #[test]
     fn names_and_percentiles() {
         assert!(name_matches("www.Example.com.", "example.com"));
         assert!(!name_matches("badexample.com", "example.com"));
-        assert!(name_matches("a.cdn.net", "*cdn"));
+        assert!(name_matches("a.cdn.net", "*cdn*"));
+        assert!(!name_matches("a.cdn.net", "*cdn"));
         let v = [1.0, 2.0, 3.0, 4.0];
         assert_eq!(percentile(&v, 0.5), Some(2.0));
         assert_eq!(percentile(&v, 0.99), Some(4.0));

@@ -43,7 +43,8 @@ pub struct Args {
     /// Print the HTTP transactions table.
     #[arg(long)]
     pub http: bool,
-    /// DNS: only names matching this pattern (`*` wildcards; case-insensitive).
+    /// DNS: only names matching PATTERN: `google.com` matches it and its subdomains, `*` is a
+    /// wildcard (`*google*`); case-insensitive. HTTP: the same on the Host header.
     #[arg(long, value_name = "PATTERN")]
     pub name: Option<String>,
     /// DNS/HTTP: only this server address.
