@@ -52,6 +52,13 @@ pub static ALL: &[LabSpec] = &[
         run: tcp::linger_zero_rst,
     },
     LabSpec {
+        case: CaseId::KeepaliveSettings,
+        summary: "client sets SO_KEEPALIVE, TCP_KEEPIDLE 1 s, TCP_KEEPINTVL 1 s; the connection idles 4.5 s: a probe every second (control: no keep-alive)",
+        host_changes: false,
+        note: None,
+        run: tcp::keepalive_settings,
+    },
+    LabSpec {
         case: CaseId::IpConflict,
         summary: "two namespaces on one bridge hold the same address, one refuses: connects split (control: distinct addresses)",
         host_changes: false,

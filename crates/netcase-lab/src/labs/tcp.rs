@@ -147,6 +147,101 @@ pub fn linger_zero_rst(ctx: &mut Ctx<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Keep-alive probes of a client socket in a connection's sender-side sequence space: a
+/// zero-length segment one below what the client already sent (`snd_una - 1`), no SYN/FIN/RST.
+/// Returns the timestamps (ns) of the client's probes.
+fn keepalive_probes(frames: &[crate::capture::Frame], server_port: u16) -> Vec<u64> {
+    let mut next: Option<u32> = None;
+    let mut probes = Vec::new();
+    for (ts, _, _, t) in pkt::tcp_segments(frames) {
+        if t.dport != server_port {
+            continue;
+        }
+        let ctl = u32::from(t.flags & (flags::SYN | flags::FIN) != 0);
+        if t.len == 0 && ctl == 0 && t.flags & flags::RST == 0 && next.is_some_and(|n| t.seq == n.wrapping_sub(1)) {
+            probes.push(ts);
+            continue;
+        }
+        let end = t.seq.wrapping_add(t.len as u32).wrapping_add(ctl);
+        if next.is_none_or(|n| (end.wrapping_sub(n) as i32) > 0) {
+            next = Some(end);
+        }
+    }
+    probes
+}
+
+/// One connection goes idle for 4.5 s; the client set SO_KEEPALIVE with TCP_KEEPIDLE 1 s and
+/// TCP_KEEPINTVL 1 s, so the capture holds a probe every second (control: no keep-alive, the
+/// same idle time, no probe).
+pub fn keepalive_settings(ctx: &mut Ctx<'_>) -> Result<()> {
+    const PERIOD: f64 = 1.0;
+    const IDLE: Duration = Duration::from_millis(4500);
+    let control = ctx.control;
+    let p = ctx.pair()?;
+    let to = SocketAddrV4::new(p.s_ip, PORT);
+    let l = listen(&p.s, to, 16)?;
+    ctx.capture(&p.c, Some("eth0"))?;
+    let server = std::thread::spawn(move || -> Result<usize> {
+        let (mut s, _) = accept_timeout(&l, Duration::from_secs(3))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut answered = 0;
+        for _ in 0..4 {
+            match read_head(&mut s) {
+                Ok(h) if !h.is_empty() => {
+                    send_response(&mut s, "200 OK", "Connection: keep-alive\r\n", b"ok\n")?;
+                    answered += 1;
+                }
+                _ => break,
+            }
+        }
+        Ok(answered)
+    });
+    let mut s = connect_with(&p.c, to, Duration::from_secs(2), |s| {
+        if control {
+            return Ok(());
+        }
+        s.set_keepalive(true)?;
+        let period = Duration::from_secs_f64(PERIOD);
+        s.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(period).with_interval(period))
+    })?;
+    send_get(&mut s, "db", "/first")?;
+    read_response(&mut s)?;
+    std::thread::sleep(IDLE);
+    // The connection is still usable after the idle time (the peer is up; no middlebox here).
+    send_get(&mut s, "db", "/second")?;
+    read_response(&mut s)?;
+    drop(s);
+    let answered = ns::join(server)?;
+    let frames = ctx.stop_capture()?;
+    let probes = keepalive_probes(frames, PORT);
+    let mut gaps: Vec<f64> = probes.windows(2).map(|w| (w[1] - w[0]) as f64 / 1e9).collect();
+    gaps.sort_by(f64::total_cmp);
+    let period = gaps.get(gaps.len() / 2).copied();
+    let idle = IDLE.as_secs_f64();
+    if control {
+        ctx.fact(
+            format!(
+                "no keep-alive: the connection idled {idle} s with {} probes; {answered} of 2 requests answered",
+                probes.len()
+            ),
+            probes.is_empty() && answered == 2,
+        );
+    } else {
+        ctx.fact(
+            format!(
+                "SO_KEEPALIVE, TCP_KEEPIDLE {PERIOD} s, TCP_KEEPINTVL {PERIOD} s: {} probes in {idle} s idle, {:.3} s apart \
+                 (median); {answered} of 2 requests answered",
+                probes.len(),
+                period.unwrap_or(0.0)
+            ),
+            probes.len() >= 3 && period.is_some_and(|p| (p - PERIOD).abs() < 0.2) && answered == 2,
+        );
+    }
+    ctx.expect(Src::Capture, "interval_s", PERIOD, "s", Tol::Abs(0.2));
+    ctx.expect(Src::Capture, "probes", 3.0, "count", Tol::AtLeast);
+    Ok(())
+}
+
 /// A client with a 2.0 s read timeout gives up on a server that answers after 4.0 s.
 pub fn client_timeout_fin_wait2(ctx: &mut Ctx<'_>) -> Result<()> {
     const N: usize = 4;
