@@ -238,8 +238,8 @@ pub struct TcpFilter {
 impl TcpFilter {
     /// Whether the event's endpoints match.
     pub fn matches(&self, local: &SocketAddr, remote: &SocketAddr) -> bool {
-        self.host.map_or(true, |h| local.ip() == h || remote.ip() == h)
-            && self.port.map_or(true, |p| local.port() == p || remote.port() == p)
+        self.host.is_none_or(|h| local.ip() == h || remote.ip() == h)
+            && self.port.is_none_or(|p| local.port() == p || remote.port() == p)
     }
 }
 
