@@ -11,7 +11,7 @@ use netcase_model::{CaseId, Evidence, Finding, Severity, Subject};
 use netcase_wire::tcp_flags::{ACK, RST, SYN};
 use netcase_wire::{Packet, Transport};
 
-use super::util::{pl, FrameSample};
+use super::util::{pl, FrameSample, IntBuild};
 
 /// Addresses tracked (per VLAN); beyond this new addresses are ignored (bounded memory).
 const MAX_IPS: usize = 65_536;
@@ -44,7 +44,7 @@ type Claim = (IpAddr, u16, IpEntry);
 
 #[derive(Debug, Default)]
 pub(super) struct Agg {
-    ips: HashMap<(IpAddr, u16), IpEntry>,
+    ips: HashMap<(IpAddr, u16), IpEntry, IntBuild>,
 }
 
 fn mac_str(m: &[u8; 6]) -> String {

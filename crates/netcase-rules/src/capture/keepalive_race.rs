@@ -2,13 +2,11 @@
 //! client (a proxy) sends a new request on it; the request crosses the FIN, the server answers
 //! RST and the proxy reports 502. The server's idle-close intervals show its keep-alive timeout.
 
-use std::collections::BTreeMap;
-
 use netcase_flow::{AnalysisFlags as AF, Endpoint, FrameAnalysis};
 use netcase_model::{CaseId, Evidence, Finding, Severity};
 use netcase_wire::tcp_flags::{FIN, RST};
 
-use super::util::{pl, round, secs, seq_gt, FlowGroup, FrameSample, Samples};
+use super::util::{pl, round, secs, seq_gt, sorted, FastMap, FlowGroup, FrameSample, Samples};
 use super::{Common, Role};
 
 /// A request counts as sent on an idle connection when the connection was quiet this long
@@ -87,7 +85,7 @@ struct Entry {
 
 #[derive(Debug, Default)]
 pub(super) struct Agg {
-    by_server: BTreeMap<Endpoint, Entry>,
+    by_server: FastMap<Endpoint, Entry>,
 }
 
 impl Agg {
@@ -114,7 +112,7 @@ impl Agg {
     }
 
     pub(super) fn finish(self, out: &mut Vec<Finding>) {
-        for (server, e) in self.by_server {
+        for (server, e) in sorted(self.by_server) {
             if e.lost == 0 {
                 continue;
             }

@@ -169,6 +169,7 @@ impl Common {
     }
 
     /// Folds a frame in (after the rules have seen it).
+    #[inline]
     fn update(&mut self, f: &FrameAnalysis<'_>) {
         let i = f.side.index();
         let fl = f.tcp_flags;

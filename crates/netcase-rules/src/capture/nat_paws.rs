@@ -10,7 +10,7 @@ use netcase_flow::FrameAnalysis;
 use netcase_model::{CaseId, Evidence, Finding, Severity, Subject};
 use netcase_wire::tcp_flags::{ACK, FIN, RST, SYN};
 
-use super::util::{pl, FrameSample, PeerSet};
+use super::util::{pl, FrameSample, IntBuild, PeerSet};
 use super::Common;
 
 /// Peer pairs (client IP, server IP) whose last timestamp is remembered; beyond this new
@@ -68,7 +68,7 @@ struct Entry {
 #[derive(Debug, Default)]
 pub(super) struct Agg {
     /// Last TSval accepted per (client IP, server IP).
-    pairs: HashMap<(IpAddr, IpAddr), u32>,
+    pairs: HashMap<(IpAddr, IpAddr), u32, IntBuild>,
     by_client: BTreeMap<IpAddr, Entry>,
 }
 

@@ -10,7 +10,7 @@ use netcase_model::{CaseId, Evidence, Finding, Severity, Subject};
 use netcase_wire::tcp_flags::RST;
 use netcase_wire::{Packet, Transport};
 
-use super::util::{pl, round, secs, server_subject, FrameSample, PeerSet};
+use super::util::{pl, round, secs, server_subject, FrameSample, IntBuild, PeerSet};
 use super::Common;
 
 /// More refused ports than this on one host are reported as one finding for the host (a
@@ -76,7 +76,7 @@ pub(super) struct Agg {
     /// (proto, server ip, port).
     by_port: BTreeMap<(&'static str, IpAddr, u16), Entry>,
     /// Handshakes without SYN/ACK per (client, server) host pair.
-    failed_pairs: HashMap<(IpAddr, IpAddr), u32>,
+    failed_pairs: HashMap<(IpAddr, IpAddr), u32, IntBuild>,
     /// ICMP port unreachable for late replies: (client ip, client port) → (count, service port, frame).
     late_replies: BTreeMap<(IpAddr, u16), (u64, u16, u64)>,
 }

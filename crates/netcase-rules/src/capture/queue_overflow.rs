@@ -8,13 +8,11 @@
 //!   unanswered and is retransmitted (1 s, then 2 s, 4 s… on Linux) while the same server port
 //!   answers other SYNs, so it is listening and alive.
 
-use std::collections::BTreeMap;
-
 use netcase_flow::{AnalysisFlags as AF, Endpoint, FrameAnalysis};
 use netcase_model::{CaseId, Evidence, Finding, Severity};
 use netcase_wire::tcp_flags::{ACK, FIN, RST, SYN};
 
-use super::util::{pl, round, secs, server_subject, FrameSample, PeerSet, Samples};
+use super::util::{pl, round, secs, server_subject, sorted, FastMap, FrameSample, PeerSet, Samples};
 use super::{Common, Role};
 
 /// Connections with dropped SYNs needed on a server port that answers other SYNs: one or two
@@ -129,7 +127,7 @@ struct Entry {
 
 #[derive(Debug, Default)]
 pub(super) struct Agg {
-    by_server: BTreeMap<Endpoint, Entry>,
+    by_server: FastMap<Endpoint, Entry>,
 }
 
 impl Agg {
@@ -174,7 +172,7 @@ impl Agg {
     }
 
     pub(super) fn finish(self, out: &mut Vec<Finding>) {
-        for (server, e) in self.by_server {
+        for (server, e) in sorted(self.by_server) {
             let span = secs(e.last_ts - e.first_ts).max(1.0);
             if e.accept_conns >= ACCEPT_MIN_CONNS {
                 let share = e.accept_conns as f64 / e.conns.max(1) as f64;

@@ -9,7 +9,7 @@ use netcase_flow::{ConnEnd, ConnSummary, Endpoint};
 use netcase_model::{CaseId, Evidence, Finding, Severity};
 use netcase_proto::HttpTxn;
 
-use super::util::{quantile, round, secs, server_subject, Samples};
+use super::util::{quantile, round, secs, server_subject, sorted, FastMap, Samples};
 use super::{Common, Role};
 
 /// Linux holds TIME_WAIT for 60 s (TCP_TIMEWAIT_LEN, not tunable).
@@ -48,7 +48,7 @@ struct Entry {
 
 #[derive(Debug, Default)]
 pub(super) struct Agg {
-    by_server: BTreeMap<Endpoint, Entry>,
+    by_server: FastMap<Endpoint, Entry>,
 }
 
 impl Agg {
@@ -108,7 +108,7 @@ impl Agg {
                 e.1 |= t.connection_close();
             }
         }
-        for (server, e) in self.by_server {
+        for (server, e) in sorted(self.by_server) {
             let (closer, n) =
                 if e.by_server >= e.by_client { (Role::Server, e.by_server) } else { (Role::Client, e.by_client) };
             let span = secs(e.last_ts - e.first_ts).max(1.0);

@@ -17,13 +17,16 @@ const MAX_PEERS: usize = 64;
 pub(super) const NS_PER_S: f64 = 1e9;
 pub(super) const NS_PER_MS: i64 = 1_000_000;
 
-/// A hasher for small integer keys (stream ids): one multiply, no allocation.
+/// A hasher for small integer keys (stream ids, addresses, endpoints): one multiply per
+/// integer, no allocation. Not DoS-resistant; never iterate a map using it for output order.
 #[derive(Default, Clone, Copy)]
 pub(super) struct IntHasher(u64);
 
 impl Hasher for IntHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // The multiply mixes into the high bits; fold them down so the bucket index (low
+        // bits) depends on every input bit (IP addresses differ in their high bits).
+        self.0 ^ (self.0 >> 32)
     }
     fn write(&mut self, bytes: &[u8]) {
         for b in bytes {
@@ -36,10 +39,34 @@ impl Hasher for IntHasher {
     fn write_u64(&mut self, i: u64) {
         self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn write_u128(&mut self, i: u128) {
+        self.write_u64(i as u64);
+        self.write_u64((i >> 64) as u64);
+    }
 }
 
 /// Build-hasher for [`IntHasher`].
 pub(super) type IntBuild = BuildHasherDefault<IntHasher>;
+
+/// A per-subject aggregate map on the per-connection path (hashing is cheaper than ordered
+/// lookups); [`sorted`] gives its entries in key order for deterministic findings.
+pub(super) type FastMap<K, V> = std::collections::HashMap<K, V, IntBuild>;
+
+/// The entries of `m` in ascending key order (keys are unique).
+pub(super) fn sorted<K: Ord, V>(m: FastMap<K, V>) -> Vec<(K, V)> {
+    let mut v: Vec<(K, V)> = m.into_iter().collect();
+    v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    v
+}
 
 /// Which end of a TCP connection or UDP flow, by role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
