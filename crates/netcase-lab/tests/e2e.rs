@@ -119,7 +119,11 @@ fn every_lab_reproduces_and_its_control_stays_healthy() {
     let dir = std::env::temp_dir().join(format!("netcase-lab-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
+    // Labs that change a host-wide value (the global nf_conntrack_max) run after the others,
+    // one at a time: the lowered limit would otherwise fill the tables of labs running beside
+    // them, including their own healthy twin.
     let mut tasks = Vec::new();
+    let mut exclusive = Vec::new();
     for _ in 0..runs {
         for l in netcase_lab::catalogue() {
             if only.as_ref().is_some_and(|o| !o.iter().any(|x| x == l.id())) {
@@ -131,37 +135,47 @@ fn every_lab_reproduces_and_its_control_stays_healthy() {
             if (l.id().starts_with("dns-conntrack") || l.id() == "resolver-order") && bin.is_none() {
                 continue;
             }
-            tasks.push((l.id(), false));
-            tasks.push((l.id(), true));
+            let list = if l.host_changes { &mut exclusive } else { &mut tasks };
+            list.push((l.id(), false));
+            list.push((l.id(), true));
         }
     }
-    let tasks = Mutex::new(tasks.into_iter().enumerate().collect::<Vec<_>>());
+    let n_parallel = tasks.len();
     let outcomes = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| loop {
-                let Some((i, (lab, control))) = tasks.lock().unwrap().pop() else { break };
-                let cap = dir.join(format!("{lab}-{}-{i}.pcap", if control { "control" } else { "fault" }));
-                let opts = RunOptions {
-                    control,
-                    capture: Some(cap.clone()),
-                    allow_host_changes: allow_host,
-                    exe: bin.clone(),
-                    ..RunOptions::default()
-                };
-                let report = netcase_lab::run(lab, &opts, diag.as_ref()).map_err(|e| format!("{e:#}"));
-                let tshark = TSHARK
-                    .iter()
-                    .find(|t| t.0 == lab)
-                    .filter(|_| report.is_ok() && cap.exists())
-                    .map(|t| (t.1.to_owned(), tshark_count(&cap, t.1)));
-                if let Ok(r) = &report {
-                    eprintln!("{}", r.render_text());
-                }
-                outcomes.lock().unwrap().push(Outcome { lab: lab.to_owned(), control, report, tshark });
-            });
-        }
-    });
+    for (batch, workers) in [(tasks, jobs), (exclusive, 1)] {
+        let tasks = Mutex::new(
+            batch
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| (i + n_parallel * usize::from(workers == 1), t))
+                .collect::<Vec<_>>(),
+        );
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| loop {
+                    let Some((i, (lab, control))) = tasks.lock().unwrap().pop() else { break };
+                    let cap = dir.join(format!("{lab}-{}-{i}.pcap", if control { "control" } else { "fault" }));
+                    let opts = RunOptions {
+                        control,
+                        capture: Some(cap.clone()),
+                        allow_host_changes: allow_host,
+                        exe: bin.clone(),
+                        ..RunOptions::default()
+                    };
+                    let report = netcase_lab::run(lab, &opts, diag.as_ref()).map_err(|e| format!("{e:#}"));
+                    let tshark = TSHARK
+                        .iter()
+                        .find(|t| t.0 == lab)
+                        .filter(|_| report.is_ok() && cap.exists())
+                        .map(|t| (t.1.to_owned(), tshark_count(&cap, t.1)));
+                    if let Ok(r) = &report {
+                        eprintln!("{}", r.render_text());
+                    }
+                    outcomes.lock().unwrap().push(Outcome { lab: lab.to_owned(), control, report, tshark });
+                });
+            }
+        });
+    }
 
     let mut failures = Vec::new();
     let mut summary = Vec::new();
