@@ -626,7 +626,11 @@ fn syn_queue_overflow_counts_half_open() {
     let fs = netcase_rules::host::check(&ev);
     let f = find(&fs, CaseId::SynQueueOverflow);
     assert_eq!(f.len(), 1, "{}", show(&fs));
-    assert_eq!(f[0].measure("syn_recv"), Some(f64::from(BACKLOG + 1)), "full at backlog + 1");
+    // The queue is full at backlog + 1; concurrent SYNs can race the kernel's fullness check
+    // and leave one more, so the count is checked against what `ss` sees in the namespace.
+    let seen = ns.exec(&["ss", "-Htn", "state", "syn-recv", "sport", "= :7010"]).lines().count();
+    assert!((BACKLOG as usize + 1..=BACKLOG as usize + 2).contains(&seen), "ss shows {seen} SYN_RECV");
+    assert_eq!(f[0].measure("syn_recv"), Some(seen as f64), "the kernel's own count");
     assert_eq!(f[0].measure("backlog"), Some(f64::from(BACKLOG)));
     assert_eq!(f[0].measure("limit"), Some(f64::from(BACKLOG)));
     let dropped = ev.counters.get("TcpExt.TCPReqQFullDrop").copied().unwrap_or(0);
