@@ -248,7 +248,12 @@ fn accept_queue_overflow_reports_backlog_and_drops() {
     let f = find(&fs, CaseId::AcceptQueueOverflow);
     assert_eq!(f.len(), 1, "{}", show(&fs));
     assert_eq!(f[0].measure("backlog"), Some(4.0));
-    assert_eq!(f[0].measure("accept_queue"), Some(5.0), "full at backlog + 1");
+    // Full at backlog + 1; connects racing the kernel's fullness check can add one more, so
+    // the figure is checked against the listener's Recv-Q as `ss` shows it.
+    let ss = ns.exec(&["ss", "-Hltn", "sport", "= :7003"]);
+    let recv_q: f64 = ss.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("ss Recv-Q");
+    assert!((5.0..=6.0).contains(&recv_q), "ss: {ss}");
+    assert_eq!(f[0].measure("accept_queue"), Some(recv_q), "the listener's own Recv-Q");
     let overflows = ev.counters.get("TcpExt.ListenOverflows").copied().unwrap_or(0);
     assert!(overflows > 0, "ListenOverflows = {overflows}");
     assert!(f[0].evidence.iter().any(|e| matches!(e, Evidence::Counter { name, value, .. } if name == "TcpExt.ListenOverflows" && *value == overflows)));
@@ -634,7 +639,7 @@ fn syn_queue_overflow_counts_half_open() {
     assert_eq!(f[0].measure("backlog"), Some(f64::from(BACKLOG)));
     assert_eq!(f[0].measure("limit"), Some(f64::from(BACKLOG)));
     let dropped = ev.counters.get("TcpExt.TCPReqQFullDrop").copied().unwrap_or(0);
-    assert!(dropped >= (CLIENTS - BACKLOG as usize - 1) as u64, "TCPReqQFullDrop = {dropped}");
+    assert!(dropped >= (CLIENTS - seen) as u64, "TCPReqQFullDrop = {dropped}");
     assert!(f[0].evidence.iter().any(
         |e| matches!(e, Evidence::Counter { name, value, .. } if name == "TcpExt.TCPReqQFullDrop" && *value == dropped)
     ));
