@@ -2,7 +2,7 @@
 //! (skb:kfree_skb through perf_event_open, no BPF).
 
 use anyhow::Context;
-use netcase_model::{Finding, Severity, SCHEMA_VERSION};
+use netcase_model::{Finding, Severity};
 use netcase_trace::drops::DropReport;
 use netcase_trace::{DropTraceOptions, DropTracer, SessionOptions, StopOnSignals};
 use std::io::Write;
@@ -69,22 +69,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let tracer = DropTracer::open(opts).context("attaching to skb:kfree_skb")?;
     if !args.json {
-        let how = duration.map_or_else(|| "until Ctrl-C".to_owned(), |d| format!("for {:.1} s", d.as_secs_f64()));
-        eprintln!("netcase: tracing kernel drops {how}...");
+        super::announce_tracing("kernel drops", duration);
     }
     let report = tracer.run(duration, &|| stop.requested()).context("tracing skb:kfree_skb")?;
     drop(stop);
     let findings = netcase_rules::trace::check(&report);
     let mut out = std::io::stdout().lock();
     if args.json {
-        let doc = serde_json::json!({
-            "netcase": SCHEMA_VERSION,
-            "command": "drops",
-            "report": report,
-            "findings": findings,
-        });
-        serde_json::to_writer_pretty(&mut out, &doc)?;
-        writeln!(out)?;
+        super::write_trace_json(&mut out, "drops", &report, &findings)?;
     } else {
         render_text(&mut out, &report, &findings, args.top)?;
     }

@@ -2,7 +2,7 @@
 //! tracepoints (perf_event_open, no BPF), as a timeline and per socket.
 
 use anyhow::Context;
-use netcase_model::{Severity, SCHEMA_VERSION};
+use netcase_model::Severity;
 use netcase_trace::tcp::{TcpEventKind, TcpReport};
 use netcase_trace::{SessionOptions, StopOnSignals, TcpFilter, TcpTracer};
 use std::io::Write;
@@ -62,22 +62,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let opts = SessionOptions { ring_pages: args.ring_pages, ..SessionOptions::default() };
     let tracer = TcpTracer::open(filter, opts).context("attaching to the TCP tracepoints")?;
     if !args.json {
-        let how = duration.map_or_else(|| "until Ctrl-C".to_owned(), |d| format!("for {:.1} s", d.as_secs_f64()));
-        eprintln!("netcase: tracing TCP events {how}...");
+        super::announce_tracing("TCP events", duration);
     }
     let report = tracer.run(duration, &|| stop.requested()).context("tracing TCP events")?;
     drop(stop);
     let findings = netcase_rules::trace::check_tcp(&report);
     let mut out = std::io::stdout().lock();
     if args.json {
-        let doc = serde_json::json!({
-            "netcase": SCHEMA_VERSION,
-            "command": "trace",
-            "report": report,
-            "findings": findings,
-        });
-        serde_json::to_writer_pretty(&mut out, &doc)?;
-        writeln!(out)?;
+        super::write_trace_json(&mut out, "trace", &report, &findings)?;
     } else {
         render_text(&mut out, &report, args.events)?;
         super::drops::write_findings(&mut out, &findings)?;
