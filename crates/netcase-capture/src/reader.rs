@@ -13,6 +13,13 @@ pub const MAX_CAPLEN: u32 = 262_144;
 pub const MAX_BLOCK_LEN: u32 = 16 * 1024 * 1024;
 /// How much is read from the source at a time.
 const READ_CHUNK: usize = 4 * 1024 * 1024;
+/// Read-ahead: bytes per chunk the reading thread fills.
+const AHEAD_CHUNK: usize = 1024 * 1024;
+/// Read-ahead: room kept in front of each chunk, where the unconsumed end of the previous
+/// chunk (at most one partial record, usually) is moved so a record is never split.
+const AHEAD_HEAD: usize = MAX_CAPLEN as usize + 64 * 1024;
+/// Read-ahead: chunks in flight between the reading thread and the parser.
+const AHEAD_CHUNKS: usize = 4;
 /// How many skipped blocks are kept with their offsets (all are counted).
 const MAX_SKIPPED_KEPT: usize = 32;
 
@@ -263,6 +270,18 @@ fn arr2(s: &[u8], at: usize) -> [u8; 2] {
     s.get(at..at + 2).and_then(|x| x.try_into().ok()).unwrap_or([0; 2])
 }
 
+/// A source that fails once with the error it holds, then reads as empty.
+struct FailedRead(Option<io::Error>);
+
+impl Read for FailedRead {
+    fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        match self.0.take() {
+            Some(e) => Err(e),
+            None => Ok(0),
+        }
+    }
+}
+
 /// A streaming capture reader. See the crate docs.
 pub struct CaptureReader {
     src: Box<dyn Read + Send>,
@@ -280,6 +299,70 @@ pub struct CaptureReader {
     damage: Option<Damage>,
     skipped: Vec<Skipped>,
     done: bool,
+    /// The source read on its own thread, when enabled.
+    ahead: Option<ReadAhead>,
+}
+
+/// The source read ahead on a thread of its own: the copy out of the page cache (and gzip
+/// inflation) run on the other core while this one parses. Chunks carry their bytes at
+/// `AHEAD_HEAD..AHEAD_HEAD + len`; emptied chunks go back for reuse, so nothing is allocated
+/// per chunk after the first few.
+struct ReadAhead {
+    chunks: std::sync::mpsc::Receiver<io::Result<(Vec<u8>, usize)>>,
+    spent: std::sync::mpsc::SyncSender<Vec<u8>>,
+}
+
+impl ReadAhead {
+    fn spawn(mut src: Box<dyn Read + Send>) -> io::Result<Self> {
+        let (tx, chunks) = std::sync::mpsc::sync_channel::<io::Result<(Vec<u8>, usize)>>(AHEAD_CHUNKS);
+        let (spent, spent_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(AHEAD_CHUNKS + 2);
+        // Detached: when the reader is dropped the channel closes and the thread ends after
+        // its current read (a blocked stdin read ends with the process).
+        std::thread::Builder::new().name("netcase-read".into()).spawn(move || {
+            let mut made = 0usize;
+            loop {
+                let mut buf = match spent_rx.try_recv() {
+                    Ok(b) => b,
+                    Err(_) if made < AHEAD_CHUNKS => {
+                        made += 1;
+                        vec![0u8; AHEAD_HEAD + AHEAD_CHUNK]
+                    }
+                    Err(_) => match spent_rx.recv() {
+                        Ok(b) => b,
+                        Err(_) => return,
+                    },
+                };
+                buf.resize(AHEAD_HEAD + AHEAD_CHUNK, 0);
+                let mut len = 0usize;
+                let mut failed = None;
+                while len < AHEAD_CHUNK {
+                    let Some(dst) = buf.get_mut(AHEAD_HEAD + len..) else { break };
+                    match src.read(dst) {
+                        Ok(0) => break,
+                        Ok(k) => len += k,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                let last = len < AHEAD_CHUNK || failed.is_some();
+                if len > 0 && tx.send(Ok((buf, len))).is_err() {
+                    return;
+                }
+                if let Some(e) = failed {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                if last {
+                    // End of the source: the closed channel says so.
+                    return;
+                }
+            }
+        })?;
+        Ok(ReadAhead { chunks, spent })
+    }
 }
 
 impl fmt::Debug for CaptureReader {
@@ -292,10 +375,18 @@ impl CaptureReader {
     /// Opens a capture file; `-` reads stdin. Gzip compression is detected by its magic.
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
         if path.as_os_str() == "-" {
-            return Self::from_reader(Box::new(io::stdin()));
+            return Self::from_reader_ahead(Box::new(io::stdin()));
         }
         let f = File::open(path)?;
-        Self::from_reader(Box::new(f))
+        Self::from_reader_ahead(Box::new(f))
+    }
+
+    /// Like [`from_reader`](Self::from_reader), but the source is read (and inflated, when
+    /// gzip) on a thread of its own, ahead of the parser.
+    pub fn from_reader_ahead(src: Box<dyn Read + Send>) -> Result<Self, CaptureError> {
+        let mut r = Self::from_reader(src)?;
+        r.read_ahead();
+        Ok(r)
     }
 
     /// Reads a capture held in memory (tests, fuzzing).
@@ -329,6 +420,7 @@ impl CaptureReader {
             damage: None,
             skipped: Vec::new(),
             done: false,
+            ahead: None,
         };
         r.fill(4)?;
         if r.avail() == 0 {
@@ -409,6 +501,9 @@ impl CaptureReader {
         if self.avail() >= n {
             return Ok(());
         }
+        if self.ahead.is_some() {
+            return self.fill_ahead(n);
+        }
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -427,6 +522,61 @@ impl CaptureReader {
             }
         }
         Ok(())
+    }
+
+    /// [`fill`](Self::fill) from the read-ahead thread's chunks.
+    fn fill_ahead(&mut self, n: usize) -> io::Result<()> {
+        while self.avail() < n && !self.eof {
+            let Some(ahead) = self.ahead.as_ref() else { break };
+            let (mut chunk, len) = match ahead.chunks.recv() {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    self.eof = true;
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.eof = true;
+                    break;
+                }
+            };
+            let left = self.avail();
+            let data_end = (AHEAD_HEAD + len).min(chunk.len());
+            if left <= AHEAD_HEAD {
+                // Move the unconsumed tail in front of the new bytes and make the chunk the
+                // buffer; the old buffer goes back to the reading thread.
+                let at = AHEAD_HEAD - left;
+                if let (Some(dst), Some(src)) = (chunk.get_mut(at..AHEAD_HEAD), self.buf.get(self.start..self.end)) {
+                    dst.copy_from_slice(src);
+                }
+                let old = std::mem::replace(&mut self.buf, chunk);
+                self.start = at;
+                self.end = data_end;
+                if old.len() == AHEAD_HEAD + AHEAD_CHUNK {
+                    let _ = ahead.spent.try_send(old);
+                }
+            } else {
+                // A record larger than the room in front of a chunk: grow the buffer.
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+                self.buf.truncate(self.end);
+                self.buf.extend_from_slice(chunk.get(AHEAD_HEAD..data_end).unwrap_or(&[]));
+                self.end = self.buf.len();
+                let _ = ahead.spent.try_send(chunk);
+            }
+        }
+        Ok(())
+    }
+
+    /// From here on, read the source on a thread of its own (see [`ReadAhead`]).
+    fn read_ahead(&mut self) {
+        let src = std::mem::replace(&mut self.src, Box::new(io::empty()));
+        match ReadAhead::spawn(src) {
+            Ok(a) => self.ahead = Some(a),
+            // No thread: the source is gone with the failed spawn; say so as a read error at
+            // the next fill rather than pretend the file ended.
+            Err(e) => self.src = Box::new(FailedRead(Some(e))),
+        }
     }
 
     #[inline]
@@ -825,6 +975,82 @@ mod tests {
             v.extend_from_slice(r);
         }
         v
+    }
+
+    /// A source that hands out at most `step` bytes per read, so chunk edges fall anywhere.
+    struct Dribble(io::Cursor<Vec<u8>>, usize);
+    impl Read for Dribble {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.1);
+            self.0.read(&mut buf[..n])
+        }
+    }
+
+    type Frames = Vec<(u64, i64, Vec<u8>)>;
+
+    fn frames_of(mut r: CaptureReader) -> (Frames, Option<Damage>) {
+        let mut out = Vec::new();
+        while let Some(f) = r.next_frame() {
+            out.push((f.number, f.ts_ns, f.data.to_vec()));
+        }
+        (out, r.damage().cloned())
+    }
+
+    #[test]
+    fn read_ahead_gives_the_same_frames_across_chunk_edges() {
+        // Records of every size up to the largest allowed, so the unconsumed tail moved in
+        // front of a new chunk ranges from nothing to a whole 256 KiB record.
+        let sizes: Vec<usize> =
+            (0..40).map(|i| [60, 1514, 9000, 65_535, 200_001, MAX_CAPLEN as usize][i % 6]).collect();
+        let recs: Vec<Vec<u8>> = sizes.iter().enumerate().map(|(i, &n)| vec![i as u8; n]).collect();
+        let refs: Vec<&[u8]> = recs.iter().map(Vec::as_slice).collect();
+        let mut bytes = pcap(&refs, false);
+        // Patch the snaplen so the big records are legal, and cut the last record short.
+        bytes[16..20].copy_from_slice(&MAX_CAPLEN.to_le_bytes());
+        bytes.truncate(bytes.len() - 1000);
+        let want = frames_of(CaptureReader::from_bytes(&bytes).unwrap());
+        assert_eq!(want.0.len(), 39);
+        assert!(want.1.is_some());
+        for step in [usize::MAX, 4096, 777_777] {
+            let got = frames_of(
+                CaptureReader::from_reader_ahead(Box::new(Dribble(io::Cursor::new(bytes.clone()), step))).unwrap(),
+            );
+            assert_eq!(got.0, want.0, "step {step}");
+            assert_eq!(got.1.map(|d| (d.offset, d.frame)), want.1.as_ref().map(|d| (d.offset, d.frame)), "step {step}");
+        }
+    }
+
+    #[test]
+    fn read_ahead_handles_a_block_larger_than_a_chunk() {
+        // pcapng: section header, interface, a 3 MiB block of an unknown type, a packet.
+        let mut v = Vec::new();
+        let block = |v: &mut Vec<u8>, t: u32, body: &[u8]| {
+            let len = 12 + body.len() as u32;
+            v.extend_from_slice(&t.to_le_bytes());
+            v.extend_from_slice(&len.to_le_bytes());
+            v.extend_from_slice(body);
+            v.extend_from_slice(&len.to_le_bytes());
+        };
+        let mut shb = Vec::new();
+        shb.extend_from_slice(&PCAPNG_BOM.to_le_bytes());
+        shb.extend_from_slice(&[1, 0, 0, 0]);
+        shb.extend_from_slice(&u64::MAX.to_le_bytes());
+        block(&mut v, PCAPNG_SHB, &shb);
+        block(&mut v, 1, &[1, 0, 0, 0, 0, 0, 4, 0]);
+        block(&mut v, 0x0bad, &vec![7u8; 3 << 20]);
+        let mut epb = Vec::new();
+        epb.extend_from_slice(&[0; 12]);
+        epb.extend_from_slice(&4u32.to_le_bytes());
+        epb.extend_from_slice(&4u32.to_le_bytes());
+        epb.extend_from_slice(b"abcd");
+        block(&mut v, 6, &epb);
+        let want = frames_of(CaptureReader::from_bytes(&v).unwrap());
+        let got = frames_of(
+            CaptureReader::from_reader_ahead(Box::new(Dribble(io::Cursor::new(v.clone()), 100_000))).unwrap(),
+        );
+        assert_eq!(want.0.len(), 1);
+        assert_eq!(got.0, want.0);
+        assert!(got.1.is_none());
     }
 
     #[test]

@@ -137,6 +137,22 @@ pub struct Expect {
     pub tol: Tol,
 }
 
+/// An address (or other text) the finding's subject must name.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpectSubject {
+    /// Which source's finding.
+    pub src: Src,
+    /// What the subject must name, e.g. an IP address: matched as a whole JSON string value
+    /// of the subject (`10.200.3.1` does not match `10.200.3.11`).
+    pub names: String,
+}
+
+impl ExpectSubject {
+    fn holds(&self, f: &DiagFinding) -> bool {
+        f.subject.contains(&format!("\"{}\"", self.names))
+    }
+}
+
 /// A ground-truth check of the lab (did the fault happen / did the control stay healthy).
 #[derive(Debug, Clone, Serialize)]
 pub struct Fact {
@@ -191,6 +207,8 @@ pub struct Report {
     pub diagnosis: Vec<Diagnosis>,
     /// Expected numbers.
     pub expects: Vec<Expect>,
+    /// Expected subjects.
+    pub subjects: Vec<ExpectSubject>,
     /// The verdict.
     pub verdict: Verdict,
     /// Namespaces were kept.
@@ -290,6 +308,7 @@ pub struct Ctx<'a> {
     frames: Option<Vec<capture::Frame>>,
     facts: Vec<Fact>,
     expects: Vec<Expect>,
+    subjects: Vec<ExpectSubject>,
     required: Vec<Src>,
     diagnosis: Vec<Diagnosis>,
     notes: Vec<String>,
@@ -345,9 +364,19 @@ impl<'a> Ctx<'a> {
 
     /// Adds `ip`/24 to `iface` in `ns`.
     pub fn addr(&mut self, ns: &str, iface: &str, ip: Ipv4Addr) -> Result<()> {
-        ns::ip(&["-n", ns, "addr", "add", &format!("{ip}/24"), "dev", iface])?;
-        self.topology.push(format!("{ns}:{iface} {ip}/24"));
+        self.addr_len(ns, iface, ip, 24)
+    }
+
+    /// Adds `ip`/`len` to `iface` in `ns` (a lab that needs two subnets splits its /24).
+    pub fn addr_len(&mut self, ns: &str, iface: &str, ip: Ipv4Addr, len: u8) -> Result<()> {
+        ns::ip(&["-n", ns, "addr", "add", &format!("{ip}/{len}"), "dev", iface])?;
+        self.topology.push(format!("{ns}:{iface} {ip}/{len}"));
         Ok(())
+    }
+
+    /// Adds a line to the report's topology (a NAT rule, a relay, a route).
+    pub fn describe(&mut self, line: impl Into<String>) {
+        self.topology.push(line.into());
     }
 
     /// Client namespace `c` (.1) and server namespace `s` (.2) on one veth pair.
@@ -420,6 +449,13 @@ impl<'a> Ctx<'a> {
         self.expects.push(Expect { src, key: key.to_owned(), set, unit: unit.to_owned(), tol });
     }
 
+    /// Requires the finding from `src` to be about `names` (e.g. the IP address it must name
+    /// as its subject).
+    pub fn expect_subject(&mut self, src: Src, names: impl Into<String>) {
+        self.require(src.clone());
+        self.subjects.push(ExpectSubject { src, names: names.into() });
+    }
+
     /// Runs the namespace diagnosis on `ns` now (while its sockets are in the state the case
     /// needs) and keeps the result for the verdict.
     pub fn snapshot(&mut self, ns: &str) {
@@ -469,6 +505,7 @@ fn verdict(
     reproduced: bool,
     required: &[Src],
     expects: &[Expect],
+    subjects: &[ExpectSubject],
     diagnosis: &[Diagnosis],
 ) -> Verdict {
     let mut lines = Vec::new();
@@ -509,10 +546,21 @@ fn verdict(
         }
         // Pick the finding that matches most of the expected numbers.
         let mine: Vec<&Expect> = expects.iter().filter(|e| &e.src == src).collect();
-        let score =
-            |f: &DiagFinding| mine.iter().filter(|e| f.value(&e.key).is_some_and(|v| e.tol.holds(e.set, v))).count();
+        let names: Vec<&ExpectSubject> = subjects.iter().filter(|e| &e.src == src).collect();
+        let score = |f: &DiagFinding| {
+            mine.iter().filter(|e| f.value(&e.key).is_some_and(|v| e.tol.holds(e.set, v))).count()
+                + names.iter().filter(|e| e.holds(f)).count()
+        };
         let best = found.iter().copied().max_by_key(|f| score(f)).unwrap_or(found[0]);
         lines.push(format!("{src}: {id} found ({})", best.summary));
+        for e in names {
+            if e.holds(best) {
+                lines.push(format!("  ok  subject names {}: {}", e.names, best.subject));
+            } else {
+                holds = false;
+                lines.push(format!("  BAD subject should name {}: {}", e.names, best.subject));
+            }
+        }
         for e in mine {
             let tol = match e.tol {
                 Tol::Abs(d) => format!("± {d}"),
@@ -582,6 +630,7 @@ pub fn run(id: &str, opts: &RunOptions, diag: &dyn Diagnose) -> Result<Report> {
         frames: None,
         facts: vec![],
         expects: vec![],
+        subjects: vec![],
         required: vec![],
         diagnosis: vec![],
         notes: spec.note.map(|n| vec![n.to_owned()]).unwrap_or_default(),
@@ -611,7 +660,7 @@ pub fn run(id: &str, opts: &RunOptions, diag: &dyn Diagnose) -> Result<Report> {
         }
     }
     let reproduced = !ctx.facts.is_empty() && ctx.facts.iter().all(|f| f.ok);
-    let v = verdict(ctx.control, spec.case, reproduced, &ctx.required, &ctx.expects, &ctx.diagnosis);
+    let v = verdict(ctx.control, spec.case, reproduced, &ctx.required, &ctx.expects, &ctx.subjects, &ctx.diagnosis);
     if opts.keep {
         cleanup::set_keep(run_id, true);
         let first = ctx.namespaces.first().cloned().unwrap_or_default();
@@ -633,6 +682,7 @@ pub fn run(id: &str, opts: &RunOptions, diag: &dyn Diagnose) -> Result<Report> {
         reproduced,
         diagnosis: ctx.diagnosis.clone(),
         expects: ctx.expects.clone(),
+        subjects: ctx.subjects.clone(),
         verdict: v,
         kept: opts.keep,
         notes: ctx.notes.clone(),
@@ -691,24 +741,38 @@ mod tests {
             error: None,
             findings: vec![finding("client-timeout-fin-wait2", "timeout_s", 2.1)],
         }];
-        let v = verdict(false, CaseId::ClientTimeoutFinWait2, true, &[Src::Capture], &exp, &diag);
+        let v = verdict(false, CaseId::ClientTimeoutFinWait2, true, &[Src::Capture], &exp, &[], &diag);
         assert!(v.holds, "{:?}", v.lines);
         let diag2 = vec![Diagnosis {
             source: Src::Capture,
             error: None,
             findings: vec![finding("client-timeout-fin-wait2", "timeout_s", 3.0)],
         }];
-        assert!(!verdict(false, CaseId::ClientTimeoutFinWait2, true, &[Src::Capture], &exp, &diag2).holds);
+        assert!(!verdict(false, CaseId::ClientTimeoutFinWait2, true, &[Src::Capture], &exp, &[], &diag2).holds);
         // The control holds only when the case is absent.
-        assert!(!verdict(true, CaseId::ClientTimeoutFinWait2, true, &[Src::Capture], &[], &diag2).holds);
+        assert!(!verdict(true, CaseId::ClientTimeoutFinWait2, true, &[Src::Capture], &[], &[], &diag2).holds);
         let quiet = vec![Diagnosis { source: Src::Capture, error: None, findings: vec![] }];
-        assert!(verdict(true, CaseId::ClientTimeoutFinWait2, true, &[Src::Capture], &[], &quiet).holds);
+        assert!(verdict(true, CaseId::ClientTimeoutFinWait2, true, &[Src::Capture], &[], &[], &quiet).holds);
+    }
+
+    #[test]
+    fn verdict_checks_the_subject() {
+        let mut f = finding("nat-timestamp-paws", "count", 11.0);
+        f.subject = r#"{"kind":"peer","ip":"10.200.3.1"}"#.into();
+        let diag = vec![Diagnosis { source: Src::Capture, error: None, findings: vec![f] }];
+        let want = |ip: &str| vec![ExpectSubject { src: Src::Capture, names: ip.into() }];
+        let v = verdict(false, CaseId::NatTimestampPaws, true, &[Src::Capture], &[], &want("10.200.3.1"), &diag);
+        assert!(v.holds, "{:?}", v.lines);
+        assert!(
+            !verdict(false, CaseId::NatTimestampPaws, true, &[Src::Capture], &[], &want("10.200.3.11"), &diag).holds
+        );
+        assert!(!verdict(false, CaseId::NatTimestampPaws, true, &[Src::Capture], &[], &want("10.200.3"), &diag).holds);
     }
 
     #[test]
     fn unavailable_diagnosis_does_not_hold() {
         let diag = vec![Diagnosis { source: Src::Capture, error: Some("not built".into()), findings: vec![] }];
-        assert!(!verdict(false, CaseId::ZeroWindow, true, &[Src::Capture], &[], &diag).holds);
+        assert!(!verdict(false, CaseId::ZeroWindow, true, &[Src::Capture], &[], &[], &diag).holds);
     }
 
     #[test]

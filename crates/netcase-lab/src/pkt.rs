@@ -37,6 +37,8 @@ pub struct Tcp {
     pub len: usize,
     /// Whether the options carry Window Scale.
     pub wscale: bool,
+    /// The Timestamps option's TSval, when the options carry one.
+    pub tsval: Option<u32>,
 }
 
 /// A decoded IPv4 packet.
@@ -92,6 +94,7 @@ pub fn parse(frame: &[u8]) -> Option<Ip<'_>> {
                 win: be16(l4, 14)?,
                 len: l4.len().saturating_sub(doff),
                 wscale: has_wscale(opts),
+                tsval: tsval(opts),
             });
         }
         17 => out.udp = Some((be16(l4, 0)?, be16(l4, 2)?, l4.get(8..)?)),
@@ -114,6 +117,22 @@ fn has_wscale(mut o: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// The TSval of a Timestamps option (kind 8, length 10) in TCP options `o`.
+fn tsval(mut o: &[u8]) -> Option<u32> {
+    while let Some(&kind) = o.first() {
+        match kind {
+            0 => return None,
+            1 => o = o.get(1..).unwrap_or_default(),
+            8 => return (o.get(1) == Some(&10)).then(|| be32(o, 2)).flatten(),
+            _ => {
+                let len = usize::from(o.get(1).copied().unwrap_or(0)).max(2);
+                o = o.get(len..).unwrap_or_default();
+            }
+        }
+    }
+    None
 }
 
 /// Every TCP segment in `frames` with its timestamp and addresses.

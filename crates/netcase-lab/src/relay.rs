@@ -3,11 +3,16 @@
 //! AF_PACKET socket and writes it to the other after a fixed delay, or drops it when a drop
 //! rule says so. Both directions run on their own thread; both stop on a flag, and each
 //! forwards at most [`MAX_FRAMES`] frames.
+//!
+//! Besides chosen loss it can stand in for a kernel check this kernel no longer makes:
+//! [`DropRule::TwRecyclePaws`] drops SYNs the way `net.ipv4.tcp_tw_recycle` (removed in
+//! Linux 4.12) made a server drop them.
 
 use crate::capture::packet_socket;
 use crate::pkt;
 use anyhow::Result;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -37,7 +42,21 @@ pub enum DropRule {
         /// How long its copies are dropped.
         hold: Duration,
     },
+    /// The per-peer PAWS check of `net.ipv4.tcp_tw_recycle` (Linux before 4.12): remember,
+    /// per (source IP, destination IP), the TCP timestamp (TSval) of the last segment to
+    /// `dport` that passed, and drop a SYN (without ACK) whose TSval is older — earlier in
+    /// 32-bit sequence arithmetic, as the kernel compares them. Segments without the
+    /// Timestamps option are neither checked nor remembered. (The kernel forgot a peer's
+    /// timestamp after 60 s of silence; a lab is shorter than that.)
+    TwRecyclePaws {
+        /// Destination port of the server.
+        dport: u16,
+    },
 }
+
+/// The connection a segment belongs to: (source IP, source port, destination IP,
+/// destination port).
+type Conn = (Ipv4Addr, u16, Ipv4Addr, u16);
 
 /// Relay settings.
 #[derive(Debug, Clone, Default)]
@@ -55,12 +74,22 @@ pub struct RelayStats {
     pub forwarded: u64,
     /// Frames dropped by a rule.
     pub dropped: u64,
+    /// [`DropRule::TwRecyclePaws`]: connections whose SYNs were dropped and never passed
+    /// (a connection counts once however often its SYN was retransmitted).
+    pub paws_connections: u64,
+    /// [`DropRule::TwRecyclePaws`]: SYN frames dropped (first transmissions and
+    /// retransmissions).
+    pub paws_syns: u64,
+    /// [`DropRule::TwRecyclePaws`]: over the connections counted in `paws_connections`, the
+    /// largest gap, in timestamp ticks, between the TSval remembered for the peer and the
+    /// TSval of the connection's first dropped SYN.
+    pub paws_max_backwards: u32,
 }
 
 /// A running relay.
 pub struct Relay {
     stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<Result<()>>>,
+    threads: Vec<std::thread::JoinHandle<Result<PawsTally>>>,
     forwarded: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
 }
@@ -72,16 +101,66 @@ impl Drop for Relay {
     }
 }
 
+/// Peers remembered by [`DropRule::TwRecyclePaws`] at most (a lab has a handful).
+const MAX_PEERS: usize = 4096;
+
+/// What [`DropRule::TwRecyclePaws`] did in one direction of the relay.
+#[derive(Debug, Default)]
+struct PawsTally {
+    /// Last TSval that passed, per (source IP, destination IP).
+    last: HashMap<(Ipv4Addr, Ipv4Addr), u32>,
+    /// Connections with a dropped SYN and none passed, with how far back their first
+    /// dropped SYN was.
+    dropped: HashMap<Conn, u32>,
+    /// SYN frames dropped.
+    syns: u64,
+}
+
+impl PawsTally {
+    /// Whether a segment to the guarded port must be dropped; remembers the TSval of those
+    /// that pass.
+    fn check(&mut self, src: Ipv4Addr, dst: Ipv4Addr, t: &pkt::Tcp) -> bool {
+        let Some(ts) = t.tsval else { return false };
+        let conn = (src, t.sport, dst, t.dport);
+        let syn = t.flags & (pkt::flags::SYN | pkt::flags::ACK) == pkt::flags::SYN;
+        if syn {
+            if let Some(prev) = self.last.get(&(src, dst)) {
+                let back = prev.wrapping_sub(ts);
+                if (back as i32) > 0 {
+                    self.syns += 1;
+                    self.dropped.entry(conn).or_insert(back);
+                    return true;
+                }
+            }
+            // A SYN that passes (a retransmission whose clock caught up) ends the drop.
+            self.dropped.remove(&conn);
+        }
+        if self.last.len() < MAX_PEERS || self.last.contains_key(&(src, dst)) {
+            self.last.insert((src, dst), ts);
+        }
+        false
+    }
+}
+
 struct DropState {
     rules: Vec<DropRule>,
     data_seen: u32,
     dropped_seq: HashSet<u32>,
     first_drop: Option<Instant>,
+    paws: PawsTally,
 }
 
 impl DropState {
     fn should_drop(&mut self, frame: &[u8]) -> bool {
-        let Some(t) = pkt::parse(frame).and_then(|p| p.tcp) else { return false };
+        let Some(p) = pkt::parse(frame) else { return false };
+        let Some(t) = p.tcp else { return false };
+        for r in &self.rules {
+            if let DropRule::TwRecyclePaws { dport } = *r {
+                if t.dport == dport && self.paws.check(p.src, p.dst, &t) {
+                    return true;
+                }
+            }
+        }
         if t.len == 0 {
             return false;
         }
@@ -89,6 +168,7 @@ impl DropState {
             let (dport, n, hold) = match *r {
                 DropRule::NthData { dport, n } => (dport, n, None),
                 DropRule::NthDataFor { dport, n, hold } => (dport, n, Some(hold)),
+                DropRule::TwRecyclePaws { .. } => continue,
             };
             if t.dport != dport {
                 continue;
@@ -144,8 +224,13 @@ impl Relay {
             let stop = stop.clone();
             let fwd = forwarded.clone();
             let drp = dropped.clone();
-            let mut st =
-                DropState { rules: cfg.drops.clone(), data_seen: 0, dropped_seq: HashSet::new(), first_drop: None };
+            let mut st = DropState {
+                rules: cfg.drops.clone(),
+                data_seen: 0,
+                dropped_seq: HashSet::new(),
+                first_drop: None,
+                paws: PawsTally::default(),
+            };
             let delay = cfg.delay;
             threads.push(std::thread::spawn(move || {
                 let rfd = from.as_raw_fd();
@@ -192,7 +277,7 @@ impl Relay {
                         queue.push_back((Instant::now() + delay, f.to_vec()));
                     }
                 }
-                Ok(())
+                Ok(st.paws)
             }));
         }
         Ok(Relay { stop, threads, forwarded, dropped })
@@ -201,9 +286,58 @@ impl Relay {
     /// Stops the relay and returns its counts.
     pub fn stop(mut self) -> RelayStats {
         self.stop.store(true, Ordering::Relaxed);
+        let mut st = RelayStats::default();
         for t in std::mem::take(&mut self.threads) {
-            let _ = t.join();
+            if let Ok(Ok(p)) = t.join() {
+                st.paws_connections += p.dropped.len() as u64;
+                st.paws_syns += p.syns;
+                let back = p.dropped.values().copied().max().unwrap_or(0);
+                st.paws_max_backwards = st.paws_max_backwards.max(back);
+            }
         }
-        RelayStats { forwarded: self.forwarded.load(Ordering::Relaxed), dropped: self.dropped.load(Ordering::Relaxed) }
+        st.forwarded = self.forwarded.load(Ordering::Relaxed);
+        st.dropped = self.dropped.load(Ordering::Relaxed);
+        st
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn syn(sport: u16, ts: u32, ack: bool) -> pkt::Tcp {
+        pkt::Tcp {
+            sport,
+            dport: 8080,
+            seq: 1,
+            ack: 0,
+            flags: if ack { pkt::flags::ACK } else { pkt::flags::SYN },
+            win: 0,
+            len: 0,
+            wscale: false,
+            tsval: Some(ts),
+        }
+    }
+
+    #[test]
+    fn paws_drops_syns_older_than_the_peers_last_timestamp() {
+        let (nat, srv) = (Ipv4Addr::new(10, 200, 0, 1), Ipv4Addr::new(10, 200, 0, 2));
+        let mut p = PawsTally::default();
+        // Host A (clock near 9e6) connects and sends an ACK: remembered.
+        assert!(!p.check(nat, srv, &syn(1000, 9_000_000, false)));
+        assert!(!p.check(nat, srv, &syn(1000, 9_000_005, true)));
+        // Host B behind the same address (clock near 1000): its SYN and retransmission drop.
+        assert!(p.check(nat, srv, &syn(2000, 1_000, false)));
+        assert!(p.check(nat, srv, &syn(2000, 2_000, false)));
+        // A again: its clock is ahead, it passes.
+        assert!(!p.check(nat, srv, &syn(1001, 9_000_100, false)));
+        // A connection just behind A's clock: dropped, then its retransmission passes.
+        assert!(p.check(nat, srv, &syn(4000, 9_000_050, false)));
+        assert!(!p.check(nat, srv, &syn(4000, 9_001_050, false)));
+        assert_eq!((p.dropped.len(), p.syns), (1, 3));
+        assert_eq!(p.dropped.values().max(), Some(&8_999_005));
+        // Another peer address is not affected; wraparound counts as forwards.
+        assert!(!p.check(Ipv4Addr::new(10, 200, 0, 3), srv, &syn(3000, 5, false)));
+        assert!(!p.check(nat, srv, &syn(1002, 9_001_050u32.wrapping_add(i32::MAX as u32), false)));
     }
 }

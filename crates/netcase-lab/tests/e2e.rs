@@ -35,6 +35,7 @@ const VERDICT_READY: &[&str] = &[
     "keepalive-settings",
     "linger-zero-rst",
     "nagle-delayed-ack",
+    "nat-timestamp-paws",
     "no-window-scale",
     "port-unreachable",
     "resolver-order",
@@ -59,6 +60,7 @@ const TSHARK: &[(&str, &str, usize)] = &[
     ("retrans-hol-blocking", "tcp.analysis.retransmission || tcp.analysis.fast_retransmission", 1),
     ("udp-truncation", "udp.length > 1032", 20),
     ("http-204-content-length", "http.response.code == 204 && http.content_length_header", 1),
+    ("nat-timestamp-paws", "tcp.flags.syn == 1 && tcp.flags.ack == 0 && tcp.analysis.retransmission", 1),
 ];
 
 fn env_list(name: &str) -> Option<Vec<String>> {

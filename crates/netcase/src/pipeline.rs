@@ -11,7 +11,7 @@ use netcase_flow::{
 };
 use netcase_model::Finding;
 use netcase_proto::{ProtoOutput, ProtoTracker};
-use netcase_rules::capture::CaptureRules;
+use netcase_rules::capture::{CaptureRules, PacketNote};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -69,9 +69,25 @@ pub struct Analysis {
 struct Fanout<'a, W: Write, R: FlowRecords> {
     events: Option<&'a mut W>,
     events_error: Option<std::io::Error>,
-    records: &'a mut R,
+    /// Flow records go here directly when no side thread runs (events only).
+    direct: Option<&'a mut R>,
     proto: Option<ProtoFeed>,
+    /// The capture rules and the flow records, on their own thread.
+    side: Option<Pipe<SideBatch>>,
+    /// The capture rules on this thread (when the side thread could not start).
     rules: Option<CaptureRules>,
+}
+
+impl<W: Write, R: FlowRecords> Fanout<'_, W, R> {
+    #[inline]
+    fn side_push(&mut self, m: Msg) {
+        if let Some(p) = self.side.as_mut() {
+            p.cur.msgs.push(m);
+            if p.cur.msgs.len() >= SIDE_MSGS {
+                p.flush();
+            }
+        }
+    }
 }
 
 impl<W: Write, R: FlowRecords> FlowSink for Fanout<'_, W, R> {
@@ -106,13 +122,25 @@ impl<W: Write, R: FlowRecords> FlowSink for Fanout<'_, W, R> {
         }
         if let Some(r) = self.rules.as_mut() {
             r.frame(f);
+        } else if self.side.is_some() {
+            self.side_push(Msg::Frame(f.without_payload()));
         }
     }
 
     fn closed(&mut self, c: &ConnSummary) {
-        self.records.tcp(c);
-        if let Some(r) = self.rules.as_mut() {
-            r.closed(c);
+        if let Some(p) = self.side.as_mut() {
+            p.cur.conns.push(c.clone());
+            p.cur.msgs.push(Msg::Closed);
+            if p.cur.msgs.len() >= SIDE_MSGS || p.cur.conns.len() >= SIDE_RECORDS {
+                p.flush();
+            }
+        } else {
+            if let Some(r) = self.direct.as_deref_mut() {
+                r.tcp(c);
+            }
+            if let Some(r) = self.rules.as_mut() {
+                r.closed(c);
+            }
         }
     }
 
@@ -140,14 +168,156 @@ impl<W: Write, R: FlowRecords> FlowSink for Fanout<'_, W, R> {
         }
         if let Some(r) = self.rules.as_mut() {
             r.udp(d);
+        } else if self.side.is_some() {
+            self.side_push(Msg::Udp(d.without_payload()));
         }
     }
 
     fn udp_closed(&mut self, u: &UdpSummary) {
-        self.records.udp(u);
-        if let Some(r) = self.rules.as_mut() {
-            r.udp_closed(u);
+        if let Some(p) = self.side.as_mut() {
+            p.cur.udps.push(u.clone());
+            p.cur.msgs.push(Msg::UdpClosed);
+            if p.cur.msgs.len() >= SIDE_MSGS || p.cur.udps.len() >= SIDE_RECORDS {
+                p.flush();
+            }
+        } else {
+            if let Some(r) = self.direct.as_deref_mut() {
+                r.udp(u);
+            }
+            if let Some(r) = self.rules.as_mut() {
+                r.udp_closed(u);
+            }
         }
+    }
+}
+
+/// What the side thread (capture rules and flow records) receives, in frame order. Closed
+/// flows' summaries sit in the batch's own vectors, in the same order as their messages.
+enum Msg {
+    Frame(FrameAnalysis<'static>),
+    Udp(UdpDatagram<'static>),
+    Note(u64, i64, PacketNote),
+    Closed,
+    UdpClosed,
+}
+
+#[derive(Default)]
+struct SideBatch {
+    msgs: Vec<Msg>,
+    conns: Vec<ConnSummary>,
+    udps: Vec<UdpSummary>,
+}
+
+impl Buf for SideBatch {
+    fn is_empty(&self) -> bool {
+        self.msgs.is_empty()
+    }
+    fn clear(&mut self) {
+        self.msgs.clear();
+        self.conns.clear();
+        self.udps.clear();
+    }
+}
+
+const SIDE_MSGS: usize = 2048;
+const SIDE_RECORDS: usize = 256;
+
+/// Runs on the side thread: the capture rules see every message, the flow records writer
+/// (JSON or the text tables) every closed flow. Returns the rules for their final pass.
+fn side_worker<R: FlowRecords>(
+    rx: &std::sync::mpsc::Receiver<SideBatch>,
+    back: &std::sync::mpsc::SyncSender<SideBatch>,
+    records: &mut R,
+) -> CaptureRules {
+    let mut rules = CaptureRules::new();
+    while let Ok(mut b) = rx.recv() {
+        let mut conns = b.conns.iter();
+        let mut udps = b.udps.iter();
+        for m in &b.msgs {
+            match m {
+                Msg::Frame(f) => rules.frame(f),
+                Msg::Udp(d) => rules.udp(d),
+                Msg::Note(frame, ts, n) => rules.note(*frame, *ts, n),
+                Msg::Closed => {
+                    if let Some(c) = conns.next() {
+                        records.tcp(c);
+                        rules.closed(c);
+                    }
+                }
+                Msg::UdpClosed => {
+                    if let Some(u) = udps.next() {
+                        records.udp(u);
+                        rules.udp_closed(u);
+                    }
+                }
+            }
+        }
+        b.clear();
+        // The feeder may be gone at the end; then the batch is simply dropped.
+        let _ = back.send(b);
+    }
+    rules
+}
+
+/// A batch that can be recycled.
+trait Buf: Default {
+    fn is_empty(&self) -> bool;
+    fn clear(&mut self);
+}
+
+/// Batches to a worker thread and back: the producer fills `cur`, sends it when full and takes
+/// an emptied one back, so `BATCHES` batches circulate and nothing is allocated per packet.
+struct Pipe<B: Buf> {
+    cur: B,
+    /// Time spent waiting for the worker to hand a batch back, and how often (for profiles).
+    waited: std::time::Duration,
+    waits: u64,
+    full: Option<std::sync::mpsc::SyncSender<B>>,
+    empty: std::sync::mpsc::Receiver<B>,
+}
+
+/// The worker's ends of a [`Pipe`]: full batches in, emptied batches back.
+type PipeEnds<B> = (std::sync::mpsc::Receiver<B>, std::sync::mpsc::SyncSender<B>);
+
+impl<B: Buf> Pipe<B> {
+    fn new(make: impl Fn() -> B) -> (Self, PipeEnds<B>) {
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<B>(BATCHES);
+        let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<B>(BATCHES + 1);
+        for _ in 0..BATCHES {
+            let _ = empty_tx.send(make());
+        }
+        let cur = empty_rx.recv().unwrap_or_default();
+        (Pipe { cur, waited: Default::default(), waits: 0, full: Some(full_tx), empty: empty_rx }, (full_rx, empty_tx))
+    }
+
+    fn flush(&mut self) {
+        if self.cur.is_empty() {
+            return;
+        }
+        let next = match self.empty.try_recv() {
+            Ok(b) => b,
+            Err(_) => {
+                let t = std::time::Instant::now();
+                let b = self.empty.recv().unwrap_or_default();
+                self.waited += t.elapsed();
+                self.waits += 1;
+                b
+            }
+        };
+        let full = std::mem::replace(&mut self.cur, next);
+        if let Some(tx) = &self.full {
+            let _ = tx.send(full);
+        }
+    }
+
+    /// Sends what is left and closes the channel: the worker's loop ends.
+    fn close(mut self, name: &str) {
+        self.flush();
+        if std::env::var_os("NETCASE_PROFILE").is_some() {
+            eprintln!("profile: {name}: waited {:?} in {} waits for the worker", self.waited, self.waits);
+        }
+        let Pipe { cur, full, empty, .. } = self;
+        drop((cur, full, empty));
     }
 }
 
@@ -175,29 +345,35 @@ struct Batch {
     bytes: Vec<u8>,
 }
 
+impl Buf for Batch {
+    fn is_empty(&self) -> bool {
+        self.segs.is_empty()
+    }
+    fn clear(&mut self) {
+        self.segs.clear();
+        self.bytes.clear();
+    }
+}
+
 const BATCH_SEGS: usize = 1024;
 const BATCH_BYTES: usize = 256 << 10;
-/// Batches in flight: bounds memory and lets the two threads run side by side.
+/// Batches in flight: bounds memory and lets the threads run side by side.
 const BATCHES: usize = 4;
 
 /// Runs the DNS/HTTP/TLS tracker on its own thread: the flow thread copies segments into
 /// recycled batches, so the two halves of the analysis use both cores without allocating per
 /// packet.
 struct ProtoFeed {
-    cur: Batch,
-    full: Option<std::sync::mpsc::SyncSender<Batch>>,
-    empty: std::sync::mpsc::Receiver<Batch>,
+    pipe: Pipe<Batch>,
     worker: Option<std::thread::JoinHandle<ProtoOutput>>,
 }
 
 impl ProtoFeed {
     fn spawn() -> Self {
-        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Batch>(BATCHES);
-        let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Batch>(BATCHES + 1);
-        for _ in 0..BATCHES {
-            let _ = empty_tx
-                .send(Batch { segs: Vec::with_capacity(BATCH_SEGS), bytes: Vec::with_capacity(BATCH_BYTES + 65_536) });
-        }
+        let (pipe, (full_rx, empty_tx)) = Pipe::new(|| Batch {
+            segs: Vec::with_capacity(BATCH_SEGS),
+            bytes: Vec::with_capacity(BATCH_BYTES + 65_536),
+        });
         let worker = std::thread::Builder::new()
             .name("netcase-proto".into())
             .spawn(move || {
@@ -221,46 +397,33 @@ impl ProtoFeed {
                             None => t.udp(s.frame, s.ts_ns, s.src, s.dst, payload, s.wire_len),
                         }
                     }
-                    b.segs.clear();
-                    b.bytes.clear();
+                    b.clear();
                     // The feeder may be gone at the end; then the batch is simply dropped.
                     let _ = empty_tx.send(b);
                 }
                 t.finish()
             })
             .ok();
-        let cur = empty_rx.recv().unwrap_or_default();
-        ProtoFeed { cur, full: Some(full_tx), empty: empty_rx, worker }
+        ProtoFeed { pipe, worker }
     }
 
     #[inline]
     fn push(&mut self, mut seg: Seg, payload: &[u8]) {
-        seg.off = self.cur.bytes.len() as u32;
+        let cur = &mut self.pipe.cur;
+        seg.off = cur.bytes.len() as u32;
         seg.len = payload.len() as u32;
-        self.cur.bytes.extend_from_slice(payload);
-        self.cur.segs.push(seg);
-        if self.cur.segs.len() >= BATCH_SEGS || self.cur.bytes.len() >= BATCH_BYTES {
-            self.flush();
+        cur.bytes.extend_from_slice(payload);
+        cur.segs.push(seg);
+        if cur.segs.len() >= BATCH_SEGS || cur.bytes.len() >= BATCH_BYTES {
+            self.pipe.flush();
         }
     }
 
-    fn flush(&mut self) {
-        if self.cur.segs.is_empty() {
-            return;
-        }
-        let next = self.empty.recv().unwrap_or_default();
-        let full = std::mem::replace(&mut self.cur, next);
-        if let Some(tx) = &self.full {
-            let _ = tx.send(full);
-        }
-    }
-
-    fn finish(mut self) -> ProtoOutput {
-        self.flush();
-        // Close both channels and free the batches (the worker drops the ones it would return)
+    fn finish(self) -> ProtoOutput {
+        // Close the channel and free the batches (the worker drops the ones it would return)
         // before the tracker's final pass allocates the results.
-        let ProtoFeed { cur, full, empty, worker } = self;
-        drop((cur, full, empty));
+        let ProtoFeed { pipe, worker } = self;
+        pipe.close("proto");
         match worker.map(std::thread::JoinHandle::join) {
             Some(Ok(out)) => out,
             // The worker panicked or never started: no transactions rather than no analysis.
@@ -270,7 +433,7 @@ impl ProtoFeed {
 }
 
 /// Opens `path` (`-` for stdin) and analyses it in one pass.
-pub fn analyse_file<W: Write, R: FlowRecords>(
+pub fn analyse_file<W: Write, R: FlowRecords + Send>(
     path: &Path,
     opts: Options,
     events_out: Option<&mut W>,
@@ -282,115 +445,163 @@ pub fn analyse_file<W: Write, R: FlowRecords>(
 }
 
 /// Analyses an open capture in one pass.
-pub fn analyse<W: Write, R: FlowRecords>(
+///
+/// Threads: this one reads, decodes and runs the flow engine (and writes `--events`); with
+/// the rules on, a side thread runs the capture rules and hands finished flows to `records`;
+/// with `proto` on, another tracks DNS/HTTP/TLS. Both are fed recycled batches.
+pub fn analyse<W: Write, R: FlowRecords + Send>(
     mut reader: CaptureReader,
     opts: Options,
     events_out: Option<&mut W>,
     records: &mut R,
     progress: &mut dyn FnMut(&CaptureInfo, u64),
 ) -> Analysis {
-    let mut tracker = FlowTracker::new(FlowConfig::default());
-    let mut fan = Fanout {
-        events: if opts.events { events_out } else { None },
-        events_error: None,
-        records,
-        proto: opts.proto.then(ProtoFeed::spawn),
-        rules: opts.rules.then(CaptureRules::new),
-    };
-    let mut decode_errors = 0u64;
-    let mut ip_fragments = 0u64;
-    let mut non_ip_frames = 0u64;
-    let mut first_decode_error = None;
-    let mut n = 0u64;
-    while let Some(f) = reader.next_frame() {
-        let pkt = netcase_wire::decode(f.link, f.data);
-        if let Some(e) = pkt.error {
-            decode_errors += 1;
-            if first_decode_error.is_none() {
-                first_decode_error = Some((f.number, e.to_string()));
+    // Whoever runs the flow records takes them from here: the side thread, or this one when
+    // there is no side thread (or it could not start).
+    let records_cell = std::sync::Mutex::new(Some(records));
+    let take_records = || records_cell.lock().ok().and_then(|mut g| g.take());
+    std::thread::scope(|s| {
+        let mut side = None;
+        let mut side_handle = None;
+        if opts.rules {
+            let (pipe, (rx, back)) = Pipe::new(|| SideBatch {
+                msgs: Vec::with_capacity(SIDE_MSGS),
+                conns: Vec::with_capacity(SIDE_RECORDS),
+                udps: Vec::with_capacity(SIDE_RECORDS),
+            });
+            let spawned = std::thread::Builder::new().name("netcase-rules".into()).spawn_scoped(s, move || {
+                let recs = take_records()?;
+                let rules = side_worker(&rx, &back, &mut *recs);
+                Some((rules, recs))
+            });
+            if let Ok(h) = spawned {
+                side = Some(pipe);
+                side_handle = Some(h);
             }
         }
-        match pkt.ip {
-            Some(ip) if ip.fragment.is_some() => ip_fragments += 1,
-            Some(_) => {}
-            None => non_ip_frames += 1,
-        }
-        tracker.packet(f.number, f.ts_ns, f.orig_len, f.data, &pkt, &mut fan);
-        if let Some(r) = fan.rules.as_mut() {
-            r.packet(f.number, f.ts_ns, &pkt);
-        }
-        n += 1;
-        if n & 0x3FFFF == 0 {
-            progress(reader.info(), reader.offset());
-            if fan.events_error.is_some() {
-                break;
-            }
-        }
-    }
-    let t_loop = std::time::Instant::now();
-    tracker.finish(&mut fan);
-    // Free the flow tables and the read buffer before the protocol transactions come back.
-    let tracker_stats = tracker.stats();
-    drop(tracker);
-    let info = reader.info().clone();
-    let damage = reader.damage().cloned();
-    let skipped = reader.skipped().to_vec();
-    drop(reader);
-    let t_fin = t_loop.elapsed();
-    let proto = fan.proto.take().map(ProtoFeed::finish);
-    let t_proto = t_loop.elapsed();
-    let rules = fan.rules.take();
-    let run_rules = |rules: Option<CaptureRules>, proto: Option<&ProtoOutput>| {
-        let mut findings = match rules {
-            Some(r) => match proto {
-                Some(p) => r.finish(&p.http, &p.dns),
-                None => r.finish(&[], &[]),
-            },
-            None => Vec::new(),
+        let inline = side_handle.is_none();
+        let mut tracker = FlowTracker::new(FlowConfig::default());
+        let mut fan = Fanout {
+            events: if opts.events { events_out } else { None },
+            events_error: None,
+            direct: if inline { take_records() } else { None },
+            proto: opts.proto.then(ProtoFeed::spawn),
+            side,
+            rules: (inline && opts.rules).then(CaptureRules::new),
         };
-        if let Some(p) = proto {
-            findings.extend(netcase_rules::proto::check(&p.dns, &p.http, &p.conns));
+        let mut decode_errors = 0u64;
+        let mut ip_fragments = 0u64;
+        let mut non_ip_frames = 0u64;
+        let mut first_decode_error = None;
+        let mut n = 0u64;
+        while let Some(f) = reader.next_frame() {
+            let pkt = netcase_wire::decode(f.link, f.data);
+            if let Some(e) = pkt.error {
+                decode_errors += 1;
+                if first_decode_error.is_none() {
+                    first_decode_error = Some((f.number, e.to_string()));
+                }
+            }
+            match pkt.ip {
+                Some(ip) if ip.fragment.is_some() => ip_fragments += 1,
+                Some(_) => {}
+                None => non_ip_frames += 1,
+            }
+            tracker.packet(f.number, f.ts_ns, f.orig_len, f.data, &pkt, &mut fan);
+            if let Some(r) = fan.rules.as_mut() {
+                r.packet(f.number, f.ts_ns, &pkt);
+            } else if fan.side.is_some() {
+                if let Some(note) = PacketNote::of(&pkt) {
+                    fan.side_push(Msg::Note(f.number, f.ts_ns, note));
+                }
+            }
+            n += 1;
+            if n & 0x3FFFF == 0 {
+                progress(reader.info(), reader.offset());
+                if fan.events_error.is_some() {
+                    break;
+                }
+            }
         }
-        findings
-    };
-    // The rules and the caller's use of the transactions (e.g. writing them out) side by side.
-    let mut findings = match proto.as_ref() {
-        Some(p) => {
-            let rules_cell = std::sync::Mutex::new(rules);
-            let taken = || rules_cell.lock().ok().and_then(|mut g| g.take());
-            std::thread::scope(|s| {
+        let t_loop = std::time::Instant::now();
+        tracker.finish(&mut fan);
+        // Free the flow tables and the read buffer before the protocol transactions come back.
+        let tracker_stats = tracker.stats();
+        drop(tracker);
+        let info = reader.info().clone();
+        let damage = reader.damage().cloned();
+        let skipped = reader.skipped().to_vec();
+        drop(reader);
+        let t_fin = t_loop.elapsed();
+        // The side thread ends when its channel closes; it hands back the rules and records.
+        let (rules, records) = match (fan.side.take(), side_handle) {
+            (Some(pipe), Some(h)) => {
+                pipe.close("side");
+                match h.join() {
+                    Ok(Some((rules, recs))) => (Some(rules), Some(recs)),
+                    Ok(None) => (None, None),
+                    Err(e) => std::panic::resume_unwind(e),
+                }
+            }
+            _ => (fan.rules.take(), fan.direct.take()),
+        };
+        let t_side = t_loop.elapsed();
+        let proto = fan.proto.take().map(ProtoFeed::finish);
+        let t_proto = t_loop.elapsed();
+        let run_rules = |rules: Option<CaptureRules>, proto: Option<&ProtoOutput>| {
+            let mut findings = match rules {
+                Some(r) => match proto {
+                    Some(p) => r.finish(&p.http, &p.dns),
+                    None => r.finish(&[], &[]),
+                },
+                None => Vec::new(),
+            };
+            if let Some(p) = proto {
+                findings.extend(netcase_rules::proto::check(&p.dns, &p.http, &p.conns));
+            }
+            findings
+        };
+        // The rules' final pass and the caller's use of the transactions (e.g. writing them
+        // out) side by side.
+        let rules_cell = std::sync::Mutex::new(rules);
+        let taken = || rules_cell.lock().ok().and_then(|mut g| g.take());
+        let mut findings = match (proto.as_ref(), records) {
+            (Some(p), Some(recs)) => std::thread::scope(|s2| {
                 match std::thread::Builder::new()
                     .name("netcase-rules".into())
-                    .spawn_scoped(s, || run_rules(taken(), Some(p)))
+                    .spawn_scoped(s2, || run_rules(taken(), Some(p)))
                 {
                     Ok(h) => {
-                        fan.records.proto(p);
+                        recs.proto(p);
                         h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
                     }
                     Err(_) => {
-                        fan.records.proto(p);
+                        recs.proto(p);
                         run_rules(taken(), Some(p))
                     }
                 }
-            })
+            }),
+            (p, _) => run_rules(taken(), p),
+        };
+        Finding::sort(&mut findings);
+        if std::env::var_os("NETCASE_PROFILE").is_some() {
+            eprintln!(
+                "profile: tracker.finish {t_fin:?}, side joined {t_side:?}, proto joined {t_proto:?}, rules done {:?}",
+                t_loop.elapsed()
+            );
         }
-        None => run_rules(rules, None),
-    };
-    Finding::sort(&mut findings);
-    if std::env::var_os("NETCASE_PROFILE").is_some() {
-        eprintln!("profile: tracker.finish {t_fin:?}, proto joined {t_proto:?}, rules done {:?}", t_loop.elapsed());
-    }
-    Analysis {
-        info,
-        damage,
-        skipped,
-        decode_errors,
-        ip_fragments,
-        non_ip_frames,
-        first_decode_error,
-        tracker: tracker_stats,
-        proto,
-        findings,
-        events_error: fan.events_error,
-    }
+        Analysis {
+            info,
+            damage,
+            skipped,
+            decode_errors,
+            ip_fragments,
+            non_ip_frames,
+            first_decode_error,
+            tracker: tracker_stats,
+            proto,
+            findings,
+            events_error: fan.events_error,
+        }
+    })
 }

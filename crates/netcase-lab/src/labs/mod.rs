@@ -2,6 +2,7 @@
 
 mod dns;
 mod more;
+mod nat;
 mod tcp;
 
 use crate::LabSpec;
@@ -159,6 +160,15 @@ pub static ALL: &[LabSpec] = &[
         host_changes: false,
         note: None,
         run: dns::resolver_order,
+    },
+    LabSpec {
+        case: CaseId::NatTimestampPaws,
+        summary: "two clients masqueraded to one address, 15 connects each (a random TSval offset per connection); a relay makes tcp_tw_recycle's per-peer PAWS check: SYNs older than the last accepted TSval go unanswered (control: relay forwards all)",
+        host_changes: false,
+        note: Some(
+            "simulated: tcp_tw_recycle is gone since Linux 4.12, so this kernel does not drop the SYNs itself; the userspace relay in front of the server makes its per-peer PAWS check (a SYN whose TSval is older than the last one accepted from that IP is dropped). The client kernels, their random timestamp offsets and the NAT are real; the capture is taken on the relay's NAT-facing side, where the server would see the SYNs arrive.",
+        ),
+        run: nat::nat_timestamp_paws,
     },
     LabSpec {
         case: CaseId::IptablesRedirectHijack,

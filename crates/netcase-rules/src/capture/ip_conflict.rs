@@ -58,36 +58,38 @@ fn mac_str(m: &[u8; 6]) -> String {
     s
 }
 
-#[derive(Clone, Copy)]
-enum Kind {
-    Arp,
-    SynAck,
-    Rst,
+use super::{HolderKind as Kind, PacketNote};
+
+/// The address claim in `pkt`: an ARP sender, or the source of a SYN/ACK or RST.
+#[inline]
+pub(super) fn holder(pkt: &Packet<'_>) -> Option<PacketNote> {
+    let vlan = if pkt.link.vlan_count > 0 { pkt.link.vlans[0] } else { 0 };
+    if let Some(arp) = pkt.arp {
+        if arp.sender_ip.is_unspecified() {
+            return None;
+        }
+        return Some(PacketNote::Holder {
+            ip: IpAddr::V4(arp.sender_ip),
+            vlan,
+            mac: arp.sender_mac,
+            kind: Kind::Arp,
+            ttl: 0,
+        });
+    }
+    let Some(Transport::Tcp(t)) = pkt.transport else { return None };
+    let kind = if t.flags & (SYN | ACK) == (SYN | ACK) {
+        Kind::SynAck
+    } else if t.flags & RST != 0 {
+        Kind::Rst
+    } else {
+        return None;
+    };
+    let (Some(ip), Some(mac)) = (pkt.ip, pkt.link.src_mac) else { return None };
+    Some(PacketNote::Holder { ip: ip.src, vlan, mac, kind, ttl: ip.ttl.max(1) })
 }
 
 impl Agg {
-    #[inline]
-    pub(super) fn packet(&mut self, frame: u64, pkt: &Packet<'_>) {
-        let vlan = if pkt.link.vlan_count > 0 { pkt.link.vlans[0] } else { 0 };
-        if let Some(arp) = pkt.arp {
-            if !arp.sender_ip.is_unspecified() {
-                self.note(IpAddr::V4(arp.sender_ip), vlan, arp.sender_mac, Kind::Arp, frame, 0);
-            }
-            return;
-        }
-        let Some(Transport::Tcp(t)) = pkt.transport else { return };
-        let kind = if t.flags & (SYN | ACK) == (SYN | ACK) {
-            Kind::SynAck
-        } else if t.flags & RST != 0 {
-            Kind::Rst
-        } else {
-            return;
-        };
-        let (Some(ip), Some(mac)) = (pkt.ip, pkt.link.src_mac) else { return };
-        self.note(ip.src, vlan, mac, kind, frame, ip.ttl.max(1));
-    }
-
-    fn note(&mut self, ip: IpAddr, vlan: u16, mac: [u8; 6], kind: Kind, frame: u64, ttl: u8) {
+    pub(super) fn note(&mut self, ip: IpAddr, vlan: u16, mac: [u8; 6], kind: Kind, frame: u64, ttl: u8) {
         // Group and zero addresses say nothing about who holds the IP.
         if mac[0] & 1 != 0 || mac == [0; 6] {
             return;

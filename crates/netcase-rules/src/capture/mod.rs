@@ -308,6 +308,49 @@ impl std::fmt::Debug for CaptureRules {
     }
 }
 
+/// The little the link-layer and ICMP rules keep of a decoded packet: owned and small, so a
+/// caller can hand it to the thread that runs the rules. Most frames give none.
+#[derive(Debug, Clone, Copy)]
+pub enum PacketNote {
+    /// Who claims an IP address: an ARP sender, or the source of a SYN/ACK or RST.
+    Holder {
+        /// The address claimed.
+        ip: std::net::IpAddr,
+        /// Outer VLAN (0 = none).
+        vlan: u16,
+        /// The link-layer source address.
+        mac: [u8; 6],
+        /// What the frame was.
+        kind: HolderKind,
+        /// IP TTL (0 for ARP).
+        ttl: u8,
+    },
+    /// An ICMP port unreachable quoting a UDP datagram.
+    PortUnreachable(netcase_wire::Quoted),
+}
+
+/// What kind of frame claimed an address in [`PacketNote::Holder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HolderKind {
+    /// An ARP sender.
+    Arp,
+    /// A SYN/ACK.
+    SynAck,
+    /// A RST.
+    Rst,
+}
+
+impl PacketNote {
+    /// The note the rules take from `pkt`, if any.
+    #[inline]
+    pub fn of(pkt: &Packet<'_>) -> Option<PacketNote> {
+        if let Some(n) = ip_conflict::holder(pkt) {
+            return Some(n);
+        }
+        port_unreachable::unreachable_udp(pkt).map(PacketNote::PortUnreachable)
+    }
+}
+
 impl CaptureRules {
     /// Rules with their default thresholds (each a documented constant in its module).
     pub fn new() -> Self {
@@ -341,9 +384,20 @@ impl CaptureRules {
 
     /// Every decoded frame, in order (after the flow engine has seen it): ARP and link-layer
     /// addresses for `ip-conflict`, ICMP port unreachable for UDP for `port-unreachable`.
+    /// The same as [`PacketNote::of`] then [`CaptureRules::note`].
+    #[inline]
     pub fn packet(&mut self, frame: u64, ts_ns: i64, pkt: &Packet<'_>) {
-        self.ic.packet(frame, pkt);
-        self.pu.packet(frame, ts_ns, pkt);
+        if let Some(n) = PacketNote::of(pkt) {
+            self.note(frame, ts_ns, &n);
+        }
+    }
+
+    /// What [`PacketNote::of`] kept of frame `frame` (in frame order with the flow events).
+    pub fn note(&mut self, frame: u64, ts_ns: i64, n: &PacketNote) {
+        match *n {
+            PacketNote::Holder { ip, vlan, mac, kind, ttl } => self.ic.note(ip, vlan, mac, kind, frame, ttl),
+            PacketNote::PortUnreachable(q) => self.pu.unreachable(frame, ts_ns, &q),
+        }
     }
 
     /// Ends the analysis: every rule turns its aggregates into findings (sorted). `http` and

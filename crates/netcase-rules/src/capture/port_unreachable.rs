@@ -8,10 +8,20 @@ use std::net::IpAddr;
 use netcase_flow::FrameAnalysis;
 use netcase_model::{CaseId, Evidence, Finding, Severity, Subject};
 use netcase_wire::tcp_flags::RST;
-use netcase_wire::{Packet, Transport};
+use netcase_wire::{Packet, Quoted, Transport};
 
 use super::util::{pl, round, secs, server_subject, FrameSample, IntBuild, PeerSet};
 use super::Common;
+
+/// The UDP datagram an ICMP (v6) port unreachable in `pkt` quotes.
+#[inline]
+pub(super) fn unreachable_udp(pkt: &Packet<'_>) -> Option<Quoted> {
+    let Some(Transport::Icmp(icmp)) = pkt.transport else { return None };
+    if !icmp.is_port_unreachable() {
+        return None;
+    }
+    icmp.quoted.filter(|q| q.proto == 17)
+}
 
 /// More refused ports than this on one host are reported as one finding for the host (a
 /// port scan, or a host where the service is down on every port), not one per port.
@@ -102,17 +112,8 @@ impl Agg {
         self.by_port.entry(key).or_default().add(ts, frame, client);
     }
 
-    /// ICMP (v6) port unreachable quoting a UDP datagram.
-    #[inline]
-    pub(super) fn packet(&mut self, frame: u64, ts: i64, pkt: &Packet<'_>) {
-        let Some(Transport::Icmp(icmp)) = pkt.transport else { return };
-        if !icmp.is_port_unreachable() {
-            return;
-        }
-        let Some(q) = icmp.quoted else { return };
-        if q.proto != 17 {
-            return;
-        }
+    /// An ICMP (v6) port unreachable quoting the UDP datagram `q` (see [`unreachable_udp`]).
+    pub(super) fn unreachable(&mut self, frame: u64, ts: i64, q: &Quoted) {
         if q.dst_port >= EPHEMERAL_MIN && q.src_port < 1024 {
             if self.late_replies.len() < MAX_ENTRIES {
                 let e = self.late_replies.entry((q.dst, q.dst_port)).or_insert((0, q.src_port, frame));

@@ -73,7 +73,8 @@ pub struct Args {
 /// Runs `netcase pcap`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    // Not locked: the flow records are written from the side thread.
+    let mut out = BufWriter::with_capacity(1 << 16, stdout);
     let want_proto = !args.no_proto && !args.events;
     let opts = Options { events: args.events, proto: want_proto, rules: !args.events };
     let show_progress = io::stderr().is_terminal() && !args.events;
