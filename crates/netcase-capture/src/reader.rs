@@ -14,12 +14,12 @@ pub const MAX_BLOCK_LEN: u32 = 16 * 1024 * 1024;
 /// How much is read from the source at a time.
 const READ_CHUNK: usize = 4 * 1024 * 1024;
 /// Read-ahead: bytes per chunk the reading thread fills.
-const AHEAD_CHUNK: usize = 1024 * 1024;
+const AHEAD_CHUNK: usize = 512 * 1024;
 /// Read-ahead: room kept in front of each chunk, where the unconsumed end of the previous
 /// chunk (at most one partial record, usually) is moved so a record is never split.
-const AHEAD_HEAD: usize = MAX_CAPLEN as usize + 64 * 1024;
+const AHEAD_HEAD: usize = 128 * 1024;
 /// Read-ahead: chunks in flight between the reading thread and the parser.
-const AHEAD_CHUNKS: usize = 4;
+const AHEAD_CHUNKS: usize = 3;
 /// How many skipped blocks are kept with their offsets (all are counted).
 const MAX_SKIPPED_KEPT: usize = 32;
 

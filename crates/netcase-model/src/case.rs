@@ -109,7 +109,7 @@ cases! {
     /// SNAT gives concurrent connections one source port.
     SnatPortCollision => "snat-port-collision", "SNAT source port collisions", [Host, Pcap];
     /// tcp_tw_recycle drops SYNs behind NAT with non-monotonic timestamps.
-    NatTimestampPaws => "nat-timestamp-paws", "PAWS drops SYNs from clients behind NAT", [Host, Pcap];
+    NatTimestampPaws => "nat-timestamp-paws", "PAWS drops SYNs from clients behind NAT", [Host, Pcap, Lab];
     /// A nat OUTPUT REDIRECT sends traffic to a local port.
     IptablesRedirectHijack => "iptables-redirect-hijack", "iptables REDIRECT hijacks outbound traffic", [Host, Pcap, Lab];
     /// The conntrack table is full.

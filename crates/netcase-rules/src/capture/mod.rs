@@ -420,7 +420,8 @@ impl CaptureRules {
         self.lz.finish(&mut out);
         self.tw.finish(http, &mut out);
         self.pu.finish(&mut out);
-        self.qo.finish(&mut out);
+        let np = &self.np;
+        self.qo.finish(&mut out, |ip| np.explains(ip));
         self.np.finish(&mut out);
         self.ic.finish(&mut out);
         self.rh.finish(&mut out);
@@ -467,13 +468,16 @@ impl CaptureRules {
     fn fold(&mut self, fl: &Flow, s: Option<&ConnSummary>) {
         let c = &fl.c;
         let accept_rst = fl.qo.rst_after_ack.is_some();
+        // SYN drops against TSval direction: PAWS (nat_paws) drops only backwards SYNs.
+        let syn_dropped = fl.qo.syn_dropped(c);
+        let backwards = fl.np.went_backwards();
         self.ct.closed(&fl.ct, c);
         self.kr.closed(&fl.kr, c);
         self.lz.closed(&fl.lz, c, accept_rst);
         self.tw.closed(c, s);
         self.pu.closed(&fl.pu, c);
-        self.qo.closed(&fl.qo, c);
-        self.np.closed(&fl.np, c);
+        self.qo.closed(&fl.qo, c, backwards);
+        self.np.closed(&fl.np, c, syn_dropped);
         self.rh.closed(&fl.rh, c);
         self.da.closed(&fl.da, c);
         self.ws.closed(&fl.ws, c, s);

@@ -7,6 +7,14 @@
 //! * SYN queue full (or SYNs dropped while the accept queue is full): the client's SYN goes
 //!   unanswered and is retransmitted (1 s, then 2 s, 4 s… on Linux) while the same server port
 //!   answers other SYNs, so it is listening and alive.
+//!
+//! A server doing tcp_tw_recycle's PAWS check drops SYNs the same way, but selectively: only
+//! those whose TSval went backwards against the last connection accepted from the same IP
+//! (nat-timestamp-paws). A full queue drops regardless of direction. So the drops of
+//! connections whose first SYN went backwards are held per (server, client IP) and counted
+//! here only when nat_paws says that IP's drops do not follow the PAWS pattern.
+
+use std::net::IpAddr;
 
 use netcase_flow::{AnalysisFlags as AF, Endpoint, FrameAnalysis};
 use netcase_model::{CaseId, Evidence, Finding, Severity};
@@ -31,6 +39,9 @@ const ACCEPT_MIN_CONNS: u64 = 3;
 const SYNACK_RETRY_MIN_NS: i64 = 200_000_000;
 /// Share of a port's connections affected above which the finding is an error.
 const ERROR_SHARE: f64 = 0.10;
+/// (server, client IP) pairs whose backwards-SYN drops are held for nat_paws' verdict; beyond
+/// this, new pairs' drops are counted at once (memory stays bounded).
+const MAX_HELD: usize = 65_536;
 
 #[derive(Debug, Default, Clone)]
 pub(super) struct State {
@@ -102,6 +113,46 @@ impl State {
     fn accept_sign(&self) -> bool {
         self.synack_after_ack.is_some() || self.rst_after_ack.is_some()
     }
+
+    /// A SYN of the connection was dropped: retransmitted, or never answered.
+    pub(super) fn syn_dropped(&self, c: &Common) -> bool {
+        self.syns >= 2 || (self.syns >= 1 && c.synack.is_none())
+    }
+}
+
+/// SYN drops of a set of connections.
+#[derive(Debug, Default)]
+struct SynDrops {
+    /// Connections whose SYN was retransmitted.
+    retried: u64,
+    dropped_syns: u64,
+    unanswered: u64,
+    retry_s: Samples,
+    frames: FrameSample,
+}
+
+impl SynDrops {
+    fn add(&mut self, st: &State, c: &Common) {
+        self.retried += u64::from(st.syns >= 2);
+        self.dropped_syns += u64::from(if c.synack.is_some() { st.syns - 1 } else { st.syns });
+        if c.synack.is_none() {
+            self.unanswered += 1;
+        }
+        if let Some(r) = st.first_retry_ns {
+            self.retry_s.push(secs(r));
+        }
+        if let Some(fr) = st.syn_retry_frame {
+            self.frames.push(fr);
+        }
+    }
+
+    fn merge(&mut self, o: &SynDrops) {
+        self.retried += o.retried;
+        self.dropped_syns += o.dropped_syns;
+        self.unanswered += o.unanswered;
+        self.retry_s.merge(&o.retry_s);
+        self.frames.merge(&o.frames);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -109,11 +160,7 @@ struct Entry {
     conns: u64,
     answered: u64,
     // SYN queue.
-    syn_dropped_conns: u64,
-    dropped_syns: u64,
-    unanswered: u64,
-    retry_s: Samples,
-    syn_frames: FrameSample,
+    syn: SynDrops,
     // Accept queue.
     accept_conns: u64,
     synack_after_ack: u64,
@@ -128,10 +175,15 @@ struct Entry {
 #[derive(Debug, Default)]
 pub(super) struct Agg {
     by_server: FastMap<Endpoint, Entry>,
+    /// Drops of connections whose first SYN went backwards, per (server, client IP): counted
+    /// at the end unless nat_paws explains that IP's drops.
+    backwards: FastMap<(Endpoint, IpAddr), SynDrops>,
 }
 
 impl Agg {
-    pub(super) fn closed(&mut self, st: &State, c: &Common) {
+    /// Folds a closed connection in; `backwards`: its first SYN's TSval was older than the last
+    /// one the server accepted from the same IP (nat_paws' view).
+    pub(super) fn closed(&mut self, st: &State, c: &Common, backwards: bool) {
         if st.syns == 0 {
             return; // handshake not seen
         }
@@ -142,18 +194,14 @@ impl Agg {
         if c.synack.is_some() {
             e.answered += 1;
         }
-        if st.syns >= 2 || c.synack.is_none() {
-            e.syn_dropped_conns += u64::from(st.syns >= 2);
-            e.dropped_syns += u64::from(if c.synack.is_some() { st.syns - 1 } else { st.syns });
-            if c.synack.is_none() {
-                e.unanswered += 1;
-            }
-            if let Some(r) = st.first_retry_ns {
-                e.retry_s.push(secs(r));
-            }
-            if let Some(fr) = st.syn_retry_frame {
-                e.syn_frames.push(fr);
-            }
+        if st.syn_dropped(c) {
+            let key = (c.server(), c.client_ep().addr);
+            let held = if backwards && (self.backwards.len() < MAX_HELD || self.backwards.contains_key(&key)) {
+                self.backwards.entry(key).or_default()
+            } else {
+                &mut e.syn
+            };
+            held.add(st, c);
         }
         if st.accept_sign() {
             e.accept_conns += 1;
@@ -171,8 +219,16 @@ impl Agg {
         }
     }
 
-    pub(super) fn finish(self, out: &mut Vec<Finding>) {
-        for (server, e) in sorted(self.by_server) {
+    /// Findings; `paws(ip)`: nat_paws explains the SYN drops from `ip` (its backwards ones are
+    /// then not a queue's).
+    pub(super) fn finish(self, out: &mut Vec<Finding>, paws: impl Fn(IpAddr) -> bool) {
+        let mut by_server = self.by_server;
+        for ((server, client), held) in sorted(self.backwards) {
+            if let Some(e) = by_server.get_mut(&server).filter(|_| !paws(client)) {
+                e.syn.merge(&held);
+            }
+        }
+        for (server, e) in sorted(by_server) {
             let span = secs(e.last_ts - e.first_ts).max(1.0);
             if e.accept_conns >= ACCEPT_MIN_CONNS {
                 let share = e.accept_conns as f64 / e.conns.max(1) as f64;
@@ -190,7 +246,7 @@ impl Agg {
                     format!(
                         "{} of {} connections to {server} completed the handshake but were not accepted in time: \
                          {mode}; {} of the SYNs were dropped too.",
-                        e.accept_conns, e.conns, e.dropped_syns,
+                        e.accept_conns, e.conns, e.syn.dropped_syns,
                     ),
                 )
                 .with_measure("count", e.accept_conns as f64, "count")
@@ -199,7 +255,7 @@ impl Agg {
                 .with_measure("synack_retrans_after_ack", e.synack_after_ack as f64, "count")
                 .with_measure("client_retrans_before_ack", e.client_retrans as f64, "count")
                 .with_measure("rst_after_ack", e.rst_after_ack as f64, "count")
-                .with_measure("dropped_syns", e.dropped_syns as f64, "count")
+                .with_measure("dropped_syns", e.syn.dropped_syns as f64, "count")
                 .with_measure("drops_per_s", round(e.accept_conns as f64 / span, 2), "per_s")
                 .with(Evidence::text("clients", e.clients.text(8)));
                 if let Some(ev) = e.accept_frames.evidence("frames") {
@@ -212,11 +268,12 @@ impl Agg {
                 ));
                 continue;
             }
-            if e.answered > 0 && e.syn_dropped_conns + e.unanswered >= SYNQ_MIN_CONNS && e.dropped_syns > 0 {
-                let affected = e.syn_dropped_conns.max(e.unanswered);
+            let d = &e.syn;
+            if e.answered > 0 && d.retried + d.unanswered >= SYNQ_MIN_CONNS && d.dropped_syns > 0 {
+                let affected = d.retried.max(d.unanswered);
                 let share = affected as f64 / e.conns.max(1) as f64;
-                let sev = if share >= ERROR_SHARE || e.unanswered > 0 { Severity::Error } else { Severity::Warning };
-                let retry = e.retry_s.median();
+                let sev = if share >= ERROR_SHARE || d.unanswered > 0 { Severity::Error } else { Severity::Warning };
+                let retry = d.retry_s.median();
                 let mut f = Finding::new(
                     CaseId::SynQueueOverflow,
                     sev,
@@ -225,22 +282,22 @@ impl Agg {
                         "{server} answered {} connections but dropped {} from {} ({} never answered){}: \
                          the listener's SYN queue is overflowing.",
                         e.answered,
-                        pl(e.dropped_syns, "SYN", "SYNs"),
+                        pl(d.dropped_syns, "SYN", "SYNs"),
                         pl(affected, "connection", "connections"),
-                        e.unanswered,
+                        d.unanswered,
                         retry.map_or_else(String::new, |r| format!("; clients retried after {r:.1} s")),
                     ),
                 )
                 .with_measure("count", affected as f64, "count")
-                .with_measure("dropped_syns", e.dropped_syns as f64, "count")
-                .with_measure("unanswered", e.unanswered as f64, "count")
+                .with_measure("dropped_syns", d.dropped_syns as f64, "count")
+                .with_measure("unanswered", d.unanswered as f64, "count")
                 .with_measure("conns", e.conns as f64, "count")
                 .with_measure("affected_pct", round(share * 100.0, 1), "%")
-                .with_measure("drops_per_s", round(e.dropped_syns as f64 / span, 2), "per_s");
+                .with_measure("drops_per_s", round(d.dropped_syns as f64 / span, 2), "per_s");
                 if let Some(r) = retry {
                     f = f.with_measure("retry_delay_s", round(r, 3), "s");
                 }
-                if let Some(ev) = e.syn_frames.evidence("retransmitted_syns") {
+                if let Some(ev) = d.frames.evidence("retransmitted_syns") {
                     f = f.with(ev);
                 }
                 out.push(f.with_fix(
@@ -255,7 +312,7 @@ impl Agg {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
-    use netcase_model::CaseId;
+    use netcase_model::{CaseId, Finding};
 
     #[test]
     fn synack_retransmitted_after_final_ack() {
@@ -323,6 +380,108 @@ mod tests {
         let f = one(&f, CaseId::SynQueueOverflow);
         assert_eq!(f.measure("count"), Some(3.0));
         assert!((f.measure("retry_delay_s").unwrap() - 1.0).abs() < 0.01);
+    }
+
+    /// Connections from 10.0.0.1 to 10.0.0.2:8000, 3 s apart, each with its own random TCP
+    /// timestamp offset (as Linux gives them: about half go backwards with no fault). The
+    /// server drops every SYN of connection `i` (the first, and the retries after 1 s and 3 s)
+    /// when `drop(i, backwards)`, `backwards` being whether its TSval is older than the last one
+    /// of the last connection it accepted. Returns the findings and how many dropped
+    /// connections went backwards and forward.
+    fn one_ip_random_offsets(n: u16, seed: u64, drop: impl Fn(u16, bool) -> bool) -> (Vec<Finding>, u32, u32) {
+        let mut s = Script::new();
+        let mut x = seed;
+        let mut last: Option<u32> = None;
+        let (mut back_dropped, mut fwd_dropped) = (0, 0);
+        for i in 0..n {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let base = (x >> 33) as u32;
+            let t0 = f64::from(i) * 3.0;
+            // TSval as testkit computes it.
+            let ts = |t: f64| base.wrapping_add((t * 1000.0) as u32);
+            let backwards = last.is_some_and(|l| (l.wrapping_sub(ts(t0)) as i32) > 0);
+            let mut c = s.conn(45000 + i, 8000);
+            c.c.ts_base = Some(base);
+            if drop(i, backwards) {
+                if backwards {
+                    back_dropped += 1;
+                } else {
+                    fwd_dropped += 1;
+                }
+                c.syn(t0);
+                c.syn(t0 + 1.0);
+                c.syn(t0 + 2.5);
+            } else {
+                c.handshake(t0);
+                c.client_data(t0 + 0.01, 100);
+                c.server_data(t0 + 0.02, 100);
+                c.client_fin(t0 + 0.03);
+                c.server_fin(t0 + 0.031);
+                c.client_ack(t0 + 0.032);
+                last = Some(ts(t0 + 0.032));
+            }
+        }
+        (s.run(), back_dropped, fwd_dropped)
+    }
+
+    #[test]
+    fn paws_drops_of_backwards_syns_are_not_syn_queue_overflow() {
+        // tcp_tw_recycle: exactly the SYNs that went backwards are dropped.
+        let (all, back, fwd) = one_ip_random_offsets(20, 7, |_, backwards| backwards);
+        assert!(back >= 5 && fwd == 0, "{back} backwards, {fwd} forward dropped");
+        let f = one(&all, CaseId::NatTimestampPaws);
+        assert_eq!(f.measure("count"), Some(f64::from(back)));
+        none(&all, CaseId::SynQueueOverflow);
+    }
+
+    #[test]
+    fn overflow_drops_regardless_of_timestamp_direction() {
+        // A full SYN queue drops every third connection whatever its TSval did (most backwards
+        // SYNs are answered), then, flooded, two in three (most backwards SYNs are dropped too,
+        // as in the syn-queue-overflow lab: only the forward drops tell it from PAWS).
+        for (seed, drop) in [(7, 1u16), (11, 2)] {
+            let (all, back, fwd) = one_ip_random_offsets(20, seed, |i, _| (i + 2) % 3 < drop);
+            assert!(back >= 3 && fwd >= 2, "{back} backwards, {fwd} forward dropped: not a mix");
+            let f = one(&all, CaseId::SynQueueOverflow);
+            assert_eq!(f.measure("count"), Some(f64::from(back + fwd)));
+            assert_eq!(f.measure("unanswered"), Some(f64::from(back + fwd)));
+            none(&all, CaseId::NatTimestampPaws);
+        }
+    }
+
+    #[test]
+    fn overflow_beside_paws_counts_only_the_unexplained_drops() {
+        // The NAT address's backwards SYNs dropped by PAWS, and three other clients' SYNs
+        // dropped by a full queue on the same port.
+        let mut s = Script::new();
+        for i in 0..8u16 {
+            let t0 = f64::from(i) * 2.0;
+            let mut c = s.conn(46000 + i, 8000);
+            c.c.ts_base = Some(if i % 2 == 0 { 9_000_000 } else { 1_000 });
+            if i % 2 == 1 {
+                c.syn(t0);
+                c.syn(t0 + 1.0);
+            } else {
+                c.handshake(t0);
+                c.client_fin(t0 + 0.03);
+                c.server_fin(t0 + 0.031);
+                c.client_ack(t0 + 0.032);
+            }
+        }
+        for k in 0..3u8 {
+            let t0 = 20.0 + f64::from(k);
+            let mut c = s.conn_ips([10, 0, 1, 10 + k], 50000, [10, 0, 0, 2], 8000);
+            c.syn(t0);
+            c.syn(t0 + 1.0);
+            c.synack(t0 + 1.0002);
+            c.client_ack(t0 + 1.0004);
+        }
+        let all = s.run();
+        assert_eq!(one(&all, CaseId::NatTimestampPaws).measure("count"), Some(4.0));
+        let f = one(&all, CaseId::SynQueueOverflow);
+        assert_eq!(f.measure("count"), Some(3.0));
+        assert_eq!(f.measure("dropped_syns"), Some(3.0));
+        assert_eq!(f.measure("unanswered"), Some(0.0));
     }
 
     #[test]

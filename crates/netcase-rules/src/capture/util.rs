@@ -106,6 +106,12 @@ impl Samples {
             self.v.push(x);
         }
     }
+    /// Adds `o`'s values (as many as fit) and its count.
+    pub(super) fn merge(&mut self, o: &Samples) {
+        let room = MAX_SAMPLES - self.v.len();
+        self.v.extend(o.v.iter().take(room));
+        self.n += o.n;
+    }
     pub(super) fn len(&self) -> u64 {
         self.n
     }
@@ -153,6 +159,11 @@ impl FrameSample {
     pub(super) fn push(&mut self, frame: u64) {
         if self.0.len() < MAX_FRAMES && !self.0.contains(&frame) {
             self.0.push(frame);
+        }
+    }
+    pub(super) fn merge(&mut self, o: &FrameSample) {
+        for &f in &o.0 {
+            self.push(f);
         }
     }
     pub(super) fn first(&self) -> Option<u64> {

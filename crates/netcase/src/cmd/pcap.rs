@@ -72,6 +72,7 @@ pub struct Args {
 
 /// Runs `netcase pcap`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    pipeline::tune_allocator();
     let stdout = io::stdout();
     // Not locked: the flow records are written from the side thread.
     let mut out = BufWriter::with_capacity(1 << 16, stdout);
