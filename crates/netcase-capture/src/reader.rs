@@ -14,7 +14,7 @@ pub const MAX_BLOCK_LEN: u32 = 16 * 1024 * 1024;
 /// How much is read from the source at a time.
 const READ_CHUNK: usize = 4 * 1024 * 1024;
 /// Read-ahead: bytes per chunk the reading thread fills.
-const AHEAD_CHUNK: usize = 512 * 1024;
+const AHEAD_CHUNK: usize = 1024 * 1024;
 /// Read-ahead: room kept in front of each chunk, where the unconsumed end of the previous
 /// chunk (at most one partial record, usually) is moved so a record is never split.
 const AHEAD_HEAD: usize = 128 * 1024;
@@ -270,6 +270,19 @@ fn arr2(s: &[u8], at: usize) -> [u8; 2] {
     s.get(at..at + 2).and_then(|x| x.try_into().ok()).unwrap_or([0; 2])
 }
 
+/// Marks the calling thread SCHED_BATCH, so that waking up with data ready it does not preempt
+/// the parser (the critical path); it still gets its share of the CPU.
+fn background_thread() {
+    #[cfg(target_os = "linux")]
+    {
+        let p = libc::sched_param { sched_priority: 0 };
+        // SAFETY: sets the scheduling policy of the calling thread (pid 0) with a valid param.
+        unsafe {
+            libc::sched_setscheduler(0, libc::SCHED_BATCH, &p);
+        }
+    }
+}
+
 /// A source that fails once with the error it holds, then reads as empty.
 struct FailedRead(Option<io::Error>);
 
@@ -319,6 +332,7 @@ impl ReadAhead {
         // Detached: when the reader is dropped the channel closes and the thread ends after
         // its current read (a blocked stdin read ends with the process).
         std::thread::Builder::new().name("netcase-read".into()).spawn(move || {
+            background_thread();
             let mut made = 0usize;
             loop {
                 let mut buf = match spent_rx.try_recv() {

@@ -229,6 +229,7 @@ fn side_worker<R: FlowRecords>(
     back: &std::sync::mpsc::SyncSender<SideBatch>,
     records: &mut R,
 ) -> CaptureRules {
+    background_thread();
     let mut rules = CaptureRules::new();
     while let Ok(mut b) = rx.recv() {
         let mut conns = b.conns.iter();
@@ -480,6 +481,7 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
             }
         }
         let inline = side_handle.is_none();
+        let t_start = std::time::Instant::now();
         let mut tracker = FlowTracker::new(FlowConfig::default());
         let mut fan = Fanout {
             events: if opts.events { events_out } else { None },
@@ -524,7 +526,12 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
             }
         }
         let t_loop = std::time::Instant::now();
-        let hwm_loop = if std::env::var_os("NETCASE_PROFILE").is_some() { peak_rss_kib() } else { 0 };
+        let hwm_loop = if std::env::var_os("NETCASE_PROFILE").is_some() {
+            eprintln!("profile: pass {:?} wall, this thread's CPU time {:?}", t_start.elapsed(), thread_cpu());
+            peak_rss_kib()
+        } else {
+            0
+        };
         tracker.finish(&mut fan);
         // Free the flow tables and the read buffer before the protocol transactions come back.
         let tracker_stats = tracker.stats();
@@ -654,5 +661,29 @@ fn release_free_memory() {
     // SAFETY: malloc_trim only walks the allocator's own free lists; no pointers are passed.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// CPU time used by the calling thread so far (for `NETCASE_PROFILE`).
+fn thread_cpu() -> std::time::Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
+}
+
+/// Marks the calling thread SCHED_BATCH: woken by a batch, it does not preempt the thread
+/// that runs the flow engine (the critical path); it still gets its share of the CPU.
+fn background_thread() {
+    #[cfg(target_os = "linux")]
+    {
+        let p = libc::sched_param { sched_priority: 0 };
+        // SAFETY: sets the scheduling policy of the calling thread (pid 0) with a valid param.
+        unsafe {
+            libc::sched_setscheduler(0, libc::SCHED_BATCH, &p);
+        }
     }
 }
