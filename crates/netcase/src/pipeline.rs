@@ -11,7 +11,7 @@ use netcase_flow::{
 };
 use netcase_model::Finding;
 use netcase_proto::{ProtoOutput, ProtoTracker};
-use netcase_rules::capture::{CaptureRules, PacketNote};
+use netcase_rules::capture::{CaptureRules, PacketNote, RuleFrame};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -123,7 +123,9 @@ impl<W: Write, R: FlowRecords> FlowSink for Fanout<'_, W, R> {
         if let Some(r) = self.rules.as_mut() {
             r.frame(f);
         } else if self.side.is_some() {
-            self.side_push(Msg::Frame(f.without_payload()));
+            if let Some(rf) = RuleFrame::of(f) {
+                self.side_push(Msg::Frame(rf));
+            }
         }
     }
 
@@ -194,7 +196,7 @@ impl<W: Write, R: FlowRecords> FlowSink for Fanout<'_, W, R> {
 /// What the side thread (capture rules and flow records) receives, in frame order. Closed
 /// flows' summaries sit in the batch's own vectors, in the same order as their messages.
 enum Msg {
-    Frame(FrameAnalysis<'static>),
+    Frame(RuleFrame),
     Udp(UdpDatagram<'static>),
     Note(u64, i64, PacketNote),
     Closed,
@@ -220,6 +222,7 @@ impl Buf for SideBatch {
 }
 
 const SIDE_MSGS: usize = 1024;
+const _: () = assert!(std::mem::size_of::<Msg>() <= 168, "side messages grew: keep them small");
 const SIDE_RECORDS: usize = 256;
 
 /// Runs on the side thread: the capture rules see every message, the flow records writer
@@ -236,7 +239,7 @@ fn side_worker<R: FlowRecords>(
         let mut udps = b.udps.iter();
         for m in &b.msgs {
             match m {
-                Msg::Frame(f) => rules.frame(f),
+                Msg::Frame(f) => rules.rule_frame(f),
                 Msg::Udp(d) => rules.udp(d),
                 Msg::Note(frame, ts, n) => rules.note(*frame, *ts, n),
                 Msg::Closed => {

@@ -4,12 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use netcase_flow::{AnalysisFlags as AF, Endpoint, FrameAnalysis};
+use netcase_flow::{AnalysisFlags as AF, Endpoint};
 use netcase_model::{CaseId, Finding, Severity};
 use netcase_wire::tcp_flags::{FIN, RST};
 
 use super::util::{pl, round, secs, seq_gt, FlowGroup, FrameSample, PeerSet, Samples};
 use super::Common;
+use super::RuleFrame;
 
 /// Shortest wait counted as a timeout: client timeouts are set in hundreds of ms or more,
 /// while a client that sends a last message and closes at once (`QUIT`, a one-way push) waits
@@ -45,7 +46,7 @@ pub(super) struct State {
 
 impl State {
     #[inline]
-    pub(super) fn frame(&mut self, c: &Common, f: &FrameAnalysis<'_>) {
+    pub(super) fn frame(&mut self, c: &Common, f: &RuleFrame) {
         let from_client = f.side == c.client;
         let client_i = c.client.index();
         if from_client {

@@ -5,10 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use netcase_flow::{AnalysisFlags as AF, Endpoint, FrameAnalysis, Side};
+use netcase_flow::{AnalysisFlags as AF, Endpoint, Side};
 use netcase_model::{CaseId, Evidence, Finding, Severity};
 
 use super::util::{millis, pl, round, seq_gt, FlowGroup, FrameSample, Samples, NS_PER_MS};
+use super::RuleFrame;
 use super::{Common, Role};
 
 /// Duplicate ACKs that trigger fast retransmit (tcp_reordering default 3).
@@ -46,7 +47,7 @@ pub(super) struct State {
 
 impl State {
     #[inline]
-    pub(super) fn frame(&mut self, agg: &mut Agg, c: &Common, f: &FrameAnalysis<'_>) {
+    pub(super) fn frame(&mut self, agg: &mut Agg, c: &Common, f: &RuleFrame) {
         let x = f.side.index();
         if f.len > 0 && f.flags.intersects(AF::RETRANSMISSION) {
             let d = &mut self.dirs[x];

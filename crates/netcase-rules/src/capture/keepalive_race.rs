@@ -2,11 +2,12 @@
 //! client (a proxy) sends a new request on it; the request crosses the FIN, the server answers
 //! RST and the proxy reports 502. The server's idle-close intervals show its keep-alive timeout.
 
-use netcase_flow::{AnalysisFlags as AF, Endpoint, FrameAnalysis};
+use netcase_flow::{AnalysisFlags as AF, Endpoint};
 use netcase_model::{CaseId, Evidence, Finding, Severity};
 use netcase_wire::tcp_flags::{FIN, RST};
 
 use super::util::{pl, round, secs, seq_gt, sorted, FastMap, FlowGroup, FrameSample, Samples};
+use super::RuleFrame;
 use super::{Common, Role};
 
 /// A request counts as sent on an idle connection when the connection was quiet this long
@@ -36,7 +37,7 @@ pub(super) struct State {
 
 impl State {
     #[inline]
-    pub(super) fn frame(&mut self, c: &Common, f: &FrameAnalysis<'_>) {
+    pub(super) fn frame(&mut self, c: &Common, f: &RuleFrame) {
         let from_client = f.side == c.client;
         if from_client {
             if f.len > 0 && !f.flags.intersects(AF::RETRANSMISSION | AF::KEEP_ALIVE) {

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use netcase_flow::{AnalysisFlags as AF, Endpoint, FrameAnalysis};
+use netcase_flow::{AnalysisFlags as AF, Endpoint};
 use netcase_model::{CaseId, Evidence, Finding, Severity};
 use netcase_wire::tcp_flags::{FIN, RST, SYN};
 
 use super::util::{pl, round, secs, FlowGroup, FrameSample, Samples};
+use super::RuleFrame;
 use super::{Common, Role};
 
 /// A keep-alive probe follows at least this much silence (TCP_KEEPIDLE and TCP_KEEPINTVL are
@@ -35,7 +36,7 @@ pub(super) struct State {
 
 impl State {
     #[inline]
-    pub(super) fn frame(&mut self, c: &Common, f: &FrameAnalysis<'_>) {
+    pub(super) fn frame(&mut self, c: &Common, f: &RuleFrame) {
         let gap = f.ts_ns - c.last_ts;
         if f.flags.intersects(AF::KEEP_ALIVE) && gap >= MIN_PROBE_IDLE_NS && c.win[f.side.other().index()] > 0 {
             self.probes[f.side.index()] += 1;

@@ -5,11 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use netcase_flow::{Endpoint, FrameAnalysis};
+use netcase_flow::Endpoint;
 use netcase_model::{CaseId, Evidence, Finding, Severity};
 use netcase_wire::tcp_flags::{ACK, RST};
 
 use super::util::{pl, seq_diff, FlowGroup, FrameSample};
+use super::RuleFrame;
 use super::{Common, Role};
 
 #[derive(Debug, Clone, Copy)]
@@ -32,7 +33,7 @@ pub(super) struct State {
 
 impl State {
     #[inline]
-    pub(super) fn frame(&mut self, c: &Common, f: &FrameAnalysis<'_>) {
+    pub(super) fn frame(&mut self, c: &Common, f: &RuleFrame) {
         if let Some(a) = self.abort {
             if f.len > 0 && c.role(f.side) != a.by {
                 self.after_frames += 1;

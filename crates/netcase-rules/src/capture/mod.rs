@@ -20,6 +20,7 @@ use netcase_wire::Packet;
 
 mod client_timeout;
 mod dupack;
+mod frame;
 mod ip_conflict;
 mod keepalive_race;
 mod keepalive_settings;
@@ -38,6 +39,7 @@ mod zero_window;
 #[cfg(test)]
 mod testkit;
 
+pub use frame::{RuleFrame, RuleOptions};
 use util::{IntBuild, Role};
 
 /// Facts about one TCP connection that several rules share, as of the frame being handled
@@ -81,7 +83,7 @@ struct Common {
 }
 
 impl Common {
-    fn new(f: &FrameAnalysis<'_>) -> Self {
+    fn new(f: &RuleFrame) -> Self {
         let mut ep = [f.src, f.dst];
         if f.side == Side::B {
             ep.swap(0, 1);
@@ -170,7 +172,7 @@ impl Common {
 
     /// Folds a frame in (after the rules have seen it).
     #[inline]
-    fn update(&mut self, f: &FrameAnalysis<'_>) {
+    fn update(&mut self, f: &RuleFrame) {
         let i = f.side.index();
         let fl = f.tcp_flags;
         if fl & SYN != 0 {
@@ -231,7 +233,7 @@ impl Common {
 }
 
 impl Flow {
-    fn new(f: &FrameAnalysis<'_>) -> Self {
+    fn new(f: &RuleFrame) -> Self {
         Flow {
             c: Common::new(f),
             ct: Default::default(),
@@ -437,7 +439,7 @@ impl CaptureRules {
 
     /// The slot of `stream`'s connection, made (or a free one reset) on its first frame.
     #[inline]
-    fn slot(&mut self, f: &FrameAnalysis<'_>) -> usize {
+    fn slot(&mut self, f: &RuleFrame) -> usize {
         if let Some((stream, slot)) = self.last {
             if stream == f.stream {
                 return slot as usize;
@@ -487,12 +489,11 @@ impl CaptureRules {
     }
 }
 
-impl FlowSink for CaptureRules {
+impl CaptureRules {
+    /// One TCP frame in the rules' compact form (see [`RuleFrame::of`]), in frame order: what
+    /// [`FlowSink::frame`] does, for a caller that made the [`RuleFrame`] elsewhere.
     #[inline]
-    fn frame(&mut self, f: &FrameAnalysis<'_>) {
-        if f.icmp_error {
-            return;
-        }
+    pub fn rule_frame(&mut self, f: &RuleFrame) {
         let slot = self.slot(f);
         let fl = &mut self.slots[slot];
         let c = &fl.c;
@@ -509,6 +510,15 @@ impl FlowSink for CaptureRules {
         fl.ng.frame(&mut self.ng, c, f);
         fl.ks.frame(c, f);
         fl.c.update(f);
+    }
+}
+
+impl FlowSink for CaptureRules {
+    #[inline]
+    fn frame(&mut self, f: &FrameAnalysis<'_>) {
+        if let Some(rf) = RuleFrame::of(f) {
+            self.rule_frame(&rf);
+        }
     }
 
     fn closed(&mut self, s: &ConnSummary) {

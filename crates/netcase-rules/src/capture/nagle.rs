@@ -9,11 +9,12 @@
 
 use std::collections::BTreeMap;
 
-use netcase_flow::{AnalysisFlags as AF, Endpoint, FrameAnalysis, Side};
+use netcase_flow::{AnalysisFlags as AF, Endpoint, Side};
 use netcase_model::{CaseId, Evidence, Finding, Severity};
 use netcase_wire::tcp_flags::{FIN, RST, SYN};
 
 use super::util::{millis, pl, round, FlowGroup, FrameSample, Samples, NS_PER_MS};
+use super::RuleFrame;
 use super::{Common, Role};
 
 /// The ACK delay that counts as a delayed ACK, after removing the round trip: Linux's
@@ -44,7 +45,7 @@ pub(super) struct State {
 
 impl State {
     #[inline]
-    pub(super) fn frame(&mut self, agg: &mut Agg, c: &Common, f: &FrameAnalysis<'_>) {
+    pub(super) fn frame(&mut self, agg: &mut Agg, c: &Common, f: &RuleFrame) {
         let fl = f.tcp_flags;
         if fl & (SYN | RST | FIN) != 0 {
             return;

@@ -13,12 +13,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use netcase_flow::FrameAnalysis;
 use netcase_model::{CaseId, Evidence, Finding, Severity, Subject};
 use netcase_wire::tcp_flags::{ACK, FIN, RST, SYN};
 
 use super::util::{pl, FastMap, FrameSample, IntBuild, PeerSet};
 use super::Common;
+use super::RuleFrame;
 
 /// Peer pairs (client IP, server IP) whose last timestamp is remembered; beyond this new
 /// pairs are not tracked (memory stays bounded on captures with very many peers).
@@ -92,7 +92,7 @@ impl State {
     }
 
     #[inline]
-    pub(super) fn frame(&mut self, agg: &mut Agg, c: &Common, f: &FrameAnalysis<'_>) {
+    pub(super) fn frame(&mut self, agg: &mut Agg, c: &Common, f: &RuleFrame) {
         let Some((tsval, _)) = f.options.timestamp else { return };
         let fl = f.tcp_flags;
         if f.side == c.client {

@@ -5,13 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use netcase_flow::FrameAnalysis;
 use netcase_model::{CaseId, Evidence, Finding, Severity, Subject};
 use netcase_wire::tcp_flags::RST;
 use netcase_wire::{Packet, Quoted, Transport};
 
 use super::util::{pl, round, secs, server_subject, FrameSample, IntBuild, PeerSet};
 use super::Common;
+use super::RuleFrame;
 
 /// The UDP datagram an ICMP (v6) port unreachable in `pkt` quotes.
 #[inline]
@@ -46,7 +46,7 @@ pub(super) struct State {
 
 impl State {
     #[inline]
-    pub(super) fn frame(&mut self, c: &Common, f: &FrameAnalysis<'_>) {
+    pub(super) fn frame(&mut self, c: &Common, f: &RuleFrame) {
         if f.tcp_flags & RST != 0
             && self.refused.is_none()
             && f.side != c.client

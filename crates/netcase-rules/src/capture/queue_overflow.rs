@@ -16,11 +16,12 @@
 
 use std::net::IpAddr;
 
-use netcase_flow::{AnalysisFlags as AF, Endpoint, FrameAnalysis};
+use netcase_flow::{AnalysisFlags as AF, Endpoint};
 use netcase_model::{CaseId, Evidence, Finding, Severity};
 use netcase_wire::tcp_flags::{ACK, FIN, RST, SYN};
 
 use super::util::{pl, round, secs, server_subject, sorted, FastMap, FrameSample, PeerSet, Samples};
+use super::RuleFrame;
 use super::{Common, Role};
 
 /// Connections with dropped SYNs needed on a server port that answers other SYNs: one or two
@@ -61,7 +62,7 @@ pub(super) struct State {
 
 impl State {
     #[inline]
-    pub(super) fn frame(&mut self, c: &Common, f: &FrameAnalysis<'_>) {
+    pub(super) fn frame(&mut self, c: &Common, f: &RuleFrame) {
         let fl = f.tcp_flags;
         let from_client = f.side == c.client;
         if fl & SYN != 0 {

@@ -6,11 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use netcase_flow::{AnalysisFlags as AF, Endpoint, FrameAnalysis};
+use netcase_flow::{AnalysisFlags as AF, Endpoint};
 use netcase_model::{CaseId, Evidence, Finding, Severity};
 use netcase_wire::tcp_flags::{ACK, SYN};
 
 use super::util::{millis, pl, round, seq_gt, FlowGroup, FrameSample, Samples, NS_PER_MS};
+use super::RuleFrame;
 use super::{Common, Role};
 
 /// A stall counts from 20 ms (below that a message stream does not notice)…
@@ -51,7 +52,7 @@ pub(super) struct State {
 
 impl State {
     #[inline]
-    pub(super) fn frame(&mut self, agg: &mut Agg, c: &Common, f: &FrameAnalysis<'_>) {
+    pub(super) fn frame(&mut self, agg: &mut Agg, c: &Common, f: &RuleFrame) {
         let x = f.side.index();
         let y = f.side.other().index();
         if f.len > 0 && f.tcp_flags & SYN == 0 {

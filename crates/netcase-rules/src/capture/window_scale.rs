@@ -5,10 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use netcase_flow::{AnalysisFlags as AF, ConnSummary, Endpoint, FrameAnalysis};
+use netcase_flow::{AnalysisFlags as AF, ConnSummary, Endpoint};
 use netcase_model::{CaseId, Evidence, Finding, Severity};
 
 use super::util::{round, secs, FlowGroup, FrameSample, Samples};
+use super::RuleFrame;
 use super::{Common, Role};
 
 /// A transfer this large (per direction) is a bulk transfer whose rate matters; smaller
@@ -43,7 +44,7 @@ pub(super) struct State {
 
 impl State {
     #[inline]
-    pub(super) fn frame(&mut self, c: &Common, f: &FrameAnalysis<'_>) {
+    pub(super) fn frame(&mut self, c: &Common, f: &RuleFrame) {
         if f.len == 0 || f.flags.intersects(AF::RETRANSMISSION) {
             return;
         }

@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use netcase_flow::{AnalysisFlags as AF, Endpoint, FrameAnalysis};
+use netcase_flow::{AnalysisFlags as AF, Endpoint};
 use netcase_model::{CaseId, Evidence, Finding, Severity};
 use netcase_wire::tcp_flags::{RST, SYN};
 
 use super::util::{millis, pl, round, FlowGroup, FrameSample, Samples, NS_PER_MS};
+use super::RuleFrame;
 use super::{Common, Role};
 
 /// A stall at least this long (longest episode) makes the finding a warning: users notice a
@@ -44,7 +45,7 @@ impl Dir {
 
 impl State {
     #[inline]
-    pub(super) fn frame(&mut self, _c: &Common, f: &FrameAnalysis<'_>) {
+    pub(super) fn frame(&mut self, _c: &Common, f: &RuleFrame) {
         // Wireshark's probe is one byte at the next sequence number; Linux probes with an empty
         // segment one below it, which Wireshark calls a keep-alive: count both while the
         // peer's window is closed.
