@@ -157,3 +157,44 @@ fn capture_findings_match_baseline() {
         panic!("capture findings differ from {BASELINE} (NETCASE_UPDATE_BASELINE=1 to accept after review):\n{diff}");
     }
 }
+
+struct Drop;
+impl netcase::pipeline::FlowRecords for Drop {
+    fn tcp(&mut self, _c: &ConnSummary) {}
+    fn udp(&mut self, _u: &UdpSummary) {}
+}
+
+/// The production pipeline (file read ahead on its own thread, the rules on a side thread fed
+/// compact frames and packet notes, DNS/HTTP on a third) finds exactly what the plain
+/// single-threaded pass above finds, capture by capture, protocol rules included.
+#[test]
+fn threaded_pipeline_finds_the_same() {
+    let caps = captures();
+    if caps.is_empty() {
+        eprintln!("corpus not found at {CORPUS}: skipped");
+        return;
+    }
+    for p in &caps {
+        let mut r = CaptureReader::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let mut tracker = FlowTracker::new(FlowConfig::default());
+        let mut fan = Fan { proto: ProtoTracker::new(), rules: CaptureRules::new() };
+        while let Some(f) = r.next_frame() {
+            let pkt = netcase_wire::decode(f.link, f.data);
+            tracker.packet(f.number, f.ts_ns, f.orig_len, f.data, &pkt, &mut fan);
+            fan.rules.packet(f.number, f.ts_ns, &pkt);
+        }
+        tracker.finish(&mut fan);
+        let Fan { proto, rules } = fan;
+        let out = proto.finish();
+        let mut want = rules.finish(&out.http, &out.dns);
+        want.extend(netcase_rules::proto::check(&out.dns, &out.http, &out.conns));
+        Finding::sort(&mut want);
+
+        let opts = netcase::pipeline::Options { events: false, proto: true, rules: true };
+        let a = netcase::pipeline::analyse_file::<std::io::Sink, _>(p, opts, None, &mut Drop, &mut |_, _| {})
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let got: Vec<String> = a.findings.iter().map(line).collect();
+        let want: Vec<String> = want.iter().map(line).collect();
+        assert_eq!(got, want, "{}", p.display());
+    }
+}
