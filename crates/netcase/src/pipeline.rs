@@ -588,12 +588,20 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
         let taken = || rules_cell.lock().ok().and_then(|mut g| g.take());
         let mut findings = match (proto.as_ref(), records) {
             (Some(p), Some(recs)) => std::thread::scope(|s2| {
-                match std::thread::Builder::new()
-                    .name("netcase-rules".into())
-                    .spawn_scoped(s2, || run_rules(taken(), Some(p)))
-                {
+                match std::thread::Builder::new().name("netcase-rules".into()).spawn_scoped(s2, || {
+                    let t = std::time::Instant::now();
+                    let f = run_rules(taken(), Some(p));
+                    if std::env::var_os("NETCASE_PROFILE").is_some() {
+                        eprintln!("profile: rules' final pass {:?}", t.elapsed());
+                    }
+                    f
+                }) {
                     Ok(h) => {
+                        let t = std::time::Instant::now();
                         recs.proto(p);
+                        if std::env::var_os("NETCASE_PROFILE").is_some() {
+                            eprintln!("profile: transactions written {:?}", t.elapsed());
+                        }
                         h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
                     }
                     Err(_) => {
