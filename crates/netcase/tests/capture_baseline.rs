@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use netcase_capture::CaptureReader;
 use netcase_flow::{ConnSummary, FlowConfig, FlowSink, FlowTracker, FrameAnalysis, UdpDatagram, UdpSummary};
 use netcase_model::{Evidence, Finding};
-use netcase_proto::ProtoTracker;
+use netcase_proto::{ProtoOutput, ProtoTracker};
 use netcase_rules::capture::CaptureRules;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus");
@@ -63,8 +63,9 @@ impl FlowSink for Fan {
     }
 }
 
-/// Runs one capture through the pipeline; returns the capture rules' findings.
-fn analyse(path: &Path) -> Vec<Finding> {
+/// Runs one capture through the stages in one thread; returns the capture rules' findings and
+/// the protocol transactions.
+fn analyse_inline(path: &Path) -> (Vec<Finding>, ProtoOutput) {
     let mut r = CaptureReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut tracker = FlowTracker::new(FlowConfig::default());
     let mut fan = Fan { proto: ProtoTracker::new(), rules: CaptureRules::new() };
@@ -76,7 +77,12 @@ fn analyse(path: &Path) -> Vec<Finding> {
     tracker.finish(&mut fan);
     let Fan { proto, rules } = fan;
     let p = proto.finish();
-    rules.finish(&p.http, &p.dns)
+    (rules.finish(&p.http, &p.dns), p)
+}
+
+/// The capture rules' findings for one capture.
+fn analyse(path: &Path) -> Vec<Finding> {
+    analyse_inline(path).0
 }
 
 fn num(v: f64) -> String {
@@ -175,18 +181,7 @@ fn threaded_pipeline_finds_the_same() {
         return;
     }
     for p in &caps {
-        let mut r = CaptureReader::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        let mut tracker = FlowTracker::new(FlowConfig::default());
-        let mut fan = Fan { proto: ProtoTracker::new(), rules: CaptureRules::new() };
-        while let Some(f) = r.next_frame() {
-            let pkt = netcase_wire::decode(f.link, f.data);
-            tracker.packet(f.number, f.ts_ns, f.orig_len, f.data, &pkt, &mut fan);
-            fan.rules.packet(f.number, f.ts_ns, &pkt);
-        }
-        tracker.finish(&mut fan);
-        let Fan { proto, rules } = fan;
-        let out = proto.finish();
-        let mut want = rules.finish(&out.http, &out.dns);
+        let (mut want, out) = analyse_inline(p);
         want.extend(netcase_rules::proto::check(&out.dns, &out.http, &out.conns));
         Finding::sort(&mut want);
 

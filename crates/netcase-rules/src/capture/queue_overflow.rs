@@ -413,12 +413,7 @@ mod tests {
                 c.syn(t0 + 1.0);
                 c.syn(t0 + 2.5);
             } else {
-                c.handshake(t0);
-                c.client_data(t0 + 0.01, 100);
-                c.server_data(t0 + 0.02, 100);
-                c.client_fin(t0 + 0.03);
-                c.server_fin(t0 + 0.031);
-                c.client_ack(t0 + 0.032);
+                c.exchange(t0);
                 last = Some(ts(t0 + 0.032));
             }
         }

@@ -238,6 +238,16 @@ impl Conn<'_> {
         self.synack(t + 0.0005);
         self.client_ack(t + 0.001);
     }
+    /// A whole healthy request/response at `t`: handshake, 100 bytes each way, the client
+    /// closes first; over 32 ms.
+    pub fn exchange(&mut self, t: f64) {
+        self.handshake(t);
+        self.client_data(t + 0.01, 100);
+        self.server_data(t + 0.02, 100);
+        self.client_fin(t + 0.03);
+        self.server_fin(t + 0.031);
+        self.client_ack(t + 0.032);
+    }
     pub fn syn(&mut self, t: f64) {
         let isn = self.c.isn;
         self.seg(t, true, SYN, 0, Some(isn));
