@@ -1110,6 +1110,24 @@ mod tests {
     }
 
     #[test]
+    fn gzip_read_ahead_gives_the_same_frames() {
+        use std::io::Write;
+        let recs: Vec<Vec<u8>> = (0..3000).map(|i| vec![(i % 251) as u8; 40 + (i * 37) % 1500]).collect();
+        let refs: Vec<&[u8]> = recs.iter().map(Vec::as_slice).collect();
+        let bytes = pcap(&refs, false);
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&bytes).unwrap();
+        let gz = enc.finish().unwrap();
+        let want = frames_of(CaptureReader::from_bytes(&bytes).unwrap());
+        let r = CaptureReader::from_reader_ahead(Box::new(Dribble(io::Cursor::new(gz), 3000))).unwrap();
+        assert!(r.info().gzip);
+        let got = frames_of(r);
+        assert_eq!(got.0.len(), 3000);
+        assert_eq!(got.0, want.0);
+        assert!(got.1.is_none());
+    }
+
+    #[test]
     fn tsresol_conversions() {
         assert_eq!(TsResol::Pow10(6).to_ns(1_500_000), 1_500_000_000);
         assert_eq!(TsResol::Pow10(9).to_ns(7), 7);

@@ -145,26 +145,8 @@ pub fn render_text(o: &Outcome, w: &mut impl Write) -> anyhow::Result<()> {
         o.evidence.iter().map(ns_name).collect::<Vec<_>>().join(", "),
         if interval > 0.0 { format!("rates over {interval:.1} s") } else { "absolute values only".to_owned() }
     )?;
-    for sev in [Severity::Error, Severity::Warning, Severity::Info] {
-        let group: Vec<&Finding> = o.findings.iter().filter(|f| f.severity == sev).collect();
-        if group.is_empty() {
-            continue;
-        }
-        writeln!(w, "\n{} ({})", sev.to_string().to_uppercase(), group.len())?;
-        for f in group {
-            writeln!(w, "  [{}] {}", f.case, f.subject)?;
-            writeln!(w, "    {}", f.summary)?;
-            for e in &f.evidence {
-                writeln!(w, "      - {e}")?;
-            }
-            if !f.fix.is_empty() {
-                writeln!(w, "    fix: {}", f.fix)?;
-            }
-        }
-    }
-    if o.findings.is_empty() {
-        writeln!(w, "\nno findings")?;
-    }
+    writeln!(w)?;
+    netcase_report::write_findings_text(w, &o.findings)?;
     let un = unavailable(o);
     if !un.is_empty() {
         writeln!(w, "\nunavailable evidence:")?;

@@ -2,12 +2,11 @@
 //! (skb:kfree_skb through perf_event_open, no BPF).
 
 use anyhow::Context;
-use netcase_model::{Finding, Severity};
+use netcase_model::Finding;
 use netcase_trace::drops::DropReport;
 use netcase_trace::{DropTraceOptions, DropTracer, SessionOptions, StopOnSignals};
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
 const AFTER_HELP: &str = "\
 How it works: netcase attaches to the skb:kfree_skb tracepoint with perf_event_open (one event
@@ -32,57 +31,41 @@ Needs root (or CAP_PERFMON with CAP_SYS_ADMIN to mount tracefs).";
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = AFTER_HELP)]
 pub struct Args {
-    /// Seconds to trace; 0 traces until Ctrl-C.
-    #[arg(long, default_value_t = 5.0, value_name = "S")]
-    pub duration: f64,
     /// Read this network namespace's drop counters beside the trace (the trace is host-wide).
     #[arg(long, value_name = "NAME")]
     pub netns: Option<String>,
-    /// Print one JSON document instead of tables.
-    #[arg(long)]
-    pub json: bool,
     /// Rows per table.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: usize,
-    /// Ring-buffer pages per CPU (a power of two); more pages lose fewer samples under bursts.
-    #[arg(long, default_value_t = 64, value_name = "PAGES")]
-    pub ring_pages: usize,
-    /// Lowest severity that makes the exit status 1.
-    #[arg(long, default_value = "warning", value_name = "SEVERITY")]
-    pub fail_on: Severity,
+    /// Duration, output and exit-status options.
+    #[command(flatten)]
+    pub common: super::TracingArgs,
 }
 
 /// Runs `netcase drops`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if !args.duration.is_finite() || args.duration < 0.0 {
-        anyhow::bail!("--duration must be a number of seconds, 0 or more");
-    }
-    if !args.ring_pages.is_power_of_two() {
-        anyhow::bail!("--ring-pages must be a power of two (got {})", args.ring_pages);
-    }
-    let duration = (args.duration > 0.0).then(|| Duration::from_secs_f64(args.duration));
+    let duration = args.common.duration()?;
     let stop = StopOnSignals::install().context("installing the Ctrl-C handler")?;
     let opts = DropTraceOptions {
         netns: args.netns.clone(),
-        session: SessionOptions { ring_pages: args.ring_pages, ..SessionOptions::default() },
+        session: SessionOptions { ring_pages: args.common.ring_pages, ..SessionOptions::default() },
         capacity: 0,
     };
     let tracer = DropTracer::open(opts).context("attaching to skb:kfree_skb")?;
-    if !args.json {
+    if !args.common.json {
         super::announce_tracing("kernel drops", duration);
     }
     let report = tracer.run(duration, &|| stop.requested()).context("tracing skb:kfree_skb")?;
     drop(stop);
     let findings = netcase_rules::trace::check(&report);
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if args.common.json {
         super::write_trace_json(&mut out, "drops", &report, &findings)?;
     } else {
         render_text(&mut out, &report, &findings, args.top)?;
     }
     out.flush()?;
-    let fail = findings.iter().any(|f| f.severity >= args.fail_on);
-    Ok(ExitCode::from(if fail { crate::EXIT_FINDINGS } else { crate::EXIT_OK }))
+    Ok(args.common.exit_code(&findings))
 }
 
 fn render_text(w: &mut dyn Write, r: &DropReport, findings: &[Finding], top: usize) -> std::io::Result<()> {

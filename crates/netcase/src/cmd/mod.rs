@@ -7,6 +7,42 @@ pub mod lab;
 pub mod pcap;
 pub mod trace;
 
+/// The options `netcase drops` and `netcase trace` share.
+#[derive(Debug, clap::Args)]
+pub struct TracingArgs {
+    /// Seconds to trace; 0 traces until Ctrl-C.
+    #[arg(long, default_value_t = 5.0, value_name = "S")]
+    pub duration: f64,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Ring-buffer pages per CPU (a power of two); more pages lose fewer samples under bursts.
+    #[arg(long, default_value_t = 64, value_name = "PAGES")]
+    pub ring_pages: usize,
+    /// Lowest severity that makes the exit status 1.
+    #[arg(long, default_value = "warning", value_name = "SEVERITY")]
+    pub fail_on: netcase_model::Severity,
+}
+
+impl TracingArgs {
+    /// Checks the values; returns how long to trace (`None`: until Ctrl-C).
+    pub(crate) fn duration(&self) -> anyhow::Result<Option<std::time::Duration>> {
+        if !self.duration.is_finite() || self.duration < 0.0 {
+            anyhow::bail!("--duration must be a number of seconds, 0 or more");
+        }
+        if !self.ring_pages.is_power_of_two() {
+            anyhow::bail!("--ring-pages must be a power of two (got {})", self.ring_pages);
+        }
+        Ok((self.duration > 0.0).then(|| std::time::Duration::from_secs_f64(self.duration)))
+    }
+
+    /// The exit code for these findings under `--fail-on`.
+    pub(crate) fn exit_code(&self, findings: &[netcase_model::Finding]) -> std::process::ExitCode {
+        let fail = findings.iter().any(|f| f.severity >= self.fail_on);
+        std::process::ExitCode::from(if fail { crate::EXIT_FINDINGS } else { crate::EXIT_OK })
+    }
+}
+
 /// Tells on stderr how long a tracing command will run (`netcase drops`, `netcase trace`).
 pub(crate) fn announce_tracing(what: &str, duration: Option<std::time::Duration>) {
     let how = duration.map_or_else(|| "until Ctrl-C".to_owned(), |d| format!("for {:.1} s", d.as_secs_f64()));

@@ -2,13 +2,11 @@
 //! tracepoints (perf_event_open, no BPF), as a timeline and per socket.
 
 use anyhow::Context;
-use netcase_model::Severity;
 use netcase_trace::tcp::{TcpEventKind, TcpReport};
 use netcase_trace::{SessionOptions, StopOnSignals, TcpFilter, TcpTracer};
 use std::io::Write;
 use std::net::IpAddr;
 use std::process::ExitCode;
-use std::time::Duration;
 
 const AFTER_HELP: &str = "\
 Tracepoints read: tcp:tcp_retransmit_skb, tcp:tcp_send_reset, tcp:tcp_receive_reset and
@@ -31,52 +29,36 @@ pub struct Args {
     /// Only connections with this port at either end.
     #[arg(long, value_name = "N")]
     pub port: Option<u16>,
-    /// Seconds to trace; 0 traces until Ctrl-C.
-    #[arg(long, default_value_t = 5.0, value_name = "S")]
-    pub duration: f64,
-    /// Print one JSON document instead of text.
-    #[arg(long)]
-    pub json: bool,
     /// Timeline events printed at most (the JSON has all that were kept).
     #[arg(long, default_value_t = 200, value_name = "N")]
     pub events: usize,
-    /// Ring-buffer pages per CPU (a power of two).
-    #[arg(long, default_value_t = 64, value_name = "PAGES")]
-    pub ring_pages: usize,
-    /// Lowest severity that makes the exit status 1.
-    #[arg(long, default_value = "warning", value_name = "SEVERITY")]
-    pub fail_on: Severity,
+    /// Duration, output and exit-status options.
+    #[command(flatten)]
+    pub common: super::TracingArgs,
 }
 
 /// Runs `netcase trace`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if !args.duration.is_finite() || args.duration < 0.0 {
-        anyhow::bail!("--duration must be a number of seconds, 0 or more");
-    }
-    if !args.ring_pages.is_power_of_two() {
-        anyhow::bail!("--ring-pages must be a power of two (got {})", args.ring_pages);
-    }
-    let duration = (args.duration > 0.0).then(|| Duration::from_secs_f64(args.duration));
+    let duration = args.common.duration()?;
     let stop = StopOnSignals::install().context("installing the Ctrl-C handler")?;
     let filter = TcpFilter { host: args.host, port: args.port };
-    let opts = SessionOptions { ring_pages: args.ring_pages, ..SessionOptions::default() };
+    let opts = SessionOptions { ring_pages: args.common.ring_pages, ..SessionOptions::default() };
     let tracer = TcpTracer::open(filter, opts).context("attaching to the TCP tracepoints")?;
-    if !args.json {
+    if !args.common.json {
         super::announce_tracing("TCP events", duration);
     }
     let report = tracer.run(duration, &|| stop.requested()).context("tracing TCP events")?;
     drop(stop);
     let findings = netcase_rules::trace::check_tcp(&report);
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if args.common.json {
         super::write_trace_json(&mut out, "trace", &report, &findings)?;
     } else {
         render_text(&mut out, &report, args.events)?;
         super::drops::write_findings(&mut out, &findings)?;
     }
     out.flush()?;
-    let fail = findings.iter().any(|f| f.severity >= args.fail_on);
-    Ok(ExitCode::from(if fail { crate::EXIT_FINDINGS } else { crate::EXIT_OK }))
+    Ok(args.common.exit_code(&findings))
 }
 
 fn render_text(w: &mut dyn Write, r: &TcpReport, max_events: usize) -> std::io::Result<()> {
