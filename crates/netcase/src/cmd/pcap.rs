@@ -199,12 +199,75 @@ impl<W: Write> FlowRecords for JsonRecords<'_, W> {
 /// transactions (written after the flows, before `capture` and `findings`).
 fn write_proto_json<W: Write>(out: &mut W, p: &netcase_proto::ProtoOutput) -> io::Result<()> {
     write!(out, "],\"dns\":")?;
-    serde_json::to_writer(&mut *out, &p.dns)?;
+    write_json_array(out, &p.dns)?;
     write!(out, ",\"http\":")?;
-    serde_json::to_writer(&mut *out, &p.http)?;
+    write_json_array(out, &p.http)?;
     write!(out, ",\"proto_stats\":")?;
     serde_json::to_writer(&mut *out, &p.stats)?;
     Ok(())
+}
+
+/// Items per piece of a JSON array serialised at a time.
+const JSON_CHUNK: usize = 1024;
+
+/// Writes `items` as a JSON array, serialising on two threads: a helper turns every other
+/// piece of `JSON_CHUNK` items into bytes while this thread does the rest and writes all in
+/// order. Two pieces at most wait, so memory stays small however long the array.
+fn write_json_array<W: Write, T: serde::Serialize + Sync>(out: &mut W, items: &[T]) -> io::Result<()> {
+    fn piece<T: serde::Serialize>(buf: &mut Vec<u8>, items: &[T]) -> io::Result<()> {
+        buf.clear();
+        for (i, t) in items.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            serde_json::to_writer(&mut *buf, t)?;
+        }
+        Ok(())
+    }
+    let chunks: Vec<&[T]> = items.chunks(JSON_CHUNK).collect();
+    out.write_all(b"[")?;
+    if chunks.len() < 4 {
+        let mut buf = Vec::new();
+        for (k, c) in chunks.iter().enumerate() {
+            piece(&mut buf, c)?;
+            if k > 0 {
+                out.write_all(b",")?;
+            }
+            out.write_all(&buf)?;
+        }
+        return out.write_all(b"]");
+    }
+    std::thread::scope(|s| {
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(1);
+        let (free_tx, free_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+        let _ = free_tx.send(Vec::new());
+        let _ = free_tx.send(Vec::new());
+        let odd: Vec<&[T]> = chunks.iter().skip(1).step_by(2).copied().collect();
+        s.spawn(move || {
+            for c in odd {
+                let Ok(mut buf) = free_rx.recv() else { return };
+                let r = piece(&mut buf, c).map(|()| buf);
+                if done_tx.send(r).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut mine = Vec::new();
+        for (k, c) in chunks.iter().enumerate() {
+            if k > 0 {
+                out.write_all(b",")?;
+            }
+            if k % 2 == 0 {
+                piece(&mut mine, c)?;
+                out.write_all(&mine)?;
+            } else {
+                let buf = done_rx.recv().map_err(|_| io::Error::other("JSON writer thread ended early"))??;
+                out.write_all(&buf)?;
+                let _ = free_tx.send(buf);
+            }
+        }
+        out.write_all(b"]")
+    })
 }
 
 struct TextRecords {
@@ -411,4 +474,17 @@ fn write_text<W: Write>(out: &mut W, args: &Args, a: &Analysis, rec: &mut TextRe
     writeln!(out)?;
     write_findings_text(out, &a.findings)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn two_thread_json_array_is_serde_json_array() {
+        for n in [0usize, 1, 2, 1023, 1024, 1025, 3 * 1024, 4 * 1024 + 7, 9000] {
+            let items: Vec<(u64, String)> = (0..n as u64).map(|i| (i, format!("item \"{i}\""))).collect();
+            let mut got = Vec::new();
+            super::write_json_array(&mut got, &items).unwrap();
+            assert_eq!(got, serde_json::to_vec(&items).unwrap(), "{n} items");
+        }
+    }
 }
