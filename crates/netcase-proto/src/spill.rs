@@ -81,7 +81,11 @@ impl Spill {
         let ok = self.file.write_all(&self.buf).is_ok() && self.file.seek(SeekFrom::Start(0)).is_ok();
         self.buf = Vec::new();
         if ok {
-            let mut r = Reader { inner: BufReader::with_capacity(256 << 10, &mut self.file), failed: false };
+            let mut r = Reader {
+                inner: BufReader::with_capacity(256 << 10, &mut self.file),
+                failed: false,
+                scratch: Vec::with_capacity(256),
+            };
             for _ in 0..self.count {
                 let t = decode(&mut r);
                 if r.failed {
@@ -198,6 +202,8 @@ fn encode(b: &mut Vec<u8>, t: &HttpTxn) {
 struct Reader<R: Read> {
     inner: R,
     failed: bool,
+    /// Reused for the bytes of each text field.
+    scratch: Vec<u8>,
 }
 
 impl<R: Read> Reader<R> {
@@ -234,13 +240,14 @@ impl<R: Read> Reader<R> {
         if self.failed {
             return None;
         }
-        let mut s = vec![0u8; n];
-        if self.inner.read_exact(&mut s).is_err() {
+        self.scratch.clear();
+        self.scratch.resize(n, 0);
+        if self.inner.read_exact(&mut self.scratch).is_err() {
             self.failed = true;
             return None;
         }
         // Written from a `&str`: valid UTF-8 unless the file was damaged.
-        Some(Text::new(&String::from_utf8_lossy(&s)))
+        Some(Text::new(&String::from_utf8_lossy(&self.scratch)))
     }
     fn addr(&mut self) -> Option<SocketAddr> {
         match self.u8() {
