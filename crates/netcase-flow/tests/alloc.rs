@@ -4,31 +4,10 @@
 mod common;
 use common::*;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
+use netcase_testkit::counting::{allocations, CountingAlloc};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 #[test]
 fn steady_state_allocates_nothing_and_evicts_idle_flows() {
@@ -59,11 +38,11 @@ fn steady_state_allocates_nothing_and_evicts_idle_flows() {
     for (i, (f, s)) in frames.iter().zip(&segs).enumerate().take(warm) {
         t.frame(i as u64 + 1, ts(s), f.len() as u32, netcase_wire::LinkType::Ethernet, f, &mut sink);
     }
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = allocations();
     for (i, (f, s)) in frames.iter().zip(&segs).enumerate().skip(warm) {
         t.frame(i as u64 + 1, ts(s), f.len() as u32, netcase_wire::LinkType::Ethernet, f, &mut sink);
     }
-    let after = ALLOCS.load(Ordering::Relaxed);
+    let after = allocations();
     assert_eq!(after - before, 0, "allocations on the hot path");
 
     // Many short connections spread over an hour of capture time: held connections stay

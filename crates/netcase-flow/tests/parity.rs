@@ -10,8 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use netcase_flow::{AnalysisFlags, ConnSummary, FlowConfig, FlowSink, FlowTracker, FrameAnalysis};
-
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus");
+use netcase_testkit::CORPUS;
 
 #[derive(Debug, Clone, Default)]
 struct Mine {

@@ -71,6 +71,17 @@ impl Score {
     }
 }
 
+/// Whether netcase's (matched frame, time) of a response is tshark's `want` frame and
+/// `want_t` time, within 1 µs (or both without a time).
+fn same_response(got: &(Option<u64>, Option<i64>), want: Option<u64>, want_t: Option<i64>) -> bool {
+    got.0 == want
+        && match (got.1, want_t) {
+            (Some(a), Some(b)) => (a - b).abs() <= 1_000,
+            (None, None) => true,
+            _ => false,
+        }
+}
+
 fn dns_score(out: &ProtoOutput, tsv: &Tsv, proto: &str, diffs: &mut Vec<String>) -> Score {
     let mut by_query: HashMap<u64, (Option<u64>, Option<i64>)> = HashMap::new();
     let mut by_resp: HashMap<u64, (Option<u64>, Option<i64>)> = HashMap::new();
@@ -107,16 +118,7 @@ fn dns_score(out: &ProtoOutput, tsv: &Tsv, proto: &str, diffs: &mut Vec<String>)
             let want = num(tsv.get(row, "response_to"));
             let want_t = ns(tsv.get(row, "time"));
             match by_resp.get(&frame) {
-                Some((q, t))
-                    if *q == want
-                        && match (t, want_t) {
-                            (Some(a), Some(b)) => (a - b).abs() <= 1_000,
-                            (None, None) => true,
-                            _ => false,
-                        } =>
-                {
-                    s.ok += 1
-                }
+                Some(got) if same_response(got, want, want_t) => s.ok += 1,
                 other => diffs.push(format!(
                     "dns response {frame}: tshark response_to {want:?} time {want_t:?}, netcase {other:?}"
                 )),
@@ -168,16 +170,7 @@ fn http_score(out: &ProtoOutput, tsv: &Tsv, diffs: &mut Vec<String>) -> Score {
             let want = num(tsv.get(row, "request_in"));
             let want_t = ns(tsv.get(row, "time"));
             match by_resp.get(&frame) {
-                Some((q, t))
-                    if *q == want
-                        && match (t, want_t) {
-                            (Some(a), Some(b)) => (a - b).abs() <= 1_000,
-                            (None, None) => true,
-                            _ => false,
-                        } =>
-                {
-                    s.ok += 1
-                }
+                Some(got) if same_response(got, want, want_t) => s.ok += 1,
                 other => diffs.push(format!(
                     "http response {frame} {}: tshark request_in {want:?} time {want_t:?}, netcase {other:?}",
                     tsv.get(row, "code")
@@ -202,7 +195,7 @@ fn http_score(out: &ProtoOutput, tsv: &Tsv, diffs: &mut Vec<String>) -> Score {
 
 #[test]
 fn parity_with_tshark() {
-    let Some(dir) = common::corpus() else {
+    let Some(dir) = netcase_testkit::corpus() else {
         eprintln!("corpus not found; skipped");
         return;
     };

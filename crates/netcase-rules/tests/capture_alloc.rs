@@ -1,94 +1,27 @@
 //! The capture rules allocate nothing per packet once a connection exists, and what they add
 //! to the flow engine can be measured in-process (`rules_cost`, ignored by default).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use netcase_flow::{FlowConfig, FlowTracker};
 use netcase_rules::capture::CaptureRules;
+use netcase_testkit::counting::{allocations, serial, CountingAlloc};
+use netcase_testkit::tcp::{frame_bytes_with_macs, seg, Seg, ACK, PSH, SYN};
 use netcase_wire::LinkType;
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
-/// The counter is process-wide: tests that read it run one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-const SYN: u16 = 0x002;
-const ACK: u16 = 0x010;
-const PSH: u16 = 0x008;
-
-#[derive(Clone, Copy)]
-struct Seg {
-    from_client: bool,
-    seq: u32,
-    ack: u32,
-    flags: u16,
-    win: u16,
-    len: u32,
-    t_us: i64,
-}
-
-fn seg(from_client: bool, seq: u32, ack: u32, flags: u16, len: u32, t_us: i64) -> Seg {
-    Seg { from_client, seq, ack, flags, win: 1000, len, t_us }
-}
-
-/// Ethernet/IPv4/TCP frame (10.0.0.1:40000 ↔ 10.0.0.2:80), window scale 7 on SYNs.
-fn frame_bytes(s: &Seg) -> Vec<u8> {
-    let opts: &[u8] = if s.flags & SYN != 0 { &[1, 3, 3, 7] } else { &[] };
-    let thl = 20 + opts.len();
-    let total = 20 + thl + s.len as usize;
-    let (src, dst, sp, dp) = if s.from_client {
-        ([10, 0, 0, 1], [10, 0, 0, 2], 40000u16, 80u16)
-    } else {
-        ([10, 0, 0, 2], [10, 0, 0, 1], 80, 40000)
-    };
-    let mut f = vec![0u8; 14];
-    f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, if s.from_client { 1 } else { 2 }]);
-    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, if s.from_client { 2 } else { 1 }]);
-    f[12] = 0x08;
-    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 6, 0, 0]);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&sp.to_be_bytes());
-    f.extend_from_slice(&dp.to_be_bytes());
-    f.extend_from_slice(&s.seq.to_be_bytes());
-    f.extend_from_slice(&s.ack.to_be_bytes());
-    f.extend_from_slice(&((((thl / 4) as u16) << 12) | s.flags).to_be_bytes());
-    f.extend_from_slice(&s.win.to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0, 0]);
-    f.extend_from_slice(opts);
-    f.resize(f.len() + s.len as usize, 0x61);
-    f
-}
-
-/// One long connection: handshake, then bulk data/ACK rounds with a small request/response
-/// exchange every 20 rounds and, with `loss`, a lost-and-retransmitted segment (duplicate
-/// ACKs, repaired 40 ms later) every 50 rounds.
+/// One long connection (10.0.0.1:40000 ↔ 10.0.0.2:80): handshake with window scale 7 on
+/// the SYNs, then bulk data/ACK rounds with a small request/response exchange every 20 rounds
+/// and, with `loss`, a lost-and-retransmitted segment (duplicate ACKs, repaired 40 ms later)
+/// every 50 rounds.
 fn long_flow(rounds: i64, loss: bool) -> Vec<Seg> {
-    let mut segs = vec![seg(true, 0, 0, SYN, 0, 0), seg(false, 0, 1, SYN | ACK, 0, 100), seg(true, 1, 1, ACK, 0, 200)];
+    let mut segs = vec![
+        Seg { wscale: Some(7), ..seg(true, 0, 0, SYN, 0, 0) },
+        Seg { wscale: Some(7), ..seg(false, 0, 1, SYN | ACK, 0, 100) },
+        seg(true, 1, 1, ACK, 0, 200),
+    ];
     let (mut seq, mut sseq) = (1u32, 1u32);
     for i in 0..rounds {
         let t = 1000 + i * 50_000;
@@ -132,21 +65,21 @@ fn feed(t: &mut FlowTracker, rules: &mut CaptureRules, frames: &[(i64, Vec<u8>)]
 }
 
 fn frames_of(segs: &[Seg]) -> Vec<(i64, Vec<u8>)> {
-    segs.iter().map(|s| (1_600_000_000_000_000_000 + s.t_us * 1000, frame_bytes(s))).collect()
+    segs.iter().map(|s| (1_600_000_000_000_000_000 + s.t_us * 1000, frame_bytes_with_macs(s, 40000, 80))).collect()
 }
 
 /// Allocations while the last three quarters of `frames` go through tracker and rules (the
 /// first quarter makes the connection and grows the buffers), and the findings.
-/// The caller holds [`SERIAL`].
+/// The caller holds [`serial`].
 fn steady_allocs(frames: &[(i64, Vec<u8>)]) -> (u64, Vec<netcase_model::Finding>) {
     let mut t = FlowTracker::new(FlowConfig::default());
     let mut rules = CaptureRules::new();
     let warm = frames.len() / 4;
     feed(&mut t, &mut rules, frames, 0..warm);
     assert_eq!(rules.open_flows(), 1);
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = allocations();
     feed(&mut t, &mut rules, frames, warm..frames.len());
-    let n = ALLOCS.load(Ordering::Relaxed) - before;
+    let n = allocations() - before;
     assert_eq!(rules.open_flows(), 1);
     t.finish(&mut rules);
     assert_eq!(rules.open_flows(), 0);
@@ -155,7 +88,7 @@ fn steady_allocs(frames: &[(i64, Vec<u8>)]) -> (u64, Vec<netcase_model::Finding>
 
 #[test]
 fn steady_state_allocates_nothing_per_packet() {
-    let _one = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one = serial();
     let frames = frames_of(&long_flow(8000, false));
     assert!(frames.len() > 24_000, "{}", frames.len());
     let (n, _) = steady_allocs(&frames);
@@ -167,7 +100,7 @@ fn loss_episodes_allocate_only_to_grow_bounded_samples() {
     // 160 loss episodes, 120 of them after the warm-up: each stall goes into a sample list
     // bounded at 1024 values, which grows by doubling (at most 10 times in its life), so the
     // allocations do not follow the number of packets or of episodes.
-    let _one = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one = serial();
     let frames = frames_of(&long_flow(8000, true));
     let (n, findings) = steady_allocs(&frames);
     assert!(n <= 10, "{n} allocations over {} frames", frames.len() * 3 / 4);

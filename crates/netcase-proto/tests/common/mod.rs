@@ -4,13 +4,7 @@
 use netcase_proto::{ProtoOutput, ProtoTracker};
 use netcase_wire::{decode, Transport};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-
-/// The shared corpus folder, if present.
-pub fn corpus() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus"));
-    p.is_dir().then_some(p)
-}
+use std::path::Path;
 
 /// Feeds every frame of `path` to a tracker; returns its output and the frame count.
 pub fn run(path: &Path) -> (ProtoOutput, u64) {
