@@ -86,6 +86,22 @@ pub fn udp_with(
     })
 }
 
+/// A UDP socket bound to `addr` inside `ns` (no options).
+pub fn udp(ns: &str, addr: SocketAddrV4) -> Result<UdpSocket> {
+    udp_with(ns, addr, |_| Ok(()))
+}
+
+/// Receives datagrams on `s` until `max` have come or a receive fails (its read timeout ends
+/// the wait); returns how many came.
+pub fn recv_count(s: &UdpSocket, max: usize) -> usize {
+    let mut b = [0u8; 2048];
+    let mut n = 0;
+    while n < max && s.recv(&mut b).is_ok() {
+        n += 1;
+    }
+    n
+}
+
 /// Accepts one connection, waiting at most `timeout` (a blocking accept bounded by
 /// SO_RCVTIMEO, so it wakes as soon as a connection is queued).
 pub fn accept_timeout(l: &TcpListener, timeout: Duration) -> Result<(TcpStream, SocketAddr)> {

@@ -5,7 +5,9 @@
 //! on threads that entered those namespaces, captures the traffic with an AF_PACKET socket,
 //! checks its own ground truth (kernel counters, socket states, the frames), asks netcase's
 //! diagnosis (through the [`Diagnose`] trait) about the capture and the namespaces, and
-//! compares what netcase inferred with what the lab set.
+//! compares what netcase inferred with what the lab set. Most labs share one shape (a client
+//! and a server namespace, a listener, server and client threads, the capture at one end),
+//! which [`topo`] builds.
 //!
 //! Safety rules every lab follows: it acts only in namespaces it created (the one exception,
 //! conntrack-table-full, needs [`RunOptions::allow_host_changes`]); it sends traffic only to
@@ -20,6 +22,7 @@ pub mod labs;
 pub mod ns;
 pub mod pkt;
 pub mod relay;
+pub mod topo;
 
 pub use diagnose::{DiagFinding, Diagnose, ExeDiagnose, NoDiagnosis};
 

@@ -2,7 +2,8 @@
 //! glibc's getaddrinfo in the client namespace (through `netcase lab __resolve`, run with
 //! `ip netns exec` so the namespace's /etc/netns files are in place), and the conntrack table.
 
-use crate::apps::dns;
+use crate::apps::{self, dns};
+use crate::topo::End;
 use crate::{ns, Ctx, Src, Tol};
 use anyhow::{bail, Context, Result};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
@@ -29,7 +30,7 @@ impl DnsServer {
     /// Answers every A query with `answer`, AAAA with no data. With `aaaa_first_delay`, an A
     /// answer is held back that long so that the AAAA answer overtakes it.
     fn start(ns: &str, ip: Ipv4Addr, answer: Ipv4Addr, a_delay: Duration) -> Result<DnsServer> {
-        let sock = crate::apps::udp_with(ns, SocketAddrV4::new(ip, 53), |_| Ok(()))?;
+        let sock = apps::udp(ns, SocketAddrV4::new(ip, 53))?;
         sock.set_read_timeout(Some(Duration::from_millis(50)))?;
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -83,6 +84,21 @@ fn etc_file(ctx: &mut Ctx<'_>, ns: &str, file: &str, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// Writes the resolver's files of `ns`: `resolv.conf`, `hosts` and `nsswitch.conf`.
+fn resolver_files(ctx: &mut Ctx<'_>, ns: &str, resolv_conf: &str, hosts: &str, nsswitch_conf: &str) -> Result<()> {
+    etc_file(ctx, ns, "resolv.conf", resolv_conf)?;
+    etc_file(ctx, ns, "hosts", hosts)?;
+    etc_file(ctx, ns, "nsswitch.conf", nsswitch_conf)
+}
+
+/// Adds nftables table `ip ncl` with a filter chain `in` on the input hook in `ns` (adding
+/// them again is harmless).
+fn nft_input_chain(ns: &str) -> Result<()> {
+    ns::exec(ns, "nft", &["add", "table", "ip", "ncl"])?;
+    ns::exec(ns, "nft", &["add", "chain", "ip", "ncl", "in", "{ type filter hook input priority 0; }"])?;
+    Ok(())
+}
+
 /// Runs `netcase lab __resolve NAME` in `ns`; returns (milliseconds, addresses or error).
 fn resolve(ctx: &mut Ctx<'_>, ns: &str, name: &str, limit: Duration) -> Result<(f64, String)> {
     let Some(exe) = ctx.opts.exe.clone() else {
@@ -128,15 +144,15 @@ pub fn resolver_order(ctx: &mut Ctx<'_>) -> Result<()> {
     const NAME: &str = "localhost";
     let p = ctx.pair()?;
     let (hosts_ip, dns_ip) = (Ipv4Addr::LOCALHOST, ctx.ip(66));
-    etc_file(ctx, &p.c, "resolv.conf", &format!("nameserver {}\noptions timeout:1 attempts:1\n", p.s_ip))?;
-    etc_file(ctx, &p.c, "hosts", &format!("{hosts_ip} localhost\n{} db.lab.internal\n", ctx.ip(9)))?;
+    let resolv_conf = format!("nameserver {}\noptions timeout:1 attempts:1\n", p.s_ip);
+    let hosts = format!("{hosts_ip} localhost\n{} db.lab.internal\n", ctx.ip(9));
     // Go without nsswitch.conf (alpine) asks DNS first; glibc does so with `hosts: dns files`.
     let nss = if ctx.control {
         "passwd: files\ngroup: files\nhosts: files dns\n"
     } else {
         "passwd: files\ngroup: files\nhosts: dns files\n"
     };
-    etc_file(ctx, &p.c, "nsswitch.conf", nss)?;
+    resolver_files(ctx, &p.c, &resolv_conf, &hosts, nss)?;
     let srv = DnsServer::start(&p.s, p.s_ip, dns_ip, Duration::ZERO)?;
     ctx.capture(&p.c, Some("eth0"))?;
     let (ms, addrs) = resolve(ctx, &p.c, NAME, Duration::from_secs(8))?;
@@ -155,7 +171,7 @@ pub fn resolver_order(ctx: &mut Ctx<'_>) -> Result<()> {
         );
     }
     ctx.expect(Src::Capture, "queries", 1.0, "count", Tol::AtLeast);
-    ctx.require(Src::Netns(p.c.clone()));
+    ctx.require(p.src(End::Client));
     Ok(())
 }
 
@@ -165,19 +181,22 @@ pub fn resolver_order(ctx: &mut Ctx<'_>) -> Result<()> {
 pub fn dns_conntrack_race_5s(ctx: &mut Ctx<'_>) -> Result<()> {
     const NAME: &str = "api.lab.internal";
     let p = ctx.pair()?;
-    etc_file(ctx, &p.c, "resolv.conf", &format!("nameserver {}\n", p.s_ip))?;
-    etc_file(ctx, &p.c, "hosts", "127.0.0.1 localhost\n")?;
-    etc_file(ctx, &p.c, "nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n")?;
+    let resolv_conf = format!("nameserver {}\n", p.s_ip);
+    resolver_files(
+        ctx,
+        &p.c,
+        &resolv_conf,
+        "127.0.0.1 localhost\n",
+        "passwd: files\ngroup: files\nhosts: files dns\n",
+    )?;
     ns::sysctl(&p.s, "net.netfilter.nf_conntrack_acct", "1").or_else(|_| {
         // The sysctl appears once conntrack is loaded: a ct rule loads it.
-        ns::exec(&p.s, "nft", &["add", "table", "ip", "ncl"])?;
-        ns::exec(&p.s, "nft", &["add", "chain", "ip", "ncl", "in", "{ type filter hook input priority 0; }"])?;
+        nft_input_chain(&p.s)?;
         ns::exec(&p.s, "nft", &["add", "rule", "ip", "ncl", "in", "ct", "state", "new", "counter"])?;
         ns::sysctl(&p.s, "net.netfilter.nf_conntrack_acct", "1")
     })?;
     if !ctx.control {
-        let _ = ns::exec(&p.s, "nft", &["add", "table", "ip", "ncl"]);
-        let _ = ns::exec(&p.s, "nft", &["add", "chain", "ip", "ncl", "in", "{ type filter hook input priority 0; }"]);
+        let _ = nft_input_chain(&p.s);
         ns::exec(
             &p.s,
             "nft",
@@ -229,7 +248,7 @@ pub fn dns_id_collision(ctx: &mut Ctx<'_>) -> Result<()> {
     let answer = ctx.ip(80);
     let srv = DnsServer::start(&p.s, p.s_ip, answer, Duration::from_millis(20))?;
     ctx.capture(&p.c, Some("eth0"))?;
-    let sock: UdpSocket = crate::apps::udp_with(&p.c, SocketAddrV4::new(p.c_ip, 0), |_| Ok(()))?;
+    let sock: UdpSocket = apps::udp(&p.c, SocketAddrV4::new(p.c_ip, 0))?;
     sock.set_read_timeout(Some(Duration::from_millis(300)))?;
     let to = SocketAddrV4::new(p.s_ip, 53);
     let mut lost_a = 0;
@@ -276,8 +295,7 @@ pub fn conntrack_table_full(ctx: &mut Ctx<'_>) -> Result<()> {
     // The limit is global: a fault run and a control run must not overlap.
     let _lock = crate::cleanup::host_lock("nf_conntrack_max", Duration::from_secs(15))?;
     let p = ctx.pair()?;
-    ns::exec(&p.s, "nft", &["add", "table", "ip", "ncl"])?;
-    ns::exec(&p.s, "nft", &["add", "chain", "ip", "ncl", "in", "{ type filter hook input priority 0; }"])?;
+    nft_input_chain(&p.s)?;
     ns::exec(&p.s, "nft", &["add", "rule", "ip", "ncl", "in", "ct", "state", "new", "counter"])?;
     let max_path = std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_max");
     let host_count: u64 = std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_count")
@@ -292,21 +310,14 @@ pub fn conntrack_table_full(ctx: &mut Ctx<'_>) -> Result<()> {
         let target = target.to_string();
         ctx.change_host_value(max_path, &target)?;
     }
-    let rx = crate::apps::udp_with(&p.s, SocketAddrV4::new(p.s_ip, 9000), |_| Ok(()))?;
+    let rx = apps::udp(&p.s, SocketAddrV4::new(p.s_ip, 9000))?;
     rx.set_read_timeout(Some(Duration::from_millis(300)))?;
     let flows = target + 88;
-    let reader = std::thread::spawn(move || {
-        let mut got = 0u64;
-        let mut b = [0u8; 64];
-        while got < flows && rx.recv(&mut b).is_ok() {
-            got += 1;
-        }
-        got
-    });
+    let reader = std::thread::spawn(move || apps::recv_count(&rx, flows as usize) as u64);
     ctx.capture(&p.c, Some("eth0"))?;
     let mut sent = 0u64;
     for _ in 0..flows {
-        let tx = crate::apps::udp_with(&p.c, SocketAddrV4::new(p.c_ip, 0), |_| Ok(()))?;
+        let tx = apps::udp(&p.c, SocketAddrV4::new(p.c_ip, 0))?;
         if tx.send_to(b"flow", SocketAddrV4::new(p.s_ip, 9000)).is_ok() {
             sent += 1;
         }
@@ -324,7 +335,7 @@ pub fn conntrack_table_full(ctx: &mut Ctx<'_>) -> Result<()> {
             count >= max.saturating_sub(1),
         );
     }
-    let s = Src::Netns(p.s.clone());
+    let s = p.src(End::Server);
     ctx.expect(s.clone(), "max", max as f64, "count", Tol::Abs(0.0));
     ctx.expect(s, "count", max as f64, "count", Tol::Abs(2.0));
     Ok(())

@@ -5,7 +5,8 @@ use super::tcp::errno;
 use crate::apps::{self, accept_timeout, connect, connect_with, listen, read_head, read_response, send_get};
 use crate::ns::{self, TcpState};
 use crate::pkt::{self, flags};
-use crate::relay::{DropRule, RelayCfg};
+use crate::relay::{DropRule, Relay, RelayCfg};
+use crate::topo::{clients, join_ok, serve_each, serve_one, End, TcpLab};
 use crate::{Ctx, Src, Tol};
 use anyhow::Result;
 use std::io::{Read, Write};
@@ -52,18 +53,13 @@ pub fn udp_rcvbuf_drops(ctx: &mut Ctx<'_>) -> Result<()> {
         apps::udp_with(&p.s, to, |s| if control { force_rcvbuf(s, 4 << 20) } else { s.set_recv_buffer_size(8192) })?;
     let rcvbuf = socket2::SockRef::from(&rx).recv_buffer_size()?;
     ctx.capture(&p.c, Some("eth0"))?;
-    let tx = apps::udp_with(&p.c, SocketAddrV4::new(p.c_ip, 0), |_| Ok(()))?;
+    let tx = apps::udp(&p.c, SocketAddrV4::new(p.c_ip, 0))?;
     let reader = control.then(|| {
         let rx = rx.try_clone();
         std::thread::spawn(move || -> usize {
             let Ok(rx) = rx else { return 0 };
             let _ = rx.set_read_timeout(Some(Duration::from_millis(300)));
-            let mut b = [0u8; 2048];
-            let mut n = 0;
-            while n < N && rx.recv(&mut b).is_ok() {
-                n += 1;
-            }
-            n
+            apps::recv_count(&rx, N)
         })
     });
     let payload = [b'm'; 512];
@@ -80,12 +76,7 @@ pub fn udp_rcvbuf_drops(ctx: &mut Ctx<'_>) -> Result<()> {
         Some(h) => h.join().unwrap_or(0),
         None => {
             rx.set_read_timeout(Some(Duration::from_millis(100)))?;
-            let mut b = [0u8; 2048];
-            let mut n = 0;
-            while n < N && rx.recv(&mut b).is_ok() {
-                n += 1;
-            }
-            n
+            apps::recv_count(&rx, N)
         }
     };
     let drops = N - got;
@@ -97,7 +88,7 @@ pub fn udp_rcvbuf_drops(ctx: &mut Ctx<'_>) -> Result<()> {
             drops > N / 2 && errs as usize == drops,
         );
     }
-    let s = Src::Netns(p.s.clone());
+    let s = p.src(End::Server);
     ctx.expect(s.clone(), "drops", drops as f64, "count", Tol::Rel(0.02));
     ctx.expect(s, "rcvbuf_bytes", rcvbuf as f64, "bytes", Tol::Abs(0.0));
     Ok(())
@@ -109,9 +100,9 @@ pub fn udp_truncation(ctx: &mut Ctx<'_>) -> Result<()> {
     let size = if ctx.control { 900 } else { 1400 };
     let p = ctx.pair()?;
     let to = SocketAddrV4::new(p.s_ip, UDP_PORT);
-    let rx = apps::udp_with(&p.s, to, |_| Ok(()))?;
+    let rx = apps::udp(&p.s, to)?;
     ctx.capture(&p.c, Some("eth0"))?;
-    let tx = apps::udp_with(&p.c, SocketAddrV4::new(p.c_ip, 0), |_| Ok(()))?;
+    let tx = apps::udp(&p.c, SocketAddrV4::new(p.c_ip, 0))?;
     let payload = vec![b't'; size];
     for _ in 0..N {
         tx.send_to(&payload, to)?;
@@ -156,13 +147,11 @@ pub fn no_window_scale(ctx: &mut Ctx<'_>) -> Result<()> {
     const TOTAL: usize = 2 * 1024 * 1024;
     const RTT_MS: f64 = 50.0;
     let control = ctx.control;
-    let (p, relay) = ctx.relayed_pair(RelayCfg { delay: Duration::from_millis(25), drops: vec![] })?;
-    ns::sysctl(&p.c, "net.ipv4.tcp_window_scaling", if control { "1" } else { "0" })?;
-    let to = SocketAddrV4::new(p.s_ip, PORT);
-    let l = listen(&p.s, to, 16)?;
-    ctx.capture(&p.c, Some("eth0"))?;
-    let server = std::thread::spawn(move || -> Result<()> {
-        let (mut s, _) = accept_timeout(&l, Duration::from_secs(3))?;
+    let (TcpLab { p, to, l }, relay) = ctx
+        .tcp_lab(PORT)
+        .sysctl(End::Client, "net.ipv4.tcp_window_scaling", if control { "1" } else { "0" })
+        .build_relayed(RelayCfg { delay: Duration::from_millis(25), drops: vec![] })?;
+    let server = serve_one(l, |mut s| {
         s.set_write_timeout(Some(Duration::from_secs(10)))?;
         let chunk = vec![b'd'; 65536];
         for _ in 0..TOTAL / chunk.len() {
@@ -211,6 +200,34 @@ pub fn no_window_scale(ctx: &mut Ctx<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Size of a message of [`paced_stream`].
+const MSG: usize = 100;
+
+/// The client sends `n` messages of [`MSG`] bytes with TCP_NODELAY, one every `pace`, to the
+/// server through the relay (`cfg`), with the capture on the server's side. Returns when the
+/// server has read them all (the time each was read) and the relay, still running (the
+/// caller stops it after the capture).
+fn paced_stream(ctx: &mut Ctx<'_>, cfg: RelayCfg, n: usize, pace: Duration) -> Result<(Vec<Instant>, Relay)> {
+    let (TcpLab { p, to, l }, relay) = ctx.tcp_lab(PORT).capture_at(End::Server).build_relayed(cfg)?;
+    let server = serve_one(l, move |mut s| {
+        let mut at = Vec::new();
+        let mut m = [0u8; MSG];
+        for _ in 0..n {
+            s.read_exact(&mut m)?;
+            at.push(Instant::now());
+        }
+        Ok(at)
+    });
+    let mut s = connect_with(&p.c, to, Duration::from_secs(2), |s| s.set_nodelay(true))?;
+    for i in 0..n {
+        s.write_all(&[i as u8; MSG])?;
+        std::thread::sleep(pace);
+    }
+    let at = ns::join(server)?;
+    drop(s);
+    Ok((at, relay))
+}
+
 /// A stream of small messages (one every 20 ms, RTT 20 ms) loses one segment in the relay:
 /// every later message waits for the retransmission (control: no loss). The pace matters: a
 /// fast repair stalls the reader the gap to the next message, that message's arrival (which
@@ -218,30 +235,9 @@ pub fn no_window_scale(ctx: &mut Ctx<'_>) -> Result<()> {
 /// rule's two-RTT threshold; one every RTT gives about three RTTs, a clear case.
 pub fn retrans_hol_blocking(ctx: &mut Ctx<'_>) -> Result<()> {
     const N: usize = 40;
-    const MSG: usize = 100;
     const PACE: Duration = Duration::from_millis(20);
     let drops = if ctx.control { vec![] } else { vec![DropRule::NthData { dport: PORT, n: 10 }] };
-    let (p, relay) = ctx.relayed_pair(RelayCfg { delay: Duration::from_millis(10), drops })?;
-    let to = SocketAddrV4::new(p.s_ip, PORT);
-    let l = listen(&p.s, to, 16)?;
-    ctx.capture(&p.s, Some("eth0"))?;
-    let server = std::thread::spawn(move || -> Result<Vec<Instant>> {
-        let (mut s, _) = accept_timeout(&l, Duration::from_secs(3))?;
-        let mut at = Vec::new();
-        let mut m = [0u8; MSG];
-        for _ in 0..N {
-            s.read_exact(&mut m)?;
-            at.push(Instant::now());
-        }
-        Ok(at)
-    });
-    let mut s = connect_with(&p.c, to, Duration::from_secs(2), |s| s.set_nodelay(true))?;
-    for i in 0..N {
-        s.write_all(&[i as u8; MSG])?;
-        std::thread::sleep(PACE);
-    }
-    let at = ns::join(server)?;
-    drop(s);
+    let (at, relay) = paced_stream(ctx, RelayCfg { delay: Duration::from_millis(10), drops }, N, PACE)?;
     let frames = ctx.stop_capture()?;
     let stats = relay.stop();
     let gaps: Vec<f64> = at.windows(2).map(|w| w[1].duration_since(w[0]).as_secs_f64() * 1000.0).collect();
@@ -279,31 +275,13 @@ pub fn retrans_hol_blocking(ctx: &mut Ctx<'_>) -> Result<()> {
 /// duplicate ACKs for a hole that is not filled within an RTO (control: no loss).
 pub fn dupack_no_fast_retransmit(ctx: &mut Ctx<'_>) -> Result<()> {
     const N: usize = 60;
-    const MSG: usize = 100;
     let drops = if ctx.control {
         vec![]
     } else {
         vec![DropRule::NthDataFor { dport: PORT, n: 10, hold: Duration::from_millis(600) }]
     };
-    let (p, relay) = ctx.relayed_pair(RelayCfg { delay: Duration::from_millis(5), drops })?;
-    let to = SocketAddrV4::new(p.s_ip, PORT);
-    let l = listen(&p.s, to, 16)?;
-    ctx.capture(&p.s, Some("eth0"))?;
-    let server = std::thread::spawn(move || -> Result<()> {
-        let (mut s, _) = accept_timeout(&l, Duration::from_secs(3))?;
-        let mut m = [0u8; MSG];
-        for _ in 0..N {
-            s.read_exact(&mut m)?;
-        }
-        Ok(())
-    });
-    let mut s = connect_with(&p.c, to, Duration::from_secs(2), |s| s.set_nodelay(true))?;
-    for i in 0..N {
-        s.write_all(&[i as u8; MSG])?;
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    ns::join(server)?;
-    drop(s);
+    let (_, relay) =
+        paced_stream(ctx, RelayCfg { delay: Duration::from_millis(5), drops }, N, Duration::from_millis(10))?;
     let frames = ctx.stop_capture()?;
     let stats = relay.stop();
     // Receiver's view: duplicate ACKs (same ack, no data, from the server) and when the hole
@@ -341,12 +319,8 @@ pub fn dupack_no_fast_retransmit(ctx: &mut Ctx<'_>) -> Result<()> {
 pub fn nagle_delayed_ack(ctx: &mut Ctx<'_>) -> Result<()> {
     const N: usize = 30;
     let nodelay = ctx.control;
-    let p = ctx.pair()?;
-    let to = SocketAddrV4::new(p.s_ip, PORT);
-    let l = listen(&p.s, to, 16)?;
-    ctx.capture(&p.c, Some("eth0"))?;
-    let server = std::thread::spawn(move || -> Result<()> {
-        let (mut s, _) = accept_timeout(&l, Duration::from_secs(3))?;
+    let TcpLab { p, to, l } = ctx.tcp_lab(PORT).build()?;
+    let server = serve_one(l, |mut s| {
         let mut req = [0u8; 200];
         for _ in 0..N {
             s.read_exact(&mut req)?;
@@ -428,7 +402,7 @@ pub fn iptables_redirect_hijack(ctx: &mut Ctx<'_>) -> Result<()> {
         ctx.fact(format!("{hijacked} of {N} requests to {to} answered by the local sidecar on :15001"), hijacked == N);
     }
     ctx.snapshot(&p.c);
-    ctx.expect(Src::Netns(p.c.clone()), "to_port", 15001.0, "port", Tol::Abs(0.0));
+    ctx.expect(p.src(End::Client), "to_port", 15001.0, "port", Tol::Abs(0.0));
     Ok(())
 }
 
@@ -438,46 +412,30 @@ pub fn http_204_content_length(ctx: &mut Ctx<'_>) -> Result<()> {
     const N: usize = 3;
     const STALL: f64 = 2.0;
     let control = ctx.control;
-    let p = ctx.pair()?;
-    let to = SocketAddrV4::new(p.s_ip, 80);
-    let l = listen(&p.s, to, 16)?;
-    ctx.capture(&p.c, Some("eth0"))?;
-    let server = std::thread::spawn(move || {
-        let mut hs = Vec::new();
-        for _ in 0..N {
-            let Ok((mut s, _)) = accept_timeout(&l, Duration::from_secs(3)) else { break };
-            hs.push(std::thread::spawn(move || {
-                if read_head(&mut s).is_err() {
-                    return;
-                }
-                let head = if control {
-                    "HTTP/1.1 204 No Content\r\nServer: thirdparty\r\n\r\n"
-                } else {
-                    "HTTP/1.1 204 No Content\r\nServer: thirdparty\r\nContent-Length: 10\r\n\r\n"
-                };
-                let _ = s.write_all(head.as_bytes());
-                let _ = s.set_read_timeout(Some(Duration::from_secs(4)));
-                let mut b = [0u8; 64];
-                let _ = s.read(&mut b); // wait for the client to give up
-            }));
+    let TcpLab { p, to, l } = ctx.tcp_lab(80).build()?;
+    let server = serve_each(l, N, move |mut s| {
+        if read_head(&mut s).is_err() {
+            return;
         }
-        for h in hs {
-            let _ = h.join();
-        }
+        let head = if control {
+            "HTTP/1.1 204 No Content\r\nServer: thirdparty\r\n\r\n"
+        } else {
+            "HTTP/1.1 204 No Content\r\nServer: thirdparty\r\nContent-Length: 10\r\n\r\n"
+        };
+        let _ = s.write_all(head.as_bytes());
+        let _ = s.set_read_timeout(Some(Duration::from_secs(4)));
+        let mut b = [0u8; 64];
+        let _ = s.read(&mut b); // wait for the client to give up
     });
-    let mut clients = Vec::new();
-    for _ in 0..N {
-        let c = p.c.clone();
-        clients.push(std::thread::spawn(move || -> Result<f64> {
-            let mut s = connect(&c, to, Duration::from_secs(2))?;
-            s.set_read_timeout(Some(Duration::from_secs_f64(STALL)))?;
-            let t = Instant::now();
-            send_get(&mut s, "thirdparty", "/ping")?;
-            let _ = read_response(&mut s); // honours Content-Length like libcurl
-            Ok(t.elapsed().as_secs_f64())
-        }));
-    }
-    let times: Vec<f64> = clients.into_iter().filter_map(|h| h.join().ok().and_then(Result::ok)).collect();
+    let clients = clients(&p.c, N, move |c| {
+        let mut s = connect(c, to, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs_f64(STALL)))?;
+        let t = Instant::now();
+        send_get(&mut s, "thirdparty", "/ping")?;
+        let _ = read_response(&mut s); // honours Content-Length like libcurl
+        Ok(t.elapsed().as_secs_f64())
+    });
+    let times: Vec<f64> = join_ok(clients);
     let _ = server.join();
     let slowest = times.iter().copied().fold(0.0, f64::max);
     if control {
@@ -552,7 +510,7 @@ pub fn syn_queue_overflow(ctx: &mut Ctx<'_>) -> Result<()> {
             !probe && syn_recv == BACKLOG as usize + 1 && drops > 0,
         );
     }
-    let s = Src::Netns(p.s.clone());
+    let s = p.src(End::Server);
     ctx.expect(s.clone(), "syn_recv", f64::from(BACKLOG + 1), "count", Tol::Abs(1.0));
     ctx.expect(s, "backlog", f64::from(BACKLOG), "count", Tol::Abs(0.0));
     Ok(())
@@ -595,7 +553,7 @@ pub fn ip_conflict(ctx: &mut Ctx<'_>) -> Result<()> {
     // Every holder talks to the client now and then; each of its ARP requests carries the
     // shared address and repoints the client's neighbour entry (locktime 0). Here the wrong
     // holder speaks before every fourth connect.
-    let sink = apps::udp_with(&c, SocketAddrV4::new(c_ip, 9), |_| Ok(()))?;
+    let sink = apps::udp(&c, SocketAddrV4::new(c_ip, 9))?;
     let (mut ok, mut refused) = (0, 0);
     for i in 0..N {
         let speaker = if i % 4 == 3 { &s2 } else { &s1 };

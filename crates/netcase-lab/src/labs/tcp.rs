@@ -1,10 +1,11 @@
 //! Labs about the TCP connection lifecycle and listener queues, on a plain veth pair.
 
 use crate::apps::{
-    self, accept_timeout, connect, connect_with, listen, listen_with, read_head, read_response, send_get, send_response,
+    self, accept_timeout, connect, connect_with, listen, read_head, read_response, send_get, send_response,
 };
 use crate::ns::{self, TcpState};
 use crate::pkt::{self, flags};
+use crate::topo::{clients, join_ok, serve_each, serve_one, End, TcpLab, ACCEPT_WAIT};
 use crate::{Ctx, Src, Tol};
 use anyhow::Result;
 use std::io::{Read, Write};
@@ -28,12 +29,9 @@ pub fn port_unreachable(ctx: &mut Ctx<'_>) -> Result<()> {
     let to = SocketAddrV4::new(p.s_ip, PORT);
     let server = if ctx.control {
         let l = listen(&p.s, to, 16)?;
-        Some(std::thread::spawn(move || {
-            for _ in 0..5 {
-                let Ok((mut s, _)) = accept_timeout(&l, Duration::from_secs(3)) else { break };
-                let mut b = [0u8; 16];
-                let _ = s.read(&mut b);
-            }
+        Some(serve_each(l, 5, |mut s| {
+            let mut b = [0u8; 16];
+            let _ = s.read(&mut b);
         }))
     } else {
         None
@@ -70,57 +68,43 @@ pub fn port_unreachable(ctx: &mut Ctx<'_>) -> Result<()> {
 /// The server aborts with SO_LINGER 0 while data is still unsent (control: normal close).
 pub fn linger_zero_rst(ctx: &mut Ctx<'_>) -> Result<()> {
     const N: usize = 5;
-    let p = ctx.pair()?;
-    let to = SocketAddrV4::new(p.s_ip, PORT);
-    let l = listen_with(&p.s, to, 16, |s| s.set_send_buffer_size(32 * 1024))?;
     let control = ctx.control;
-    ctx.capture(&p.c, Some("eth0"))?;
-    let server = std::thread::spawn(move || {
-        let mut handlers = Vec::new();
-        for _ in 0..N {
-            let Ok((mut s, _)) = accept_timeout(&l, Duration::from_secs(3)) else { break };
-            handlers.push(std::thread::spawn(move || {
-                let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
-                let chunk = [b'x'; 4096];
-                let mut written = 0usize;
-                for _ in 0..64 {
-                    match s.write(&chunk) {
-                        Ok(n) => written += n,
-                        Err(_) => break,
-                    }
-                }
-                if !control {
-                    let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
-                }
-                drop(s);
-                written
-            }));
+    let TcpLab { p, to, l } = ctx.tcp_lab(PORT).listen_opts(|s| s.set_send_buffer_size(32 * 1024)).build()?;
+    let server = serve_each(l, N, move |mut s| {
+        let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
+        let chunk = [b'x'; 4096];
+        let mut written = 0usize;
+        for _ in 0..64 {
+            match s.write(&chunk) {
+                Ok(n) => written += n,
+                Err(_) => break,
+            }
         }
-        handlers.into_iter().map(|h| h.join().unwrap_or(0)).collect::<Vec<usize>>()
+        if !control {
+            let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+        }
+        drop(s);
+        written
     });
-    let mut clients = Vec::new();
-    for _ in 0..N {
-        let c = p.c.clone();
-        clients.push(std::thread::spawn(move || -> Result<(usize, bool)> {
-            let mut s = connect_with(&c, to, Duration::from_secs(2), |s| s.set_recv_buffer_size(4096))?;
-            std::thread::sleep(Duration::from_millis(500));
-            let mut got = 0usize;
-            let mut buf = [0u8; 8192];
-            let mut reset = false;
-            for _ in 0..10_000 {
-                match s.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => got += n,
-                    Err(e) => {
-                        reset = e.raw_os_error() == Some(libc::ECONNRESET);
-                        break;
-                    }
+    let clients = clients(&p.c, N, move |c| {
+        let mut s = connect_with(c, to, Duration::from_secs(2), |s| s.set_recv_buffer_size(4096))?;
+        std::thread::sleep(Duration::from_millis(500));
+        let mut got = 0usize;
+        let mut buf = [0u8; 8192];
+        let mut reset = false;
+        for _ in 0..10_000 {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) => {
+                    reset = e.raw_os_error() == Some(libc::ECONNRESET);
+                    break;
                 }
             }
-            Ok((got, reset))
-        }));
-    }
-    let results: Vec<(usize, bool)> = clients.into_iter().filter_map(|h| h.join().ok().and_then(Result::ok)).collect();
+        }
+        Ok((got, reset))
+    });
+    let results: Vec<(usize, bool)> = join_ok(clients);
     let written = server.join().unwrap_or_default();
     let frames = ctx.stop_capture()?;
     let rsts = pkt::reset_connections(frames, PORT, false);
@@ -177,12 +161,8 @@ pub fn keepalive_settings(ctx: &mut Ctx<'_>) -> Result<()> {
     const PERIOD: f64 = 1.0;
     const IDLE: Duration = Duration::from_millis(4500);
     let control = ctx.control;
-    let p = ctx.pair()?;
-    let to = SocketAddrV4::new(p.s_ip, PORT);
-    let l = listen(&p.s, to, 16)?;
-    ctx.capture(&p.c, Some("eth0"))?;
-    let server = std::thread::spawn(move || -> Result<usize> {
-        let (mut s, _) = accept_timeout(&l, Duration::from_secs(3))?;
+    let TcpLab { p, to, l } = ctx.tcp_lab(PORT).build()?;
+    let server = serve_one(l, move |mut s| {
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
         let mut answered = 0;
         for _ in 0..4 {
@@ -247,49 +227,33 @@ pub fn client_timeout_fin_wait2(ctx: &mut Ctx<'_>) -> Result<()> {
     const N: usize = 4;
     const TIMEOUT: f64 = 2.0;
     let delay = if ctx.control { 0.5 } else { 4.0 };
-    let p = ctx.pair()?;
-    let to = SocketAddrV4::new(p.s_ip, PORT);
-    let l = listen(&p.s, to, 16)?;
-    ctx.capture(&p.c, Some("eth0"))?;
-    let server = std::thread::spawn(move || {
-        let mut hs = Vec::new();
-        for _ in 0..N {
-            let Ok((mut s, _)) = accept_timeout(&l, Duration::from_secs(3)) else { break };
-            hs.push(std::thread::spawn(move || {
-                if read_head(&mut s).is_err() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_secs_f64(delay));
-                let _ = send_response(&mut s, "200 OK", "", b"slow answer\n");
-                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let mut b = [0u8; 256];
-                let _ = s.read(&mut b);
-            }));
+    let TcpLab { p, to, l } = ctx.tcp_lab(PORT).build()?;
+    let server = serve_each(l, N, move |mut s| {
+        if read_head(&mut s).is_err() {
+            return;
         }
-        for h in hs {
-            let _ = h.join();
-        }
+        std::thread::sleep(Duration::from_secs_f64(delay));
+        let _ = send_response(&mut s, "200 OK", "", b"slow answer\n");
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut b = [0u8; 256];
+        let _ = s.read(&mut b);
     });
     let t0 = Instant::now();
-    let mut clients = Vec::new();
-    for _ in 0..N {
-        let c = p.c.clone();
-        clients.push(std::thread::spawn(move || -> Result<bool> {
-            let mut s = connect(&c, to, Duration::from_secs(2))?;
-            s.set_read_timeout(Some(Duration::from_secs_f64(TIMEOUT)))?;
-            send_get(&mut s, "backend", "/slow")?;
-            match read_response(&mut s) {
-                Ok(_) => Ok(false),
-                Err(e) if is_timeout(&e) => Ok(true), // give up; dropping the socket sends FIN
-                Err(e) => Err(e.into()),
-            }
-        }));
-    }
+    let clients = clients(&p.c, N, move |c| {
+        let mut s = connect(c, to, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs_f64(TIMEOUT)))?;
+        send_get(&mut s, "backend", "/slow")?;
+        match read_response(&mut s) {
+            Ok(_) => Ok(false),
+            Err(e) if is_timeout(&e) => Ok(true), // give up; dropping the socket sends FIN
+            Err(e) => Err(e.into()),
+        }
+    });
     std::thread::sleep(Duration::from_secs_f64(TIMEOUT + 0.4).saturating_sub(t0.elapsed()));
     let fw2 = ns::count_state(&p.c, TcpState::FinWait2, 0)?;
     let cw = ns::count_state(&p.s, TcpState::CloseWait, PORT)?;
     ctx.snapshot(&p.c);
-    let timed_out = clients.into_iter().filter_map(|h| h.join().ok().and_then(Result::ok)).filter(|t| *t).count();
+    let timed_out = join_ok(clients).into_iter().filter(|t| *t).count();
     server.join().ok();
     let frames = ctx.stop_capture()?;
     let rsts = pkt::reset_connections(frames, PORT, true);
@@ -310,7 +274,7 @@ pub fn client_timeout_fin_wait2(ctx: &mut Ctx<'_>) -> Result<()> {
     ctx.expect(Src::Capture, "timeout_s", TIMEOUT, "s", Tol::Abs(0.2));
     ctx.expect(Src::Capture, "late_response_delay_s", 4.0, "s", Tol::Abs(0.3));
     ctx.expect(Src::Capture, "connections", N as f64, "count", Tol::Abs(0.0));
-    ctx.expect(Src::Netns(p.c.clone()), "count", N as f64, "count", Tol::Abs(0.0));
+    ctx.expect(p.src(End::Client), "count", N as f64, "count", Tol::Abs(0.0));
     Ok(())
 }
 
@@ -320,44 +284,28 @@ pub fn keepalive_race_502(ctx: &mut Ctx<'_>) -> Result<()> {
     const N: usize = 5;
     const IDLE: f64 = 1.0;
     let wait = if ctx.control { 0.5 } else { 1.3 };
-    let p = ctx.pair()?;
-    let to = SocketAddrV4::new(p.s_ip, PORT);
-    let l = listen(&p.s, to, 16)?;
-    ctx.capture(&p.c, Some("eth0"))?;
-    let server = std::thread::spawn(move || {
-        let mut hs = Vec::new();
-        for _ in 0..N {
-            let Ok((mut s, _)) = accept_timeout(&l, Duration::from_secs(3)) else { break };
-            hs.push(std::thread::spawn(move || {
-                let _ = s.set_read_timeout(Some(Duration::from_secs_f64(IDLE)));
-                for _ in 0..10 {
-                    match read_head(&mut s) {
-                        Ok(h) if !h.is_empty() => {
-                            let _ = send_response(&mut s, "200 OK", "Connection: keep-alive\r\n", b"ok\n");
-                        }
-                        _ => break, // idle timeout or EOF: close
-                    }
+    let TcpLab { p, to, l } = ctx.tcp_lab(PORT).build()?;
+    let server = serve_each(l, N, |mut s| {
+        let _ = s.set_read_timeout(Some(Duration::from_secs_f64(IDLE)));
+        for _ in 0..10 {
+            match read_head(&mut s) {
+                Ok(h) if !h.is_empty() => {
+                    let _ = send_response(&mut s, "200 OK", "Connection: keep-alive\r\n", b"ok\n");
                 }
-            }));
-        }
-        for h in hs {
-            let _ = h.join();
+                _ => break, // idle timeout or EOF: close
+            }
         }
     });
-    let mut clients = Vec::new();
-    for _ in 0..N {
-        let c = p.c.clone();
-        clients.push(std::thread::spawn(move || -> Result<bool> {
-            let mut s = connect(&c, to, Duration::from_secs(2))?;
-            send_get(&mut s, "backend", "/first")?;
-            read_response(&mut s)?;
-            std::thread::sleep(Duration::from_secs_f64(wait));
-            // A pool that does not look for the peer's FIN before reusing the connection.
-            let lost = send_get(&mut s, "backend", "/second").is_err() || read_response(&mut s).is_err();
-            Ok(lost)
-        }));
-    }
-    let results: Vec<bool> = clients.into_iter().filter_map(|h| h.join().ok().and_then(Result::ok)).collect();
+    let clients = clients(&p.c, N, move |c| {
+        let mut s = connect(c, to, Duration::from_secs(2))?;
+        send_get(&mut s, "backend", "/first")?;
+        read_response(&mut s)?;
+        std::thread::sleep(Duration::from_secs_f64(wait));
+        // A pool that does not look for the peer's FIN before reusing the connection.
+        let lost = send_get(&mut s, "backend", "/second").is_err() || read_response(&mut s).is_err();
+        Ok(lost)
+    });
+    let results: Vec<bool> = join_ok(clients);
     let _ = server.join();
     let frames = ctx.stop_capture()?;
     let lost = results.iter().filter(|l| **l).count();
@@ -383,12 +331,8 @@ pub fn zero_window(ctx: &mut Ctx<'_>) -> Result<()> {
     const STALL: f64 = 2.0;
     const TOTAL: usize = 512 * 1024;
     let control = ctx.control;
-    let p = ctx.pair()?;
-    let to = SocketAddrV4::new(p.s_ip, PORT);
-    let l = listen_with(&p.s, to, 16, |s| s.set_recv_buffer_size(8192))?;
-    ctx.capture(&p.c, Some("eth0"))?;
-    let server = std::thread::spawn(move || -> Result<usize> {
-        let (mut s, _) = accept_timeout(&l, Duration::from_secs(3))?;
+    let TcpLab { p, to, l } = ctx.tcp_lab(PORT).listen_opts(|s| s.set_recv_buffer_size(8192)).build()?;
+    let server = serve_one(l, move |mut s| {
         if !control {
             std::thread::sleep(Duration::from_secs_f64(STALL));
         }
@@ -451,14 +395,11 @@ pub fn zero_window(ctx: &mut Ctx<'_>) -> Result<()> {
 pub fn close_wait_leak(ctx: &mut Ctx<'_>) -> Result<()> {
     const N: usize = 8;
     let control = ctx.control;
-    let p = ctx.pair()?;
-    let to = SocketAddrV4::new(p.s_ip, PORT);
-    let l = listen(&p.s, to, 16)?;
-    ctx.capture(&p.c, Some("eth0"))?;
+    let TcpLab { p, to, l } = ctx.tcp_lab(PORT).build()?;
     let server = std::thread::spawn(move || {
         let mut held = Vec::new();
         for _ in 0..N {
-            let Ok((mut s, _)) = accept_timeout(&l, Duration::from_secs(3)) else { break };
+            let Ok((mut s, _)) = accept_timeout(&l, ACCEPT_WAIT) else { break };
             let mut b = [0u8; 64];
             for _ in 0..8 {
                 match s.read(&mut b) {
@@ -489,7 +430,7 @@ pub fn close_wait_leak(ctx: &mut Ctx<'_>) -> Result<()> {
             cw == N,
         );
     }
-    ctx.expect(Src::Netns(p.s.clone()), "count", N as f64, "count", Tol::Abs(0.0));
+    ctx.expect(p.src(End::Server), "count", N as f64, "count", Tol::Abs(0.0));
     Ok(())
 }
 
@@ -499,10 +440,7 @@ pub fn close_wait_in_accept_queue(ctx: &mut Ctx<'_>) -> Result<()> {
     const BACKLOG: i32 = 8;
     const N: usize = 9; // the queue is full at backlog + 1
     let control = ctx.control;
-    let p = ctx.pair()?;
-    let to = SocketAddrV4::new(p.s_ip, PORT);
-    let l = listen(&p.s, to, BACKLOG)?;
-    ctx.capture(&p.c, Some("eth0"))?;
+    let TcpLab { p, to, l } = ctx.tcp_lab(PORT).backlog(BACKLOG).build()?;
     for _ in 0..N {
         let s = connect(&p.c, to, Duration::from_secs(2))?;
         drop(s);
@@ -532,7 +470,7 @@ pub fn close_wait_in_accept_queue(ctx: &mut Ctx<'_>) -> Result<()> {
         );
     }
     drop(l);
-    let s = Src::Netns(p.s.clone());
+    let s = p.src(End::Server);
     ctx.expect(s.clone(), "count", N as f64, "count", Tol::Abs(0.0));
     ctx.expect(s.clone(), "accept_queue", N as f64, "count", Tol::Abs(0.0));
     ctx.expect(s, "backlog", f64::from(BACKLOG), "count", Tol::Abs(0.0));
@@ -545,11 +483,8 @@ pub fn accept_queue_overflow(ctx: &mut Ctx<'_>) -> Result<()> {
     const BACKLOG: i32 = 4;
     const N: usize = 12;
     let control = ctx.control;
-    let p = ctx.pair()?;
-    ns::sysctl(&p.s, "net.ipv4.tcp_abort_on_overflow", "0")?;
-    let to = SocketAddrV4::new(p.s_ip, PORT);
-    let l = listen(&p.s, to, BACKLOG)?;
-    ctx.capture(&p.c, Some("eth0"))?;
+    let TcpLab { p, to, l } =
+        ctx.tcp_lab(PORT).sysctl(End::Server, "net.ipv4.tcp_abort_on_overflow", "0").backlog(BACKLOG).build()?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let acceptor = if control {
         let stop = stop.clone();
@@ -595,7 +530,7 @@ pub fn accept_queue_overflow(ctx: &mut Ctx<'_>) -> Result<()> {
             overflows > 0 && queue == BACKLOG as u32 + 1,
         );
     }
-    let s = Src::Netns(p.s.clone());
+    let s = p.src(End::Server);
     ctx.expect(s.clone(), "backlog", f64::from(BACKLOG), "count", Tol::Abs(0.0));
     ctx.expect(s.clone(), "accept_queue", f64::from(BACKLOG + 1), "count", Tol::Abs(0.0));
     ctx.expect(s, "listen_overflows", 1.0, "count", Tol::AtLeast);
@@ -608,16 +543,16 @@ pub fn time_wait_pileup(ctx: &mut Ctx<'_>) -> Result<()> {
     const N: usize = 50;
     const BUCKETS: usize = 64;
     let control = ctx.control;
-    let p = ctx.pair()?;
     // A small per-namespace TIME_WAIT limit makes the pile-up a real headroom problem.
-    ns::sysctl(&p.s, "net.ipv4.tcp_max_tw_buckets", &BUCKETS.to_string())?;
-    let to = SocketAddrV4::new(p.s_ip, PORT);
-    let l = listen(&p.s, to, 64)?;
-    ctx.capture(&p.c, Some("eth0"))?;
+    let TcpLab { p, to, l } = ctx
+        .tcp_lab(PORT)
+        .sysctl(End::Server, "net.ipv4.tcp_max_tw_buckets", BUCKETS.to_string())
+        .backlog(64)
+        .build()?;
     let server = std::thread::spawn(move || {
         let conns = if control { 1 } else { N };
         for _ in 0..conns {
-            let Ok((mut s, _)) = accept_timeout(&l, Duration::from_secs(3)) else { break };
+            let Ok((mut s, _)) = accept_timeout(&l, ACCEPT_WAIT) else { break };
             for _ in 0..=N {
                 match read_head(&mut s) {
                     Ok(h) if !h.is_empty() => {}
@@ -661,7 +596,7 @@ pub fn time_wait_pileup(ctx: &mut Ctx<'_>) -> Result<()> {
             tw == N,
         );
     }
-    ctx.expect(Src::Netns(p.s.clone()), "count", N as f64, "count", Tol::Abs(2.0));
-    ctx.expect(Src::Netns(p.s.clone()), "tcp_max_tw_buckets", BUCKETS as f64, "count", Tol::Abs(0.0));
+    ctx.expect(p.src(End::Server), "count", N as f64, "count", Tol::Abs(2.0));
+    ctx.expect(p.src(End::Server), "tcp_max_tw_buckets", BUCKETS as f64, "count", Tol::Abs(0.0));
     Ok(())
 }
