@@ -5,6 +5,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
 
 /// The largest packet a record may carry (as Wireshark: 256 KiB). A larger length is damage.
 pub const MAX_CAPLEN: u32 = 262_144;
@@ -321,17 +322,67 @@ pub struct CaptureReader {
 /// `AHEAD_HEAD..AHEAD_HEAD + len`; emptied chunks go back for reuse, so nothing is allocated
 /// per chunk after the first few.
 struct ReadAhead {
-    chunks: std::sync::mpsc::Receiver<io::Result<(Vec<u8>, usize)>>,
-    spent: std::sync::mpsc::SyncSender<Vec<u8>>,
+    /// Both `Some` until dropped; taken first in `drop` so the thread sees them close.
+    chunks: Option<std::sync::mpsc::Receiver<ChunkMsg>>,
+    spent: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    /// Set by the thread when it has let go of everything (source, buffers).
+    exited: Arc<(Mutex<bool>, Condvar)>,
+    /// Joined once the flag is up (all that is left of the thread is its runtime's teardown).
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A filled chunk (bytes at `AHEAD_HEAD..AHEAD_HEAD + len`) or the read error that ended the
+/// source.
+type ChunkMsg = io::Result<(Vec<u8>, usize)>;
+
+/// How long dropping a reader waits for its reading thread to finish its current read.
+const AHEAD_EXIT_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Raises the reading thread's exit flag when dropped (also when the thread panics).
+struct ExitFlag(Arc<(Mutex<bool>, Condvar)>);
+
+impl Drop for ExitFlag {
+    fn drop(&mut self) {
+        let (m, c) = &*self.0;
+        if let Ok(mut g) = m.lock() {
+            *g = true;
+        }
+        c.notify_all();
+    }
+}
+
+impl Drop for ReadAhead {
+    /// Closes both channels, then waits (briefly) for the thread to free its buffers and the
+    /// source: a file read ends at once; a read blocked on a pipe is left to end with the
+    /// process.
+    fn drop(&mut self) {
+        drop(self.chunks.take());
+        drop(self.spent.take());
+        let (m, c) = &*self.exited;
+        let done = match m.lock() {
+            Ok(g) => c.wait_timeout_while(g, AHEAD_EXIT_WAIT, |done| !*done).map(|(g, _)| *g).unwrap_or(false),
+            Err(_) => false,
+        };
+        if done {
+            if let Some(h) = self.handle.take() {
+                let _ = h.join();
+            }
+        }
+    }
 }
 
 impl ReadAhead {
-    fn spawn(mut src: Box<dyn Read + Send>) -> io::Result<Self> {
-        let (tx, chunks) = std::sync::mpsc::sync_channel::<io::Result<(Vec<u8>, usize)>>(AHEAD_CHUNKS);
+    fn spawn(src: Box<dyn Read + Send>) -> io::Result<Self> {
+        let (tx, chunks) = std::sync::mpsc::sync_channel::<ChunkMsg>(AHEAD_CHUNKS);
         let (spent, spent_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(AHEAD_CHUNKS + 2);
-        // Detached: when the reader is dropped the channel closes and the thread ends after
-        // its current read (a blocked stdin read ends with the process).
-        std::thread::Builder::new().name("netcase-read".into()).spawn(move || {
+        let exited = Arc::new((Mutex::new(false), Condvar::new()));
+        let flag = ExitFlag(Arc::clone(&exited));
+        // When the reader is dropped the channels close and the thread ends after its current
+        // read (see `Drop for ReadAhead`).
+        let handle = std::thread::Builder::new().name("netcase-read".into()).spawn(move || {
+            // Declared first, dropped last: the flag rises after the source and buffers go.
+            let _flag = flag;
+            let (mut src, tx, spent_rx) = (src, tx, spent_rx);
             background_thread();
             let mut made = 0usize;
             loop {
@@ -375,7 +426,7 @@ impl ReadAhead {
                 }
             }
         })?;
-        Ok(ReadAhead { chunks, spent })
+        Ok(ReadAhead { chunks: Some(chunks), spent: Some(spent), exited, handle: Some(handle) })
     }
 }
 
@@ -542,7 +593,8 @@ impl CaptureReader {
     fn fill_ahead(&mut self, n: usize) -> io::Result<()> {
         while self.avail() < n && !self.eof {
             let Some(ahead) = self.ahead.as_ref() else { break };
-            let (mut chunk, len) = match ahead.chunks.recv() {
+            let Some(chunks) = ahead.chunks.as_ref() else { break };
+            let (mut chunk, len) = match chunks.recv() {
                 Ok(Ok(c)) => c,
                 Ok(Err(e)) => {
                     self.eof = true;
@@ -566,7 +618,9 @@ impl CaptureReader {
                 self.start = at;
                 self.end = data_end;
                 if old.len() == AHEAD_HEAD + AHEAD_CHUNK {
-                    let _ = ahead.spent.try_send(old);
+                    if let Some(spent) = ahead.spent.as_ref() {
+                        let _ = spent.try_send(old);
+                    }
                 }
             } else {
                 // A record larger than the room in front of a chunk: grow the buffer.
@@ -576,7 +630,9 @@ impl CaptureReader {
                 self.buf.truncate(self.end);
                 self.buf.extend_from_slice(chunk.get(AHEAD_HEAD..data_end).unwrap_or(&[]));
                 self.end = self.buf.len();
-                let _ = ahead.spent.try_send(chunk);
+                if let Some(spent) = ahead.spent.as_ref() {
+                    let _ = spent.try_send(chunk);
+                }
             }
         }
         Ok(())
