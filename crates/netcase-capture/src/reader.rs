@@ -315,6 +315,10 @@ pub struct CaptureReader {
     done: bool,
     /// The source read on its own thread, when enabled.
     ahead: Option<ReadAhead>,
+    /// `buf` is one of the read-ahead thread's chunks (it goes back when replaced, whatever its
+    /// size: a chunk that is not returned is one less in the pool, and with none left the
+    /// reading thread and the parser would wait for each other).
+    buf_pooled: bool,
 }
 
 /// The source read ahead on a thread of its own: the copy out of the page cache (and gzip
@@ -486,6 +490,7 @@ impl CaptureReader {
             skipped: Vec::new(),
             done: false,
             ahead: None,
+            buf_pooled: false,
         };
         r.fill(4)?;
         if r.avail() == 0 {
@@ -614,10 +619,15 @@ impl CaptureReader {
                 if let (Some(dst), Some(src)) = (chunk.get_mut(at..AHEAD_HEAD), self.buf.get(self.start..self.end)) {
                     dst.copy_from_slice(src);
                 }
-                let old = std::mem::replace(&mut self.buf, chunk);
+                let mut old = std::mem::replace(&mut self.buf, chunk);
                 self.start = at;
                 self.end = data_end;
-                if old.len() == AHEAD_HEAD + AHEAD_CHUNK {
+                if std::mem::replace(&mut self.buf_pooled, true) {
+                    if old.len() != AHEAD_HEAD + AHEAD_CHUNK {
+                        // A chunk grown for a large record goes back at its usual size.
+                        old.clear();
+                        old.shrink_to(AHEAD_HEAD + AHEAD_CHUNK);
+                    }
                     if let Some(spent) = ahead.spent.as_ref() {
                         let _ = spent.try_send(old);
                     }
@@ -1088,6 +1098,26 @@ mod tests {
             assert_eq!(got.0, want.0, "step {step}");
             assert_eq!(got.1.map(|d| (d.offset, d.frame)), want.1.as_ref().map(|d| (d.offset, d.frame)), "step {step}");
         }
+    }
+
+    #[test]
+    fn read_ahead_survives_many_records_larger_than_the_room_before_a_chunk() {
+        // Every chunk edge inside a record of more than AHEAD_HEAD bytes takes the path that
+        // grows the buffer; many of them in a row must not drain the pool of chunks (the
+        // reading thread would wait for a chunk back while the parser waits for data).
+        let recs: Vec<Vec<u8>> = (0..80).map(|i| vec![i as u8; 200_000 + (i * 7919) % 62_000]).collect();
+        let refs: Vec<&[u8]> = recs.iter().map(Vec::as_slice).collect();
+        let mut bytes = pcap(&refs, false);
+        bytes[16..20].copy_from_slice(&MAX_CAPLEN.to_le_bytes());
+        let want = frames_of(CaptureReader::from_bytes(&bytes).unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let got = frames_of(CaptureReader::from_reader_ahead(Box::new(io::Cursor::new(bytes))).unwrap());
+            let _ = tx.send(got);
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("read-ahead stalled");
+        assert_eq!(got.0.len(), 80);
+        assert_eq!(got.0, want.0);
     }
 
     #[test]
