@@ -272,8 +272,9 @@ fn arr2(s: &[u8], at: usize) -> [u8; 2] {
 }
 
 /// Marks the calling thread SCHED_BATCH, so that waking up with data ready it does not preempt
-/// the parser (the critical path); it still gets its share of the CPU.
-fn background_thread() {
+/// the parser (the critical path); it still gets its share of the CPU. The read-ahead thread
+/// uses it, and so can the helper threads of a pipeline built on the reader.
+pub fn background_thread() {
     #[cfg(target_os = "linux")]
     {
         let p = libc::sched_param { sched_priority: 0 };

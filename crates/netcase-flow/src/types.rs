@@ -123,42 +123,6 @@ pub struct FrameAnalysis<'a> {
     pub payload: &'a [u8],
 }
 
-impl FrameAnalysis<'_> {
-    /// The same facts without the payload (`payload` empty, `len` kept): an owned copy a
-    /// consumer that never reads payload bytes can keep or hand to another thread.
-    #[inline]
-    pub fn without_payload(&self) -> FrameAnalysis<'static> {
-        FrameAnalysis {
-            frame: self.frame,
-            ts_ns: self.ts_ns,
-            orig_len: self.orig_len,
-            stream: self.stream,
-            side: self.side,
-            src: self.src,
-            dst: self.dst,
-            icmp_error: self.icmp_error,
-            seq: self.seq,
-            ack: self.ack,
-            seq_raw: self.seq_raw,
-            ack_raw: self.ack_raw,
-            len: self.len,
-            tcp_flags: self.tcp_flags,
-            window: self.window,
-            calc_window: self.calc_window,
-            window_scale: self.window_scale,
-            flags: self.flags,
-            dupack_num: self.dupack_num,
-            dupack_frame: self.dupack_frame,
-            acks_frame: self.acks_frame,
-            ack_rtt_ns: self.ack_rtt_ns,
-            bytes_in_flight: self.bytes_in_flight,
-            initial_rtt_ns: self.initial_rtt_ns,
-            options: self.options,
-            payload: &[],
-        }
-    }
-}
-
 /// Options a SYN or SYN-ACK offered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct HandshakeOptions {

@@ -232,7 +232,7 @@ fn side_worker<R: FlowRecords>(
     back: &std::sync::mpsc::SyncSender<SideBatch>,
     records: &mut R,
 ) -> CaptureRules {
-    background_thread();
+    netcase_capture::background_thread();
     let mut rules = CaptureRules::new();
     while let Ok(mut b) = rx.recv() {
         let mut conns = b.conns.iter();
@@ -276,7 +276,7 @@ struct Pipe<B: Buf> {
     /// Time spent waiting for the worker to hand a batch back, and how often (for profiles).
     waited: std::time::Duration,
     waits: u64,
-    full: Option<std::sync::mpsc::SyncSender<B>>,
+    full: std::sync::mpsc::SyncSender<B>,
     empty: std::sync::mpsc::Receiver<B>,
 }
 
@@ -291,7 +291,7 @@ impl<B: Buf> Pipe<B> {
             let _ = empty_tx.send(make());
         }
         let cur = empty_rx.recv().unwrap_or_default();
-        (Pipe { cur, waited: Default::default(), waits: 0, full: Some(full_tx), empty: empty_rx }, (full_rx, empty_tx))
+        (Pipe { cur, waited: Default::default(), waits: 0, full: full_tx, empty: empty_rx }, (full_rx, empty_tx))
     }
 
     fn flush(&mut self) {
@@ -309,15 +309,13 @@ impl<B: Buf> Pipe<B> {
             }
         };
         let full = std::mem::replace(&mut self.cur, next);
-        if let Some(tx) = &self.full {
-            let _ = tx.send(full);
-        }
+        let _ = self.full.send(full);
     }
 
     /// Sends what is left and closes the channel: the worker's loop ends.
     fn close(mut self, name: &str) {
         self.flush();
-        if std::env::var_os("NETCASE_PROFILE").is_some() {
+        if profiling() {
             eprintln!("profile: {name}: waited {:?} in {} waits for the worker", self.waited, self.waits);
         }
         let Pipe { cur, full, empty, .. } = self;
@@ -529,7 +527,7 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
             }
         }
         let t_loop = std::time::Instant::now();
-        let hwm_loop = if std::env::var_os("NETCASE_PROFILE").is_some() {
+        let hwm_loop = if profiling() {
             eprintln!("profile: pass {:?} wall, this thread's CPU time {:?}", t_start.elapsed(), thread_cpu());
             peak_rss_kib()
         } else {
@@ -561,12 +559,12 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
         // the protocol thread, whose arena would not reuse it), so the peak stays lower.
         release_free_memory();
         let t_side = t_loop.elapsed();
-        if std::env::var_os("NETCASE_PROFILE").is_some() {
+        if profiling() {
             eprintln!("profile: RSS after the side thread {} KiB (peak {} KiB)", status_kib("VmRSS:"), peak_rss_kib());
         }
         let proto = fan.proto.take().map(ProtoFeed::finish);
         let t_proto = t_loop.elapsed();
-        if std::env::var_os("NETCASE_PROFILE").is_some() {
+        if profiling() {
             eprintln!("profile: RSS after the proto thread {} KiB (peak {} KiB)", status_kib("VmRSS:"), peak_rss_kib());
         }
         let run_rules = |rules: Option<CaptureRules>, proto: Option<&ProtoOutput>| {
@@ -591,7 +589,7 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
                 match std::thread::Builder::new().name("netcase-rules".into()).spawn_scoped(s2, || {
                     let t = std::time::Instant::now();
                     let f = run_rules(taken(), Some(p));
-                    if std::env::var_os("NETCASE_PROFILE").is_some() {
+                    if profiling() {
                         eprintln!("profile: rules' final pass {:?}", t.elapsed());
                     }
                     f
@@ -599,7 +597,7 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
                     Ok(h) => {
                         let t = std::time::Instant::now();
                         recs.proto(p);
-                        if std::env::var_os("NETCASE_PROFILE").is_some() {
+                        if profiling() {
                             eprintln!("profile: transactions written {:?}", t.elapsed());
                         }
                         h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
@@ -613,7 +611,7 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
             (p, _) => run_rules(taken(), p),
         };
         Finding::sort(&mut findings);
-        if std::env::var_os("NETCASE_PROFILE").is_some() {
+        if profiling() {
             eprintln!(
                 "profile: tracker.finish {t_fin:?}, side joined {t_side:?}, proto joined {t_proto:?}, rules done {:?}; peak RSS at loop end {hwm_loop} KiB, at the end {} KiB",
                 t_loop.elapsed(),
@@ -634,6 +632,12 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
             events_error: fan.events_error,
         }
     })
+}
+
+/// `NETCASE_PROFILE` is set: print phase timings and memory on stderr (read once).
+pub fn profiling() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("NETCASE_PROFILE").is_some())
 }
 
 /// The process's peak resident set (VmHWM), for `NETCASE_PROFILE`.
@@ -684,17 +688,4 @@ fn thread_cpu() -> std::time::Duration {
         return std::time::Duration::ZERO;
     }
     std::time::Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
-}
-
-/// Marks the calling thread SCHED_BATCH: woken by a batch, it does not preempt the thread
-/// that runs the flow engine (the critical path); it still gets its share of the CPU.
-fn background_thread() {
-    #[cfg(target_os = "linux")]
-    {
-        let p = libc::sched_param { sched_priority: 0 };
-        // SAFETY: sets the scheduling policy of the calling thread (pid 0) with a valid param.
-        unsafe {
-            libc::sched_setscheduler(0, libc::SCHED_BATCH, &p);
-        }
-    }
 }

@@ -105,7 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let t = std::time::Instant::now();
         write_json_tail(&mut out, &args, &analysis)?;
-        if std::env::var_os("NETCASE_PROFILE").is_some() {
+        if pipeline::profiling() {
             eprintln!("profile: json tail {:?}", t.elapsed());
         }
     } else if args.events {
