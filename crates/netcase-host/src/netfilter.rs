@@ -173,21 +173,7 @@ pub fn parse_iptables_save(text: &str, family: &'static str, rs: &mut Ruleset) {
             rs.bad_lines += 1;
             continue;
         }
-        let mut r = Rule {
-            family,
-            table: table.clone(),
-            chain: w[1].clone(),
-            text: line.to_owned(),
-            proto: None,
-            src: None,
-            dst: None,
-            dports: Vec::new(),
-            target: None,
-            to_port: None,
-            to_addr: None,
-            random_fully: false,
-            unevaluated: Vec::new(),
-        };
+        let mut r = Rule::new(family, &table, &w[1], line.to_owned());
         let mut i = 2;
         let mut neg = false;
         while i < w.len() {
@@ -295,6 +281,26 @@ pub struct Verdict {
 }
 
 impl Rule {
+    /// A rule in `family`/`table`/`chain` printed as `text` that matches everything and has no
+    /// target yet; parsers fill in what they read.
+    pub fn new(family: &'static str, table: &str, chain: &str, text: String) -> Rule {
+        Rule {
+            family,
+            table: table.to_owned(),
+            chain: chain.to_owned(),
+            text,
+            proto: None,
+            src: None,
+            dst: None,
+            dports: Vec::new(),
+            target: None,
+            to_port: None,
+            to_addr: None,
+            random_fully: false,
+            unevaluated: Vec::new(),
+        }
+    }
+
     /// Whether the rule's evaluable matches accept `p`.
     pub fn matches(&self, p: &Packet) -> bool {
         if let Some(pr) = &self.proto {

@@ -116,21 +116,7 @@ fn convert(
     chain: &str,
     jump_to: &BTreeMap<String, String>,
 ) -> Option<Rule> {
-    let mut rule = Rule {
-        family,
-        table: table.to_owned(),
-        chain: chain.to_owned(),
-        text: String::new(),
-        proto: None,
-        src: None,
-        dst: None,
-        dports: Vec::new(),
-        target: None,
-        to_port: None,
-        to_addr: None,
-        random_fully: false,
-        unevaluated: Vec::new(),
-    };
+    let mut rule = Rule::new(family, table, chain, String::new());
     let mut text = Vec::new();
     for e in &r.expr {
         let Some((kind, body)) = e.as_object().and_then(|o| o.iter().next()) else { continue };
@@ -353,24 +339,14 @@ pub fn parse_nft_json(
                     policy: "ACCEPT".into(),
                 });
             }
-            rs.rules.push(Rule {
-                family: fam,
-                table: table.clone(),
-                chain: builtin.clone(),
-                text: format!(
-                    "[nft {} {}] base chain {} (type {ty} hook {hook} priority {prio})",
-                    b.family, b.table, b.name
-                ),
-                proto: None,
-                src: None,
-                dst: None,
-                dports: Vec::new(),
-                target: Some(chain_id(&b.family, &b.table, &b.name)),
-                to_port: None,
-                to_addr: None,
-                random_fully: false,
-                unevaluated: Vec::new(),
-            });
+            let mut r = Rule::new(
+                fam,
+                &table,
+                &builtin,
+                format!("[nft {} {}] base chain {} (type {ty} hook {hook} priority {prio})", b.family, b.table, b.name),
+            );
+            r.target = Some(chain_id(&b.family, &b.table, &b.name));
+            rs.rules.push(r);
         }
     }
     for c in &chains {
@@ -390,21 +366,10 @@ pub fn parse_nft_json(
                 }
                 if let Some((_, _, _, policy)) = &c.base {
                     if policy == "drop" {
-                        rs.rules.push(Rule {
-                            family: fam,
-                            table: t.clone(),
-                            chain: id.clone(),
-                            text: format!("[nft {} {} {}] policy drop", c.family, c.table, c.name),
-                            proto: None,
-                            src: None,
-                            dst: None,
-                            dports: Vec::new(),
-                            target: Some("DROP".into()),
-                            to_port: None,
-                            to_addr: None,
-                            random_fully: false,
-                            unevaluated: Vec::new(),
-                        });
+                        let mut r =
+                            Rule::new(fam, t, &id, format!("[nft {} {} {}] policy drop", c.family, c.table, c.name));
+                        r.target = Some("DROP".into());
+                        rs.rules.push(r);
                     }
                 }
             }
