@@ -103,13 +103,14 @@ fn fast_eth_ipv4_tcp(data: &[u8]) -> Option<Packet<'_>> {
             len,
             payload,
         })),
+        ip_payload,
         error: None,
     })
 }
 
 /// The general decoder, layer by layer.
 fn decode_layers(link: LinkType, data: &[u8]) -> Packet<'_> {
-    let mut pkt = Packet { link: LinkInfo::default(), arp: None, ip: None, transport: None, error: None };
+    let mut pkt = Packet { link: LinkInfo::default(), arp: None, ip: None, transport: None, ip_payload: &[], error: None };
     let mut r = Reader::new(data);
     let ethertype = match link_layer(link, &mut r, &mut pkt.link) {
         Ok(Some(t)) => t,
@@ -261,6 +262,7 @@ fn vlan_tags(mut t: u16, r: &mut Reader<'_>, info: &mut LinkInfo) -> Result<u16,
 fn ip_layer<'a>(version: u8, mut r: Reader<'a>, pkt: &mut Packet<'a>, depth: u8) -> Result<(), DecodeError> {
     let (ip, payload) = if version == 4 { ipv4(&mut r)? } else { ipv6(&mut r)? };
     pkt.ip = Some(ip);
+    pkt.ip_payload = payload;
     if ip.fragment.is_some_and(|f| f.offset > 0) {
         pkt.transport = Some(Transport::Other { proto: ip.proto });
         return Ok(());

@@ -375,6 +375,9 @@ pub struct Packet<'a> {
     pub ip: Option<IpInfo>,
     /// The transport layer, if decoded.
     pub transport: Option<Transport<'a>>,
+    /// The captured payload of the IP header in [`Packet::ip`] (trimmed to the IP length;
+    /// for a fragment, the fragment's share of the datagram). Empty without IP.
+    pub ip_payload: &'a [u8],
     /// Decoding stopped early here (the layers above are `None`).
     pub error: Option<DecodeError>,
 }
