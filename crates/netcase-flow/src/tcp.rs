@@ -194,7 +194,25 @@ pub(crate) struct DirState {
     pub win_max: u32,
     pub zero_since: Option<i64>,
     pub zero_total: i64,
+    pub max_seg: u32,
+    // --- capture gaps: bytes of this direction the peer ACKed that the capture never saw ---
+    pub holes: [Hole; 2],
+    pub n_holes: u8,
+    pub missed_bytes: u64,
+    pub missed_gaps: u32,
 }
+
+/// A stretch of sequence space the capture has not shown (yet).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Hole {
+    start: u32,
+    end: u32,
+    /// The peer acknowledged it: the receiver got bytes the capture never saw.
+    acked: bool,
+}
+
+/// Gaps larger than this are not taken as missed bytes (sequence confusion, not capture loss).
+const MAX_HOLE: u32 = 1 << 28;
 
 impl SeqSnap {
     /// The base sequence number, once known.
@@ -233,7 +251,87 @@ impl DirState {
             win_max: 0,
             zero_since: None,
             zero_total: 0,
+            max_seg: 0,
+            holes: [Hole::default(); 2],
+            n_holes: 0,
+            missed_bytes: 0,
+            missed_gaps: 0,
         }
+    }
+
+    /// Remembers `[start, end)` as not seen by the capture (`acked`: the peer already ACKed it).
+    fn add_hole(&mut self, start: u32, end: u32, acked: bool) {
+        let size = end.wrapping_sub(start);
+        if size == 0 || size > MAX_HOLE {
+            return;
+        }
+        let n = usize::from(self.n_holes).min(self.holes.len());
+        // Extends the newest hole when the new one starts inside or right after it.
+        if let Some(last) = self.holes.get_mut(n.wrapping_sub(1)) {
+            if n > 0 && seq_le(last.start, start) && seq_le(start, last.end) {
+                if seq_gt(end, last.end) && end.wrapping_sub(last.start) <= MAX_HOLE {
+                    last.end = end;
+                }
+                last.acked |= acked;
+                return;
+            }
+        }
+        if n >= self.holes.len() {
+            // Full: the oldest leaves; counted if the peer had ACKed it.
+            let old = self.holes[0];
+            if old.acked {
+                self.missed_bytes += u64::from(old.end.wrapping_sub(old.start));
+                self.missed_gaps += 1;
+            }
+            self.holes[0] = self.holes[1];
+            self.n_holes = 1;
+        }
+        let i = usize::from(self.n_holes);
+        if let Some(h) = self.holes.get_mut(i) {
+            *h = Hole { start, end, acked };
+            self.n_holes += 1;
+        }
+    }
+
+    /// Data `[seq, end)` was seen: the holes it covers shrink or close.
+    fn fill_holes(&mut self, seq: u32, end: u32) {
+        let mut i = 0;
+        while i < usize::from(self.n_holes).min(self.holes.len()) {
+            let h = &mut self.holes[i];
+            if seq_le(seq, h.start) && seq_gt(end, h.start) {
+                h.start = if seq_lt(end, h.end) { end } else { h.end };
+            } else if seq_gt(seq, h.start) && seq_lt(seq, h.end) {
+                h.end = seq;
+            }
+            if h.start == h.end {
+                self.holes[i] = self.holes[1];
+                self.n_holes -= 1;
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// The peer ACKed up to `ack`: the holes below it were delivered unseen.
+    fn ack_holes(&mut self, ack: u32) {
+        for h in self.holes.iter_mut().take(usize::from(self.n_holes)) {
+            if !h.acked && seq_le(h.end, ack) {
+                h.acked = true;
+            }
+        }
+    }
+
+    /// Bytes and gaps the capture missed in this direction (ACKed by the peer, never seen).
+    pub(crate) fn missed(&self) -> (u64, u32) {
+        let mut bytes = self.missed_bytes;
+        let mut gaps = self.missed_gaps;
+        for h in self.holes.iter().take(usize::from(self.n_holes)) {
+            if h.acked {
+                bytes += u64::from(h.end.wrapping_sub(h.start));
+                gaps += 1;
+            }
+        }
+        (bytes, gaps)
     }
 
     /// Resets to a fresh state, keeping a small segment buffer's allocation.
@@ -505,6 +603,24 @@ impl Conn {
                     r.flags |= F::ACK_LOST_SEGMENT;
                 }
                 rev.dupacks = DUPACK_UNSEEN;
+            }
+        }
+
+        // Capture gaps (not part of the reference's analysis: nothing above reads them).
+        if seglen > 0 && fwd.n_holes > 0 {
+            fwd.fill_holes(seq, seq.wrapping_add(seglen));
+        }
+        if fwd.nextseq != 0 && seq_gt(seq, fwd.nextseq) && tflags & RST == 0 {
+            let start = fwd.nextseq;
+            fwd.add_hole(start, seq, false);
+        }
+        if tflags & ACK != 0 && rev.nextseq != 0 {
+            if rev.n_holes > 0 {
+                rev.ack_holes(ack);
+            }
+            if seq_gt(ack, rev.nextseq) {
+                let start = rev.nextseq;
+                rev.add_hole(start, ack, true);
             }
         }
 

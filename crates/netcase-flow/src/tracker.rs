@@ -433,6 +433,7 @@ impl FlowTracker {
         fwd.frames += 1;
         fwd.bytes += u64::from(orig_len);
         fwd.payload_bytes += u64::from(seglen);
+        fwd.max_seg = fwd.max_seg.max(seglen);
         if tflags & FIN != 0 {
             fwd.fin += 1;
         }
@@ -964,6 +965,9 @@ fn dir_totals(c: &Conn, i: usize) -> DirTotals {
         scalefactor: d.sent_non_syn.then(|| WindowScale::from_raw(d.win_scale).tshark_value()),
         window: (d.win_max >= d.win_min && d.sent_non_syn).then_some(WindowRange { min: d.win_min, max: d.win_max }),
         zero_window_ns: d.zero_total.saturating_add(zero_open),
+        max_segment: d.max_seg,
+        missed_bytes: d.missed().0,
+        missed_gaps: d.missed().1,
     }
 }
 

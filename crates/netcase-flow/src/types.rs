@@ -193,6 +193,13 @@ pub struct DirTotals {
     pub window: Option<WindowRange>,
     /// Total time this side advertised a zero window, ns.
     pub zero_window_ns: i64,
+    /// The largest TCP payload in one frame (above the peer's MSS: segmentation offload).
+    pub max_segment: u32,
+    /// Payload bytes the peer acknowledged that the capture never showed (capture loss, the
+    /// way Zeek's `missed_bytes` counts it: gaps the receiver ACKed).
+    pub missed_bytes: u64,
+    /// How many such gaps.
+    pub missed_gaps: u32,
 }
 
 /// The summary of one TCP connection (`tcp.stream`), sent when it is closed and evicted or

@@ -134,6 +134,24 @@ cases! {
     DnsPacketChallenge => "dns-packet-challenge", "DNS questions answered from a capture", [Pcap];
     /// Latency measured the right way.
     LatencyMethodology => "latency-methodology", "latency methodology: connect-time percentiles", [Probe];
+    /// Frames captured more than once (not retransmissions).
+    CaptureDuplicates => "capture-duplicates", "frames captured more than once", [Pcap];
+    /// Segments the endpoints exchanged that the capture missed.
+    CaptureLoss => "capture-loss", "capture loss: bytes ACKed that the capture never saw", [Pcap];
+    /// Segmentation or checksum offload seen from above the NIC.
+    CaptureOffload => "capture-offload", "offload: super-segments and checksums of the capturing host", [Pcap];
+    /// Timestamps that go backwards or jump.
+    CaptureTime => "capture-time", "capture timestamps going backwards or jumping", [Pcap];
+    /// Datagrams split into IP fragments.
+    IpFragments => "ip-fragments", "IP fragments: reassembled and incomplete datagrams", [Pcap];
+    /// SYNs without SYN-ACK whose cause the capture cannot name alone.
+    SynUnanswered => "syn-unanswered", "SYNs without SYN-ACK", [Pcap, Host];
+    /// A DNS server that answers nothing.
+    DnsServerUnresponsive => "dns-server-unresponsive", "DNS server does not answer", [Pcap, Host];
+    /// Large segments vanish on a path with a smaller MTU.
+    PmtuBlackhole => "pmtu-blackhole", "path MTU black hole", [Pcap, Host];
+    /// A small receive window caps the transfer.
+    ReceiveWindowLimited => "receive-window-limited", "transfer capped by a small receive window", [Pcap];
 }
 
 impl CaseId {

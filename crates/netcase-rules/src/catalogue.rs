@@ -303,6 +303,94 @@ pub fn doc(case: CaseId) -> CaseDoc {
             "Probe: connect-time percentiles to a target (like hping3 -S); capture: handshake RTTs.",
             "Measure connect time and time to first byte separately before blaming either side.",
         ),
+        CaptureDuplicates => (
+            "The same packet was captured more than once: capture on `any` with a bridge or veth pair, a SPAN \
+             port mirroring both directions, two interfaces merged. Read naively, every copy is a retransmission \
+             and every copied ACK a duplicate ACK: \"75% loss\" that never happened.",
+            "Capture: a frame whose IP addresses, IPv4 ID, length, TCP seq/ack/flags/window/timestamps (or UDP \
+             header) and first payload bytes equal a frame seen shortly before (TTL and link headers aside). A real \
+             retransmission gets a new IPv4 ID, so a match with a non-zero ID proves a copy; where nothing can \
+             prove it (IPv6, ID 0, non-IP), a match is merged only when the link layer shows a second capture \
+             point (interface, VLAN, MAC pair, TTL) or the capture is already known to duplicate. The analysis \
+             uses the first copy; frame numbers stay the file's. The cause is read from what differs between \
+             copies.",
+            "Nothing to fix in the network. Capture on one interface (not `any` beside a bridge), or mirror one \
+             direction per SPAN session, or remove the copies with `editcap -D`.",
+        ),
+        CaptureLoss => (
+            "The capture missed segments the endpoints did exchange (capture buffer drops, a busy capture host, a \
+             mirror port oversubscribed): the receiver acknowledges bytes that are not in the file. Retransmission, \
+             loss and stall findings on such flows may describe the capture, not the network.",
+            "Capture: per TCP direction, gaps in the sequence space that the peer acknowledges without the data \
+             ever appearing, and ACKs beyond the highest byte seen (Zeek's missed_bytes and capture_loss; \
+             Wireshark's \"ACKed unseen segment\" and \"previous segment not captured\"). Loss findings on flows \
+             with such gaps are withheld (shown as info, with the reason).",
+            "Capture with a larger buffer (`tcpdump -B`), a snap length that fits the headers (`-s 128`), a filter \
+             that keeps only the traffic of interest, or on the host itself instead of a mirror port; check \
+             `tcpdump`'s \"dropped by kernel\" line.",
+        ),
+        CaptureOffload => (
+            "The capture was taken above a NIC that segments and checksums for the host (TSO/GSO/GRO, checksum \
+             offload): its own packets appear as super-segments larger than the MSS and with wrong checksums. \
+             Neither is an error on the wire.",
+            "Capture: TCP payloads larger than the peer's MSS option, per sending host; TCP/UDP checksums verified \
+             on a sample of frames and counted per source host — wrong ones concentrated on one host's own \
+             packets are offload.",
+            "Nothing to fix. To see wire-sized segments, capture on the peer or a mirror port, or turn offload off \
+             while capturing (`ethtool -K IF tso off gso off gro off`).",
+        ),
+        CaptureTime => (
+            "Timestamps go backwards or jump: files merged from hosts with different clocks, several interfaces \
+             timestamped by different CPUs, a clock step. Durations and rates computed across such a jump are \
+             meaningless.",
+            "Capture: steps backwards (counted; those over 1 ms listed) and forward gaps of an hour or more; the \
+             capture's duration is given without them.",
+            "Merge captures with `mergecap` (which sorts by time) from hosts with synchronised clocks; re-sort with \
+             `editcap -S`/`reordercap`.",
+        ),
+        IpFragments => (
+            "Datagrams larger than the path MTU travel as IP fragments (DNSSEC and EDNS0 answers, large UDP). A \
+             firewall or NAT that drops fragments breaks exactly the large answers: the DNS query \"times out\" \
+             while small answers work.",
+            "Capture: IPv4 and IPv6 fragments reassembled (overlaps, out-of-order, timeouts, a memory bound); DNS \
+             and other UDP are analysed on the whole datagram; datagrams that never complete are reported with \
+             the flow they belonged to.",
+            "Where answers arrive incomplete: let fragments through the firewall/NAT (or reassemble there), or make \
+             answers fit (EDNS0 buffer size 1232, DNS over TCP).",
+        ),
+        SynUnanswered => (
+            "SYNs get no SYN-ACK. A capture alone often cannot say why: a full SYN queue, a firewall DROP, a \
+             conntrack or SNAT collision, a PAWS drop, a routing or address problem.",
+            "Capture: which SYNs went unanswered, the retry timing, whether other SYNs to the same listener were \
+             answered meanwhile, and the candidate causes with the evidence for and against each.",
+            "Run the checks that decide between the candidates: `nstat -az TcpExtListenDrops TcpExtTCPReqQFullDrop`, \
+             `ss -ltn` on the server, `conntrack -S` (insert_failed), the firewall rules on the path.",
+        ),
+        DnsServerUnresponsive => (
+            "A DNS server answers nothing (or nearly nothing): every lookup waits for the resolver timeout and \
+             then tries another server — \"no web access\" that is really no DNS.",
+            "Capture: queries to a server with no responses, their retries, other servers tried. Host: the \
+             servers in resolv.conf.",
+            "Fix or replace the server (resolv.conf, DHCP), or the path to it (firewall, routing).",
+        ),
+        PmtuBlackhole => (
+            "Large segments vanish on a path with a smaller MTU (tunnels, PPPoE 1492) while small ones pass: the \
+             ICMP \"fragmentation needed\"/\"packet too big\" is blocked or ignored, so connections hang at the \
+             first full-size segment.",
+            "Capture: full-size segments retransmitted without ACK while small ones are answered, ICMP \
+             fragmentation-needed with the next-hop MTU, MSS options against the path.",
+            "Clamp the MSS on the tunnel (`iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j \
+             TCPMSS --clamp-mss-to-pmtu`), let ICMP type 3 code 4 / ICMPv6 type 2 through, or set \
+             net.ipv4.tcp_mtu_probing=1.",
+        ),
+        ReceiveWindowLimited => (
+            "A receiver advertises a small (non-zero) window that caps the transfer below what the path carries: \
+             the sender fills the window again and again and waits.",
+            "Capture: bytes in flight pinned at the advertised window, window-full events, achieved rate against \
+             window/RTT.",
+            "Give the receiver larger buffers (do not set SO_RCVBUF small; check net.ipv4.tcp_rmem and that \
+             autotuning is on).",
+        ),
     };
     CaseDoc { case, what, detect, fix }
 }

@@ -1,0 +1,623 @@
+//! Capture artefacts: what a capture shows that the network did not do.
+//!
+//! A capture is evidence with faults of its own. Frames captured two to four times (capture on
+//! `any` with a bridge and veth pairs, a SPAN port mirroring both directions, merged
+//! interfaces) look like retransmissions; timestamps that step back or jump (merged files,
+//! several interfaces, clock steps) make durations meaningless; checksums computed by the NIC
+//! after the capture point look wrong; minimum-size Ethernet frames whose IP length covers the
+//! link padding look like data. This crate sees each of them in one streaming pass, in
+//! bounded memory and without allocating per frame, so the analysis can correct for them and
+//! the rules can say so.
+//!
+//! What it decides, and why:
+//! - **Duplicates** ([`Dedup`]): a frame is a copy of an earlier one when its IP addresses, IP
+//!   ID, length, transport header (ports, TCP seq/ack/flags/window/length, timestamps) and the
+//!   first payload bytes match a frame seen shortly before (TTL and link headers left out, as
+//!   Arkime does, so a copy seen on both sides of a router still matches). A real
+//!   retransmission differs in the IPv4 ID (every stack that numbers its packets gives the
+//!   retransmission a new ID), so an IPv4 match with a non-zero ID is *proof*. Where nothing
+//!   tells a copy from a quick retransmission or a duplicate ACK (IPv6, an IPv4 ID of 0,
+//!   non-IP frames), a match is merged only when the link layer proves a second capture point
+//!   (another interface, VLAN, MAC pair or TTL) or the capture has already shown that it
+//!   duplicates frames (proven copies are at least 10% of the frames that could prove it).
+//!   `editcap -D` compares whole-frame MD5s of the last few frames and would merge a
+//!   retransmission of identical bytes; Zeek and Wireshark keep copies and call them
+//!   retransmissions.
+//! - **Time** ([`TimeCheck`]): steps backwards and forward gaps of an hour or more, and the
+//!   capture's duration without them.
+//! - **Checksums** ([`Checksums`]): TCP/UDP checksums verified on a sample (every frame of the
+//!   first 4,096, then one in 64), counted per source host: bad checksums on one host's own
+//!   packets mean the capture was taken above a NIC that computes them (offload).
+//! - **Padding** ([`strip_padding`]): a pure ACK in a minimum-size IPv4 packet (total length
+//!   46, the least an Ethernet frame carries) whose "payload" is all zeros carries link padding
+//!   inside its IP length, not data.
+
+use netcase_wire::{tcp_flags, IpInfo, Packet, Transport};
+use std::net::IpAddr;
+
+/// What the caller knows of a frame besides its decoded layers.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameMeta {
+    /// Frame number (1-based, the file's).
+    pub number: u64,
+    /// Capture time, ns since the epoch.
+    pub ts_ns: i64,
+    /// pcapng interface id (0 for pcap).
+    pub interface: u32,
+}
+
+/// How many recent frames the duplicate detector remembers (direct-mapped by hash).
+const SLOTS: usize = 4096;
+/// A copy proven by the IPv4 ID may arrive this long after the original.
+pub const WINDOW_PROVEN_NS: i64 = 500_000_000;
+/// A copy that only the link layer or the capture's pattern vouches for: this long.
+pub const WINDOW_AMBIGUOUS_NS: i64 = 200_000_000;
+/// Proven copies needed before unprovable matches are merged on the pattern alone.
+const PATTERN_MIN_COPIES: u64 = 8;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    key: u64,
+    ts: i64,
+    frame: u64,
+    link: u64,
+    iface: u32,
+    vlan: u16,
+    ttl: u8,
+    used: bool,
+}
+
+/// Why a frame was seen twice, judged from what differs between the copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DupCause {
+    /// Nothing differs: the same interface delivered it twice (capture on `any` with a bridge
+    /// or veth pair, a SPAN session mirroring both directions of a port).
+    SameInterface,
+    /// Captured on two pcapng interfaces.
+    TwoInterfaces,
+    /// Seen on two VLANs (a trunk or SPAN copying both).
+    TwoVlans,
+    /// Seen before and after a router (TTL differs).
+    RouterHop,
+    /// Seen with two MAC pairs (two segments of a bridge).
+    TwoSegments,
+}
+
+impl DupCause {
+    /// All causes, in report order.
+    pub const ALL: [DupCause; 5] =
+        [DupCause::SameInterface, DupCause::TwoInterfaces, DupCause::TwoVlans, DupCause::RouterHop, DupCause::TwoSegments];
+    /// A short phrase for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            DupCause::SameInterface => {
+                "identical copies on one interface (capture on `any` with a bridge or veth pair, or a SPAN port mirroring both directions)"
+            }
+            DupCause::TwoInterfaces => "the same packet captured on two interfaces",
+            DupCause::TwoVlans => "the same packet seen on two VLANs (a trunk or SPAN copying both)",
+            DupCause::RouterHop => "the same packet seen before and after a router (TTL differs)",
+            DupCause::TwoSegments => "the same packet seen with two MAC pairs (both sides of a bridge)",
+        }
+    }
+    /// A stable snake_case id.
+    pub fn id(self) -> &'static str {
+        match self {
+            DupCause::SameInterface => "same_interface",
+            DupCause::TwoInterfaces => "two_interfaces",
+            DupCause::TwoVlans => "two_vlans",
+            DupCause::RouterHop => "router_hop",
+            DupCause::TwoSegments => "two_segments",
+        }
+    }
+    fn index(self) -> usize {
+        match self {
+            DupCause::SameInterface => 0,
+            DupCause::TwoInterfaces => 1,
+            DupCause::TwoVlans => 2,
+            DupCause::RouterHop => 3,
+            DupCause::TwoSegments => 4,
+        }
+    }
+}
+
+/// What the duplicate detector saw.
+#[derive(Debug, Clone, Default)]
+pub struct DupStats {
+    /// Frames looked at.
+    pub checked: u64,
+    /// Frames that could prove a copy (IPv4 with a non-zero ID).
+    pub provable: u64,
+    /// Frames found to be copies (left out of the analysis).
+    pub copies: u64,
+    /// Of those, proven by the IPv4 ID.
+    pub proven: u64,
+    /// Matches that nothing proved to be copies, kept in the analysis (they may be copies,
+    /// or quick retransmissions / duplicate ACKs that look the same).
+    pub unproven_kept: u64,
+    /// Copies by cause, in [`DupCause::ALL`] order.
+    pub by_cause: [u64; 5],
+    /// Copies of TCP segments.
+    pub tcp_copies: u64,
+    /// The first copies: (copy frame, original frame, delay ns).
+    pub examples: Vec<(u64, u64, i64)>,
+    /// The longest delay between an original and its copy, ns.
+    pub max_delay_ns: i64,
+}
+
+impl DupStats {
+    /// The most common cause, if there were copies.
+    pub fn main_cause(&self) -> Option<DupCause> {
+        if self.copies == 0 {
+            return None;
+        }
+        DupCause::ALL.iter().copied().max_by_key(|c| (self.by_cause[c.index()], std::cmp::Reverse(c.index())))
+    }
+    /// Copies of `cause`.
+    pub fn count(&self, cause: DupCause) -> u64 {
+        self.by_cause[cause.index()]
+    }
+}
+
+/// Finds frames captured more than once (see the crate docs for the rule).
+pub struct Dedup {
+    slots: Box<[Slot]>,
+    stats: DupStats,
+}
+
+impl Default for Dedup {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[inline(always)]
+fn mix(h: u64, v: u64) -> u64 {
+    (h ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(31)
+}
+
+fn addr_words(a: IpAddr) -> (u64, u64) {
+    match a {
+        IpAddr::V4(v) => (u64::from(u32::from(v)), 0),
+        IpAddr::V6(v) => {
+            let b = v.octets();
+            let hi = u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            let lo = u64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+            (hi, lo ^ 1)
+        }
+    }
+}
+
+/// Up to 16 bytes of `b` as two words (zero-filled).
+#[inline]
+fn head_words(b: &[u8]) -> (u64, u64) {
+    let mut w = [0u8; 16];
+    let n = b.len().min(16);
+    if let (Some(dst), Some(src)) = (w.get_mut(..n), b.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    let (x, y) = w.split_at(8);
+    (
+        u64::from_le_bytes(x.try_into().unwrap_or([0; 8])),
+        u64::from_le_bytes(y.try_into().unwrap_or([0; 8])),
+    )
+}
+
+fn ip_key(ip: &IpInfo) -> u64 {
+    let (s0, s1) = addr_words(ip.src);
+    let (d0, d1) = addr_words(ip.dst);
+    let mut h = mix(s0, s1);
+    h = mix(h, d0);
+    h = mix(h, d1);
+    let frag = ip.fragment.map_or(0, |f| (u64::from(f.offset) << 1) | u64::from(f.more) | (u64::from(f.id) << 20));
+    mix(h, u64::from(ip.id) | (u64::from(ip.proto) << 16) | (u64::from(ip.payload_len) << 24) | (frag << 56) ^ frag)
+}
+
+/// The key of a frame and whether it can prove a copy.
+fn frame_key(data: &[u8], pkt: &Packet<'_>) -> (u64, bool) {
+    let Some(ip) = pkt.ip.as_ref() else {
+        // Non-IP: the frame's bytes (editcap's way), up to 128 of them.
+        let mut h = mix(0x5EED, data.len() as u64);
+        for c in data.get(..data.len().min(128)).unwrap_or(&[]).chunks(16) {
+            let (a, b) = head_words(c);
+            h = mix(mix(h, a), b);
+        }
+        return (h, false);
+    };
+    let provable = matches!(ip.src, IpAddr::V4(_)) && ip.id != 0;
+    let mut h = ip_key(ip);
+    match pkt.transport {
+        Some(Transport::Tcp(ref t)) => {
+            h = mix(h, u64::from(t.src_port) | (u64::from(t.dst_port) << 16) | (u64::from(t.flags) << 32) | (u64::from(t.window) << 48));
+            h = mix(h, u64::from(t.seq) | (u64::from(t.ack) << 32));
+            h = mix(h, u64::from(t.len));
+            if let Some((a, b)) = t.options.timestamp {
+                h = mix(h, u64::from(a) | (u64::from(b) << 32));
+            }
+            if t.options.sack_count > 0 {
+                let (l, r) = t.options.sack[0];
+                h = mix(h, u64::from(l) | (u64::from(r) << 32) | u64::from(t.options.sack_count));
+            }
+            let (a, b) = head_words(t.payload);
+            h = mix(mix(h, a), b);
+        }
+        Some(Transport::Udp(ref u)) => {
+            h = mix(h, u64::from(u.src_port) | (u64::from(u.dst_port) << 16) | (u64::from(u.length) << 32));
+            let (a, b) = head_words(u.payload);
+            h = mix(mix(h, a), b);
+            let tail = u.payload.len().saturating_sub(16);
+            let (c, d) = head_words(u.payload.get(tail..).unwrap_or(&[]));
+            h = mix(mix(h, c), d);
+        }
+        _ => {
+            for c in pkt.ip_payload.get(..pkt.ip_payload.len().min(64)).unwrap_or(&[]).chunks(16) {
+                let (a, b) = head_words(c);
+                h = mix(mix(h, a), b);
+            }
+        }
+    }
+    (h ^ (h >> 29), provable)
+}
+
+fn link_word(pkt: &Packet<'_>) -> u64 {
+    let m = |x: Option<[u8; 6]>| x.map_or(0, |b| u64::from_be_bytes([0, 0, b[0], b[1], b[2], b[3], b[4], b[5]]));
+    m(pkt.link.src_mac) ^ m(pkt.link.dst_mac).rotate_left(17)
+}
+
+impl Dedup {
+    /// An empty detector.
+    pub fn new() -> Self {
+        Dedup { slots: vec![Slot::default(); SLOTS].into_boxed_slice(), stats: DupStats::default() }
+    }
+
+    /// What was seen so far.
+    pub fn stats(&self) -> &DupStats {
+        &self.stats
+    }
+
+    /// `Some(original frame)` when this frame is a copy of an earlier one and should be left
+    /// out of the analysis; `None` otherwise (the frame is remembered).
+    #[inline]
+    pub fn check(&mut self, m: &FrameMeta, data: &[u8], pkt: &Packet<'_>) -> Option<u64> {
+        let (key, provable) = frame_key(data, pkt);
+        self.stats.checked += 1;
+        if provable {
+            self.stats.provable += 1;
+        }
+        let idx = (key.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 52) as usize & (SLOTS - 1);
+        let vlan = if pkt.link.vlan_count > 0 { pkt.link.vlans[0] | 0x8000 } else { 0 };
+        let ttl = pkt.ip.map_or(0, |i| i.ttl);
+        let link = link_word(pkt);
+        let Some(slot) = self.slots.get_mut(idx) else { return None };
+        if slot.used && slot.key == key {
+            let delay = m.ts_ns.saturating_sub(slot.ts).saturating_abs();
+            let cause = if slot.iface != m.interface {
+                DupCause::TwoInterfaces
+            } else if slot.vlan != vlan {
+                DupCause::TwoVlans
+            } else if slot.ttl != ttl {
+                DupCause::RouterHop
+            } else if slot.link != link {
+                DupCause::TwoSegments
+            } else {
+                DupCause::SameInterface
+            };
+            let s = &mut self.stats;
+            let pattern = s.proven >= PATTERN_MIN_COPIES && s.proven.saturating_mul(10) >= s.provable;
+            let merge = if provable {
+                delay <= WINDOW_PROVEN_NS
+            } else {
+                delay <= WINDOW_AMBIGUOUS_NS && (cause != DupCause::SameInterface || pattern)
+            };
+            if merge {
+                s.copies += 1;
+                if provable {
+                    s.proven += 1;
+                }
+                if matches!(pkt.transport, Some(Transport::Tcp(_))) {
+                    s.tcp_copies += 1;
+                }
+                if let Some(c) = s.by_cause.get_mut(cause.index()) {
+                    *c += 1;
+                }
+                s.max_delay_ns = s.max_delay_ns.max(delay);
+                if s.examples.len() < 8 {
+                    s.examples.push((m.number, slot.frame, delay));
+                }
+                return Some(slot.frame);
+            }
+            if delay <= WINDOW_AMBIGUOUS_NS && !provable {
+                s.unproven_kept += 1;
+            }
+        }
+        *slot = Slot { key, ts: m.ts_ns, frame: m.number, link, iface: m.interface, vlan, ttl, used: true };
+        None
+    }
+}
+
+/// A forward gap of at least this much is a jump (merged files, a clock step, or a capture
+/// left idle for an hour).
+pub const JUMP_NS: i64 = 3_600_000_000_000;
+/// Steps backwards larger than this are reported one by one; smaller ones (several
+/// interfaces or CPUs timestamping) are only counted.
+pub const BACKSTEP_NOTABLE_NS: i64 = 1_000_000;
+
+/// What the timestamps did.
+#[derive(Debug, Clone, Default)]
+pub struct TimeStats {
+    /// Frames whose timestamp is earlier than the frame before.
+    pub backwards: u64,
+    /// Of those, steps larger than [`BACKSTEP_NOTABLE_NS`].
+    pub backwards_notable: u64,
+    /// The largest step backwards, ns.
+    pub max_backwards_ns: i64,
+    /// Forward gaps of [`JUMP_NS`] or more.
+    pub jumps: u64,
+    /// The first notable steps and jumps: (frame, step ns; negative = backwards).
+    pub examples: Vec<(u64, i64)>,
+    /// The capture's duration without the steps backwards and the jumps, ns.
+    pub span_ns: i64,
+    /// First and last timestamp in file order.
+    pub first_ns: Option<i64>,
+    /// See `first_ns`.
+    pub last_ns: Option<i64>,
+    /// The earliest and latest timestamp anywhere in the file.
+    pub min_ns: Option<i64>,
+    /// See `min_ns`.
+    pub max_ns: Option<i64>,
+}
+
+impl TimeStats {
+    /// Whether durations computed as last − first would be wrong.
+    pub fn distorted(&self) -> bool {
+        self.backwards_notable > 0 || self.jumps > 0
+    }
+}
+
+/// Watches timestamps frame by frame.
+#[derive(Debug, Default)]
+pub struct TimeCheck {
+    stats: TimeStats,
+}
+
+impl TimeCheck {
+    /// Looks at one frame's time.
+    #[inline]
+    pub fn frame(&mut self, number: u64, ts: i64) {
+        let s = &mut self.stats;
+        if let Some(prev) = s.last_ns {
+            let d = ts.saturating_sub(prev);
+            if d < 0 {
+                s.backwards += 1;
+                s.max_backwards_ns = s.max_backwards_ns.max(d.saturating_neg());
+                if d < -BACKSTEP_NOTABLE_NS {
+                    s.backwards_notable += 1;
+                    if s.examples.len() < 8 {
+                        s.examples.push((number, d));
+                    }
+                }
+            } else if d >= JUMP_NS {
+                s.jumps += 1;
+                if s.examples.len() < 8 {
+                    s.examples.push((number, d));
+                }
+            } else {
+                s.span_ns = s.span_ns.saturating_add(d);
+            }
+        } else {
+            s.first_ns = Some(ts);
+        }
+        s.last_ns = Some(ts);
+        s.min_ns = Some(s.min_ns.map_or(ts, |m| m.min(ts)));
+        s.max_ns = Some(s.max_ns.map_or(ts, |m| m.max(ts)));
+    }
+    /// What was seen.
+    pub fn stats(&self) -> &TimeStats {
+        &self.stats
+    }
+}
+
+/// Checksums verified, per source host (at most this many hosts are told apart).
+const CSUM_HOSTS: usize = 64;
+/// Every frame of the first this many is verified, then one in [`CSUM_EVERY`].
+const CSUM_ALL_FIRST: u64 = 4096;
+const CSUM_EVERY: u64 = 64;
+
+/// Checksum results of one source host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostChecksums {
+    /// The sender.
+    pub host: IpAddr,
+    /// Checksums verified.
+    pub checked: u64,
+    /// Of those, wrong.
+    pub bad: u64,
+    /// The first frame with a wrong one.
+    pub first_bad: u64,
+}
+
+/// What the checksum sampler saw.
+#[derive(Debug, Clone, Default)]
+pub struct ChecksumStats {
+    /// Checksums verified (TCP and UDP, whole packets only).
+    pub checked: u64,
+    /// Of those, wrong.
+    pub bad: u64,
+    /// Per source host (the first [`CSUM_HOSTS`] hosts).
+    pub hosts: Vec<HostChecksums>,
+}
+
+/// Verifies TCP/UDP checksums on a sample of frames.
+#[derive(Debug, Default)]
+pub struct Checksums {
+    seen: u64,
+    stats: ChecksumStats,
+}
+
+fn sum_words(mut acc: u64, b: &[u8]) -> u64 {
+    let mut it = b.chunks_exact(2);
+    for w in &mut it {
+        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [last] = it.remainder() {
+        acc += u64::from(u16::from_be_bytes([*last, 0]));
+    }
+    acc
+}
+
+fn fold(mut acc: u64) -> u16 {
+    while acc > 0xFFFF {
+        acc = (acc & 0xFFFF) + (acc >> 16);
+    }
+    acc as u16
+}
+
+/// The Internet checksum of `l4` (the whole transport segment, checksum field included) with
+/// its pseudo-header: 0xFFFF (all ones) when the checksum is right.
+pub fn transport_checksum(src: IpAddr, dst: IpAddr, proto: u8, l4: &[u8]) -> u16 {
+    let mut acc = 0u64;
+    for a in [src, dst] {
+        acc = match a {
+            IpAddr::V4(v) => sum_words(acc, &v.octets()),
+            IpAddr::V6(v) => sum_words(acc, &v.octets()),
+        };
+    }
+    acc += u64::from(proto) + l4.len() as u64;
+    fold(sum_words(acc, l4))
+}
+
+impl Checksums {
+    /// Verifies this frame's transport checksum if it falls in the sample.
+    #[inline]
+    pub fn frame(&mut self, number: u64, pkt: &Packet<'_>) {
+        let Some(ip) = pkt.ip.as_ref() else { return };
+        if ip.fragment.is_some() || !matches!(ip.proto, 6 | 17) {
+            return;
+        }
+        self.seen += 1;
+        if self.seen > CSUM_ALL_FIRST && self.seen % CSUM_EVERY != 0 {
+            return;
+        }
+        // Only whole packets whose IP header gives the length (not offloaded super-packets).
+        let l4 = pkt.ip_payload;
+        if l4.len() as u64 != u64::from(ip.payload_len) || l4.len() < 8 || l4.len() > 65_535 {
+            return;
+        }
+        if ip.proto == 17 {
+            let field = l4.get(6..8).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+            if field == 0 && ip.src.is_ipv4() {
+                return; // no checksum
+            }
+        }
+        if ip.has_options && ip.src.is_ipv6() {
+            // Routing headers change the pseudo-header's destination: not verified.
+            return;
+        }
+        let ok = transport_checksum(ip.src, ip.dst, ip.proto, l4) == 0xFFFF;
+        let s = &mut self.stats;
+        s.checked += 1;
+        if !ok {
+            s.bad += 1;
+        }
+        if let Some(h) = s.hosts.iter_mut().find(|h| h.host == ip.src) {
+            h.checked += 1;
+            if !ok {
+                if h.bad == 0 {
+                    h.first_bad = number;
+                }
+                h.bad += 1;
+            }
+        } else if s.hosts.len() < CSUM_HOSTS {
+            s.hosts.push(HostChecksums {
+                host: ip.src,
+                checked: 1,
+                bad: u64::from(!ok),
+                first_bad: if ok { 0 } else { number },
+            });
+        }
+    }
+    /// What was seen.
+    pub fn stats(&self) -> &ChecksumStats {
+        &self.stats
+    }
+}
+
+/// Takes link padding out of a TCP segment's payload: a pure ACK (no PSH, SYN, FIN, RST) in a
+/// minimum-size IPv4 packet (total length 46, what an Ethernet frame needs at least) whose
+/// payload is 1–6 zero bytes carries padding that the sender counted into the IP length, not
+/// data. Returns whether it did (the packet's TCP length and payload are then 0).
+#[inline]
+pub fn strip_padding(pkt: &mut Packet<'_>) -> bool {
+    let Some(ip) = pkt.ip.as_ref() else { return false };
+    if !ip.src.is_ipv4() || u32::from(ip.header_len) + ip.payload_len != 46 || ip.fragment.is_some() {
+        return false;
+    }
+    let Some(Transport::Tcp(t)) = pkt.transport.as_mut() else { return false };
+    if t.len == 0 || t.len > 6 || t.flags != tcp_flags::ACK || t.payload.len() != t.len as usize {
+        return false;
+    }
+    if t.payload.iter().any(|&b| b != 0) {
+        return false;
+    }
+    t.len = 0;
+    t.payload = &[];
+    true
+}
+
+/// Everything this crate saw in one pass.
+#[derive(Debug, Clone, Default)]
+pub struct ArtefactReport {
+    /// Duplicated frames.
+    pub dups: DupStats,
+    /// Timestamps.
+    pub time: TimeStats,
+    /// Checksums.
+    pub checksums: ChecksumStats,
+    /// TCP segments whose zero "payload" was link padding (treated as pure ACKs).
+    pub padded_acks: u64,
+    /// The first such frame.
+    pub first_padded_ack: Option<u64>,
+}
+
+/// All artefact checks in one place, for the capture pipeline.
+#[derive(Default)]
+pub struct Artefacts {
+    dedup: Dedup,
+    time: TimeCheck,
+    csum: Checksums,
+    padded: u64,
+    first_padded: Option<u64>,
+}
+
+impl Artefacts {
+    /// Fresh state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Looks at one decoded frame. Returns `Some(original)` when the frame is a copy that the
+    /// analysis should skip; otherwise strips link padding from `pkt` if it has some.
+    #[inline]
+    pub fn frame(&mut self, m: &FrameMeta, data: &[u8], pkt: &mut Packet<'_>) -> Option<u64> {
+        self.time.frame(m.number, m.ts_ns);
+        if let Some(orig) = self.dedup.check(m, data, pkt) {
+            return Some(orig);
+        }
+        self.csum.frame(m.number, pkt);
+        if strip_padding(pkt) {
+            self.padded += 1;
+            self.first_padded.get_or_insert(m.number);
+        }
+        None
+    }
+
+    /// What was seen.
+    pub fn report(&self) -> ArtefactReport {
+        ArtefactReport {
+            dups: self.dedup.stats().clone(),
+            time: self.time.stats().clone(),
+            checksums: self.csum.stats().clone(),
+            padded_acks: self.padded,
+            first_padded_ack: self.first_padded,
+        }
+    }
+}
