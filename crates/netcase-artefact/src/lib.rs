@@ -85,8 +85,13 @@ pub enum DupCause {
 
 impl DupCause {
     /// All causes, in report order.
-    pub const ALL: [DupCause; 5] =
-        [DupCause::SameInterface, DupCause::TwoInterfaces, DupCause::TwoVlans, DupCause::RouterHop, DupCause::TwoSegments];
+    pub const ALL: [DupCause; 5] = [
+        DupCause::SameInterface,
+        DupCause::TwoInterfaces,
+        DupCause::TwoVlans,
+        DupCause::RouterHop,
+        DupCause::TwoSegments,
+    ];
     /// A short phrase for reports.
     pub fn describe(self) -> &'static str {
         match self {
@@ -196,10 +201,7 @@ fn head_words(b: &[u8]) -> (u64, u64) {
         dst.copy_from_slice(src);
     }
     let (x, y) = w.split_at(8);
-    (
-        u64::from_le_bytes(x.try_into().unwrap_or([0; 8])),
-        u64::from_le_bytes(y.try_into().unwrap_or([0; 8])),
-    )
+    (u64::from_le_bytes(x.try_into().unwrap_or([0; 8])), u64::from_le_bytes(y.try_into().unwrap_or([0; 8])))
 }
 
 fn ip_key(ip: &IpInfo) -> u64 {
@@ -227,7 +229,13 @@ fn frame_key(data: &[u8], pkt: &Packet<'_>) -> (u64, bool) {
     let mut h = ip_key(ip);
     match pkt.transport {
         Some(Transport::Tcp(ref t)) => {
-            h = mix(h, u64::from(t.src_port) | (u64::from(t.dst_port) << 16) | (u64::from(t.flags) << 32) | (u64::from(t.window) << 48));
+            h = mix(
+                h,
+                u64::from(t.src_port)
+                    | (u64::from(t.dst_port) << 16)
+                    | (u64::from(t.flags) << 32)
+                    | (u64::from(t.window) << 48),
+            );
             h = mix(h, u64::from(t.seq) | (u64::from(t.ack) << 32));
             h = mix(h, u64::from(t.len));
             if let Some((a, b)) = t.options.timestamp {

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use crate::dns::{DnsFlavor, DnsTracker};
 use crate::http::{
     chunk_size, find_head_end, looks_like_request, looks_like_response, parse_head, says_close, version_text, Body,
-    ChunkLine, HttpTxn, Phase, Side, MAX_HEAD,
+    ChunkLine, HttpTxn, Interim, Phase, Side, MAX_HEAD,
 };
 use crate::reasm::{Consumer, Reasm};
 use crate::text::Text;
@@ -892,12 +892,23 @@ impl Core {
         } else {
             let status = h.status;
             if (100..200).contains(&status) && status != 101 {
-                // Interim response: belongs to the pending request, which still waits.
-                if let Some(t) = self.txns.get_mut(self.next_resp) {
-                    t.interim_responses = t.interim_responses.saturating_add(1);
-                }
+                // Interim response (no body): it belongs to the oldest request still waiting,
+                // which keeps waiting for its final response. With no request pending (it was
+                // not captured) a response-only transaction takes it and the final response.
+                let done = d.msg_last.or(start);
                 d.cur = None;
-                d.phase = Phase::Body(Body::None);
+                if self.next_resp >= self.txns.len() {
+                    self.txns.push(HttpTxn::default());
+                    self.pushed = self.pushed.saturating_add(1);
+                }
+                if let (Some(t), Some(at)) = (self.txns.get_mut(self.next_resp), done) {
+                    t.interim.push(Interim { status, frame: at.frame, ts_ns: at.ts_ns });
+                }
+                self.last_msg_end_ts = done.map(|l| l.ts_ns).or(self.last_msg_end_ts);
+                if let Some(d) = self.dirs.get_mut(dir) {
+                    d.phase = Phase::Head;
+                    d.head.clear();
+                }
                 return;
             }
             let client_fin = other_fin;
@@ -940,6 +951,7 @@ impl Core {
             t.response_start_ts_ns = start.map(|s| s.ts_ns);
             t.resp_header_bytes = head_len as u32;
             t.response_after_client_fin = client_fin.is_some_and(|f| start.is_some_and(|s| s.frame > f.frame));
+            t.early_response = t.has_request() && t.request_frame.is_none();
             let head_req = t.method.as_deref() == Some("HEAD");
             let connect_ok = t.method.as_deref() == Some("CONNECT") && (200..300).contains(&status);
             d.cur = Some(idx);

@@ -39,6 +39,11 @@ impl DnsFlavor {
             None
         }
     }
+    /// mDNS or LLMNR: multicast name discovery, where a query without an answer is normal
+    /// (nobody has the name). Such transactions are never [`DnsTxn::unanswered`].
+    pub fn is_multicast(self) -> bool {
+        !matches!(self, DnsFlavor::Dns)
+    }
     /// Lower-case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -180,6 +185,9 @@ pub struct DnsMessage {
     pub answers: Vec<DnsRecord>,
     /// TTLs of every record after the question (answer, authority, additional; OPT excluded).
     pub all_ttls: List<u32>,
+    /// A record after the question could not be read (cut by the snap length, or broken):
+    /// the sections hold what came before it.
+    pub partial: bool,
 }
 
 /// Why a DNS message could not be read.
@@ -315,7 +323,25 @@ pub(crate) fn parse_message_with(msg: &[u8], scratch: &mut String) -> Result<Dns
             m.qtype = qtype;
         }
     }
-    let total = u32::from(an) + u32::from(ns) + u32::from(ar);
+    // Past the question a record that cannot be read (a response cut by the snap length,
+    // or broken) ends the reading: the message still pairs, marked partial.
+    if read_records(msg, pos, an, u32::from(an) + u32::from(ns) + u32::from(ar), scratch, &mut m).is_err() {
+        m.partial = true;
+    }
+    // Transactions keep the answers to the end: no spare capacity.
+    m.answers.shrink_to_fit();
+    Ok(m)
+}
+
+/// Reads `total` records from `pos` (the first `an` are the answer section) into `m`.
+fn read_records(
+    msg: &[u8],
+    mut pos: usize,
+    an: u16,
+    total: u32,
+    scratch: &mut String,
+    m: &mut DnsMessage,
+) -> Result<(), DnsError> {
     for i in 0..total {
         let in_answer = i < u32::from(an);
         scratch.clear();
@@ -361,9 +387,7 @@ pub(crate) fn parse_message_with(msg: &[u8], scratch: &mut String) -> Result<Dns
         };
         m.answers.push(DnsRecord { name: Text::new(scratch), rtype: t, ttl, data });
     }
-    // Transactions keep the answers to the end: no spare capacity.
-    m.answers.shrink_to_fit();
-    Ok(m)
+    Ok(())
 }
 
 /// A DNS transaction: one question from one client socket to one server, its attempts and
@@ -408,6 +432,9 @@ pub struct DnsTxn {
     pub response_ts_ns: Option<i64>,
     /// Response minus first query (tshark's `dns.time`), ns.
     pub response_time_ns: Option<i64>,
+    /// The response could be read only up to some record (cut by the snap length, or
+    /// broken after the question): `answers` and `response_ttls` may be incomplete.
+    pub response_partial: bool,
     /// Further responses with the same key (duplicates).
     pub duplicate_responses: u32,
     /// Frames of the duplicate responses.
@@ -446,6 +473,7 @@ impl DnsTxn {
             response_frame: None,
             response_ts_ns: None,
             response_time_ns: None,
+            response_partial: false,
             duplicate_responses: 0,
             duplicate_frames: List::new(),
         }
@@ -480,8 +508,14 @@ impl DnsTxn {
     pub fn attempts(&self) -> u32 {
         u32::try_from(self.query_frames.len()).unwrap_or(u32::MAX)
     }
-    /// A query went out and no response came back.
+    /// A unicast DNS query went out and no response came back. Never true for mDNS and
+    /// LLMNR (see [`DnsFlavor::is_multicast`]), where silence is the normal answer; use
+    /// [`DnsTxn::no_response`] for the bare fact.
     pub fn unanswered(&self) -> bool {
+        self.no_response() && !self.flavor.is_multicast()
+    }
+    /// A query went out and no response came back (any flavor).
+    pub fn no_response(&self) -> bool {
         self.response_frame.is_none() && !self.query_frames.is_empty()
     }
     /// A response with no query in the capture.
@@ -679,6 +713,7 @@ impl DnsTracker {
                     t.response_frame = Some(frame);
                     t.response_ts_ns = Some(ts_ns);
                     t.response_time_ns = Some(ts_ns - t.ts_ns);
+                    t.response_partial = m.partial;
                 }
                 return;
             }
@@ -712,6 +747,7 @@ impl DnsTracker {
             response_frame: Some(frame),
             response_ts_ns: Some(ts_ns),
             response_time_ns: None,
+            response_partial: m.partial,
             duplicate_responses: 0,
             duplicate_frames: List::new(),
         });
@@ -758,6 +794,23 @@ mod tests {
         assert_eq!(m.answers[1].name, "cdn.example.net");
         assert_eq!(m.answers[1].data, RData::A(Ipv4Addr::new(1, 2, 3, 4)));
         assert_eq!(m.answers[1].ttl, 256);
+    }
+
+    #[test]
+    fn cut_response_keeps_header_question_and_whole_records() {
+        let mut r = query_bytes(9, "www.example.com", 1);
+        r[2] = 0x81;
+        r[3] = 0x80;
+        r[7] = 2;
+        r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 1, 2, 3, 4]);
+        r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0]); // cut by the snap length
+        let m = parse_message(&r).unwrap();
+        assert!(m.partial && m.response);
+        assert_eq!(m.qname.as_deref(), Some("www.example.com"));
+        assert_eq!(m.answers.len(), 1);
+        assert!(!parse_message(&query_bytes(1, "a", 1)).unwrap().partial);
+        // A cut question is still an error.
+        assert_eq!(parse_message(&r[..20]), Err(DnsError::BadName));
     }
 
     #[test]

@@ -7,11 +7,17 @@
 //! is reported on the frame that carried its last byte, as tshark does with
 //! `http.desegment_headers`/`http.desegment_body` on. A 101 response or a successful
 //! CONNECT hands the connection to another protocol; netcase stops reading it there.
+//!
+//! Pairing is HTTP/1.1's: responses answer requests in order (pipelining); interim 1xx
+//! responses are kept with the request they precede the final response of
+//! ([`HttpTxn::interim`]); a response that starts while its request is still being sent is
+//! that request's ([`HttpTxn::early_response`]). tshark 4.0 differs on these: it pairs a
+//! response with the last request completed before it, if still unanswered.
 
 use serde::Serialize;
 use std::net::SocketAddr;
 
-use crate::text::Text;
+use crate::text::{List, Text};
 
 /// Largest head kept (request or status line plus headers).
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -65,6 +71,18 @@ impl Serialize for HttpVersion {
     }
 }
 
+/// An interim (1xx other than 101) response: it belongs to the request it precedes the final
+/// response of, and has no body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Interim {
+    /// Status code (100 Continue, 102 Processing, 103 Early Hints, ...).
+    pub status: u16,
+    /// Frame that completed it.
+    pub frame: u64,
+    /// Its time, ns since the epoch.
+    pub ts_ns: i64,
+}
+
 /// One HTTP request and its response (either may be missing). Kept compact: strings are
 /// inline [`Text`], derived durations are methods (serialized as fields all the same).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -115,8 +133,9 @@ pub struct HttpTxn {
     pub resp_content_length_header: Option<Text>,
     /// The response's Transfer-Encoding header.
     pub resp_transfer_encoding: Option<Text>,
-    /// Interim (1xx other than 101) responses before the final one.
-    pub interim_responses: u16,
+    /// Interim (1xx other than 101) responses before the final one, in order. The final
+    /// response (`status`, `response_frame`, timing) is the transaction's response.
+    pub interim: List<Interim>,
     /// Frame that completed the response (tshark's frame for `http.response`).
     pub response_frame: Option<u64>,
     /// Its time.
@@ -133,12 +152,20 @@ pub struct HttpTxn {
     pub resp_body_uncaptured: u64,
     /// Bytes a 204/304/HEAD response carried after its head although it may have no body.
     pub unexpected_body_bytes: u64,
+    /// The final response started before the request was complete (the server answered
+    /// early, e.g. 413 or 401 while the client was still sending the body): it is this
+    /// request's response all the same; `http_time_ns` is then negative.
+    pub early_response: bool,
+    /// HTTP over UDP (SSDP, port 1900: M-SEARCH/NOTIFY multicast discovery). Never paired,
+    /// never unanswered: no answer is normal.
+    pub ssdp: bool,
     /// The response was lost in a hole of the capture (a later response answered a later
     /// request on the same connection).
     pub response_lost: bool,
     /// The response head was seen but its body did not complete (gap, capture end, reset).
     pub response_incomplete: bool,
-    /// Request complete to the response's first byte, ns.
+    /// Request complete to the response's first byte, ns (from the request's first byte
+    /// when `early_response`).
     pub ttfb_ns: Option<i64>,
     /// Request first byte to response last byte, ns.
     pub total_ns: Option<i64>,
@@ -181,9 +208,13 @@ impl HttpTxn {
     pub fn has_request(&self) -> bool {
         self.method.is_some()
     }
-    /// The request got no (complete) response.
+    /// The request got no (complete) final response. Never true for SSDP.
     pub fn unanswered(&self) -> bool {
-        self.has_request() && self.response_frame.is_none()
+        self.has_request() && self.response_frame.is_none() && !self.ssdp
+    }
+    /// Interim responses before the final one.
+    pub fn interim_responses(&self) -> u16 {
+        u16::try_from(self.interim.len()).unwrap_or(u16::MAX)
     }
     /// Whether either side asked to close the connection.
     pub fn connection_close(&self) -> bool {
@@ -197,7 +228,7 @@ impl HttpTxn {
 impl Serialize for HttpTxn {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("HttpTxn", 43)?;
+        let mut st = s.serialize_struct("HttpTxn", 46)?;
         match &self.conn {
             Some(v) => st.serialize_field("conn", v)?,
             None => st.skip_field("conn")?,
@@ -281,7 +312,12 @@ impl Serialize for HttpTxn {
             Some(v) => st.serialize_field("resp_transfer_encoding", v)?,
             None => st.skip_field("resp_transfer_encoding")?,
         }
-        st.serialize_field("interim_responses", &self.interim_responses)?;
+        st.serialize_field("interim_responses", &self.interim_responses())?;
+        if self.interim.is_empty() {
+            st.skip_field("interim")?
+        } else {
+            st.serialize_field("interim", &self.interim)?
+        }
         match &self.response_frame {
             Some(v) => st.serialize_field("response_frame", v)?,
             None => st.skip_field("response_frame")?,
@@ -302,6 +338,16 @@ impl Serialize for HttpTxn {
         st.serialize_field("resp_body_bytes", &self.resp_body_bytes)?;
         st.serialize_field("resp_body_uncaptured", &self.resp_body_uncaptured)?;
         st.serialize_field("unexpected_body_bytes", &self.unexpected_body_bytes)?;
+        if self.early_response {
+            st.serialize_field("early_response", &true)?
+        } else {
+            st.skip_field("early_response")?
+        }
+        if self.ssdp {
+            st.serialize_field("ssdp", &true)?
+        } else {
+            st.skip_field("ssdp")?
+        }
         if self.response_lost {
             st.serialize_field("response_lost", &true)?
         } else {
@@ -556,7 +602,7 @@ pub(crate) fn udp_message(frame: u64, ts_ns: i64, src: SocketAddr, dst: SocketAd
     }
     let h = parse_head(b, request)?;
     let at = (Some(frame), Some(ts_ns));
-    let mut t = HttpTxn { req_header_bytes: h.len as u32, ..HttpTxn::default() };
+    let mut t = HttpTxn { req_header_bytes: h.len as u32, ssdp: true, ..HttpTxn::default() };
     if request {
         t.client = Some(src);
         t.server = Some(dst);

@@ -45,7 +45,7 @@ use std::net::SocketAddr;
 
 pub use conn::{AppConn, AppKind, ConnEnd, FrameTs};
 pub use dns::{DnsFlavor, DnsRecord, DnsTxn, RData};
-pub use http::{HttpTxn, HttpVersion, Side};
+pub use http::{HttpTxn, HttpVersion, Interim, Side};
 pub use text::{List, Text};
 pub use timing::Timing;
 pub use tls::TlsInfo;
@@ -383,7 +383,10 @@ impl ProtoTracker {
         }
         for t in &mut http {
             t.conn = t.conn.and_then(|id| self.conn_index.get(&id).copied());
-            t.ttfb_ns = match (t.request_ts_ns, t.response_start_ts_ns) {
+            // An early response (started before the request was complete) counts from the
+            // request's first byte: never a negative first-byte time.
+            let req_at = if t.early_response { t.request_start_ts_ns } else { t.request_ts_ns };
+            t.ttfb_ns = match (req_at, t.response_start_ts_ns) {
                 (Some(a), Some(b)) => Some(b - a),
                 _ => None,
             };

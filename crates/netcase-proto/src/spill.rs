@@ -10,8 +10,8 @@
 //! behind even when the process is killed. Any I/O error disables spilling: the
 //! transactions then stay in memory (the output is the same, only the memory differs).
 
-use crate::http::{HttpTxn, HttpVersion};
-use crate::text::Text;
+use crate::http::{HttpTxn, HttpVersion, Interim};
+use crate::text::{List, Text};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -176,7 +176,12 @@ fn encode(b: &mut Vec<u8>, t: &HttpTxn) {
     put_opt_u64(b, t.resp_content_length);
     put_text(b, &t.resp_content_length_header);
     put_text(b, &t.resp_transfer_encoding);
-    b.extend_from_slice(&t.interim_responses.to_le_bytes());
+    b.extend_from_slice(&t.interim_responses().to_le_bytes());
+    for i in &t.interim {
+        b.extend_from_slice(&i.status.to_le_bytes());
+        put_u64(b, i.frame);
+        put_u64(b, i.ts_ns as u64);
+    }
     put_opt_u64(b, t.response_frame);
     put_opt_i64(b, t.response_ts_ns);
     put_opt_u64(b, t.response_start_frame);
@@ -189,7 +194,9 @@ fn encode(b: &mut Vec<u8>, t: &HttpTxn) {
         | u8::from(t.response_incomplete) << 1
         | u8::from(t.after_server_fin) << 2
         | u8::from(t.unanswered_at_client_fin) << 3
-        | u8::from(t.response_after_client_fin) << 4;
+        | u8::from(t.response_after_client_fin) << 4
+        | u8::from(t.early_response) << 5
+        | u8::from(t.ssdp) << 6;
     b.push(flags);
     put_opt_i64(b, t.ttfb_ns);
     put_opt_i64(b, t.total_ns);
@@ -294,7 +301,14 @@ fn decode<R: Read>(r: &mut Reader<R>) -> HttpTxn {
     let resp_content_length = r.opt_u64();
     let resp_content_length_header = r.text();
     let resp_transfer_encoding = r.text();
-    let interim_responses = r.u16();
+    let n_interim = r.u16();
+    let mut interim = List::new();
+    for _ in 0..n_interim {
+        if r.failed {
+            break;
+        }
+        interim.push(Interim { status: r.u16(), frame: r.u64(), ts_ns: r.u64() as i64 });
+    }
     let response_frame = r.opt_u64();
     let response_ts_ns = r.opt_i64();
     let response_start_frame = r.opt_u64();
@@ -328,7 +342,7 @@ fn decode<R: Read>(r: &mut Reader<R>) -> HttpTxn {
         resp_content_length,
         resp_content_length_header,
         resp_transfer_encoding,
-        interim_responses,
+        interim,
         response_frame,
         response_ts_ns,
         response_start_frame,
@@ -342,6 +356,8 @@ fn decode<R: Read>(r: &mut Reader<R>) -> HttpTxn {
         after_server_fin: flags & 4 != 0,
         unanswered_at_client_fin: flags & 8 != 0,
         response_after_client_fin: flags & 16 != 0,
+        early_response: flags & 32 != 0,
+        ssdp: flags & 64 != 0,
         ttfb_ns: r.opt_i64(),
         total_ns: r.opt_i64(),
         client_fin_after_ns: r.opt_i64(),
@@ -370,10 +386,20 @@ mod tests {
             response_ts_ns: Some(-5),
             response_incomplete: true,
             response_after_client_fin: true,
+            early_response: true,
+            interim: [Interim { status: 100, frame: 4, ts_ns: 40 }, Interim { status: 103, frame: 5, ts_ns: -50 }]
+                .into_iter()
+                .collect(),
             connect_ns: Some(9),
             ..HttpTxn::default()
         };
-        let b = HttpTxn { method: None, conn: None, ..a.clone() };
+        let b = HttpTxn {
+            method: None,
+            conn: None,
+            ssdp: true,
+            interim: List::one(Interim { status: 102, frame: 1, ts_ns: 2 }),
+            ..a.clone()
+        };
         let mut s = Spill::new().unwrap();
         let mut v = vec![a.clone(), b.clone()];
         assert!(s.push(&mut v));

@@ -434,3 +434,169 @@ fn keep_alive_transactions_leave_the_connection_as_they_complete() {
     assert_eq!(out.conns[0].requests, 50);
     assert_eq!(out.conns[0].responses, 50);
 }
+
+#[test]
+fn continue_then_final_response() {
+    let mut c = Conv::new();
+    c.handshake(0);
+    c.client(10, b"POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"); // 4
+    c.server(11, b"HTTP/1.1 100 Continue\r\n\r\n"); // 5
+    c.client(12, b"hello"); // 6
+    c.server(20, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); // 7
+    c.client(30, b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"); // 8
+    c.server(31, b"HTTP/1.1 204 No Content\r\n\r\n"); // 9
+    let out = c.finish();
+    assert_eq!(out.http.len(), 2);
+    let (a, b) = (&out.http[0], &out.http[1]);
+    assert_eq!((a.request_frame, a.status, a.response_frame), (Some(6), Some(200), Some(7)));
+    assert_eq!(a.interim.as_slice(), &[netcase_proto::Interim { status: 100, frame: 5, ts_ns: 11 * MS }]);
+    assert_eq!(a.interim_responses(), 1);
+    assert!(!a.unanswered() && !a.early_response);
+    // Timing is the final response's.
+    assert_eq!(a.http_time_ns(), Some(8 * MS));
+    assert_eq!(a.ttfb_ns, Some(8 * MS));
+    assert_eq!((b.request_frame, b.status, b.response_frame), (Some(8), Some(204), Some(9)));
+    assert!(b.interim.is_empty());
+    assert_eq!((out.conns[0].requests, out.conns[0].responses), (2, 2));
+}
+
+#[test]
+fn two_interim_responses_and_final_in_one_segment() {
+    let mut c = Conv::new();
+    c.handshake(0);
+    c.client(10, b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"); // 4
+    c.server(11, b"HTTP/1.1 100 Continue\r\n\r\n"); // 5
+    c.server(12, b"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"); // 6
+    c.client(13, b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n"); // 7
+    c.server(14, b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"); // 8
+    c.server(15, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"); // 9
+    let out = c.finish();
+    assert_eq!(out.http.len(), 2);
+    let (a, b) = (&out.http[0], &out.http[1]);
+    let st = |t: &netcase_proto::HttpTxn| t.interim.iter().map(|i| (i.status, i.frame)).collect::<Vec<_>>();
+    assert_eq!((a.request_frame, a.status, a.response_frame), (Some(4), Some(201), Some(6)));
+    assert_eq!(st(a), vec![(100, 5), (102, 6)]);
+    assert_eq!((b.request_frame, b.status, b.response_frame), (Some(7), Some(200), Some(9)));
+    assert_eq!(st(b), vec![(103, 8)]);
+}
+
+#[test]
+fn three_pipelined_requests_pair_fifo() {
+    let mut c = Conv::new();
+    c.handshake(0);
+    for u in ["/a", "/b", "/c"] {
+        c.client(10, format!("GET {u} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        // 4, 5, 6
+    }
+    for body in ["1", "22", "333"] {
+        c.server(20, format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+    }
+    let out = c.finish();
+    let got: Vec<_> = out
+        .http
+        .iter()
+        .map(|t| (t.uri.as_deref().unwrap().to_string(), t.request_frame, t.response_frame, t.resp_body_bytes))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("/a".to_string(), Some(4), Some(7), 1),
+            ("/b".to_string(), Some(5), Some(8), 2),
+            ("/c".to_string(), Some(6), Some(9), 3)
+        ]
+    );
+    assert!(out.http.iter().all(|t| !t.unanswered() && !t.early_response));
+}
+
+#[test]
+fn early_response_pairs_with_the_request_still_uploading() {
+    let mut c = Conv::new();
+    c.handshake(0);
+    c.client(10, b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 30\r\n\r\n0123456789"); // 4
+    c.server(11, b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n"); // 5
+    c.client(12, b"0123456789"); // 6
+    c.client(13, b"0123456789"); // 7
+    c.client(14, b"GET /n HTTP/1.1\r\nHost: x\r\n\r\n"); // 8
+    c.server(15, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"); // 9
+    let out = c.finish();
+    assert_eq!(out.http.len(), 2);
+    let (a, b) = (&out.http[0], &out.http[1]);
+    assert_eq!((a.request_frame, a.status, a.response_frame), (Some(7), Some(413), Some(5)));
+    assert!(a.early_response && !a.unanswered());
+    assert_eq!(a.req_body_bytes, 30);
+    // First-byte time counts from the request's first byte, never negative.
+    assert_eq!(a.ttfb_ns, Some(MS));
+    assert_eq!(a.http_time_ns(), Some(-2 * MS));
+    assert_eq!((b.request_frame, b.status, b.response_frame), (Some(8), Some(200), Some(9)));
+    assert!(!b.early_response);
+}
+
+#[test]
+fn switching_protocols_ends_http() {
+    let mut c = Conv::new();
+    c.handshake(0);
+    c.client(10, b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+    c.server(11, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x02hi");
+    c.client(12, b"\x81\x85abcdGET / HTTP/1.1\r\n\r\n");
+    c.server(13, b"\x81\x05HTTP/1.1 200 OK\r\n\r\n");
+    c.client(14, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    c.server(15, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let out = c.finish();
+    assert_eq!(out.http.len(), 1);
+    let t = &out.http[0];
+    assert_eq!((t.status, t.request_frame, t.response_frame), (Some(101), Some(4), Some(5)));
+    assert!(t.interim.is_empty());
+    assert!(out.conns[0].upgraded);
+    assert_eq!((out.conns[0].requests, out.conns[0].responses), (1, 1));
+    assert_eq!(out.stats.http_desync, 0);
+}
+
+#[test]
+fn multicast_discovery_is_never_unanswered() {
+    let mut t = ProtoTracker::new();
+    let c: SocketAddr = "10.0.0.2:5353".parse().unwrap();
+    let mdns: SocketAddr = "224.0.0.251:5353".parse().unwrap();
+    let q = dns_msg(0, false, "printer.local", 1, None);
+    t.udp(1, 0, c, mdns, &q, q.len() as u32);
+    let lc: SocketAddr = "10.0.0.2:50001".parse().unwrap();
+    let llmnr: SocketAddr = "224.0.0.252:5355".parse().unwrap();
+    let q = dns_msg(9, false, "fileserver", 1, None);
+    t.udp(2, MS, lc, llmnr, &q, q.len() as u32);
+    let sc: SocketAddr = "10.0.0.2:50002".parse().unwrap();
+    let ssdp: SocketAddr = "239.255.255.250:1900".parse().unwrap();
+    let m =
+        b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\nMX: 1\r\nST: ssdp:all\r\n\r\n";
+    t.udp(3, 2 * MS, sc, ssdp, m, m.len() as u32);
+    let n = b"NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nNT: upnp:rootdevice\r\nNTS: ssdp:alive\r\n\r\n";
+    t.udp(4, 3 * MS, "10.0.0.7:1900".parse().unwrap(), ssdp, n, n.len() as u32);
+    // A unicast DNS query without an answer still is unanswered.
+    let q = dns_msg(5, false, "example.com", 1, None);
+    t.udp(5, 4 * MS, sc, "10.0.0.53:53".parse().unwrap(), &q, q.len() as u32);
+    let out = t.finish();
+    let flavors: Vec<_> = out.dns.iter().map(|d| (d.flavor, d.unanswered(), d.no_response())).collect();
+    use netcase_proto::DnsFlavor::*;
+    assert_eq!(flavors, vec![(Mdns, false, true), (Llmnr, false, true), (Dns, true, true)]);
+    assert!(out.dns.iter().all(|d| d.flavor.is_multicast() == (d.flavor != Dns)));
+    assert_eq!(out.http.len(), 2);
+    assert!(out.http.iter().all(|h| h.ssdp && h.has_request() && !h.unanswered() && h.conn.is_none()));
+    assert_eq!(out.http[0].method.as_deref(), Some("M-SEARCH"));
+    let unanswered_dns = netcase_proto::query::filter_dns(
+        &out.dns,
+        &netcase_proto::query::DnsFilter { unanswered: true, multicast: true, ..Default::default() },
+    );
+    assert_eq!(unanswered_dns.len(), 1);
+}
+
+#[test]
+fn interim_without_a_captured_request_keeps_the_final_response() {
+    let mut c = Conv::new();
+    // The capture starts after the request went out.
+    c.server(10, b"HTTP/1.1 100 Continue\r\n\r\n"); // 1
+    c.server(11, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"); // 2
+    c.client(12, b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n"); // 3
+    c.server(13, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"); // 4
+    let out = c.finish();
+    let got: Vec<_> =
+        out.http.iter().map(|t| (t.request_frame, t.response_frame, t.interim.len(), t.seq_on_conn)).collect();
+    assert_eq!(got, vec![(None, Some(2), 1, 0), (Some(3), Some(4), 0, 2)]);
+}

@@ -110,7 +110,8 @@ fn fast_eth_ipv4_tcp(data: &[u8]) -> Option<Packet<'_>> {
 
 /// The general decoder, layer by layer.
 fn decode_layers(link: LinkType, data: &[u8]) -> Packet<'_> {
-    let mut pkt = Packet { link: LinkInfo::default(), arp: None, ip: None, transport: None, ip_payload: &[], error: None };
+    let mut pkt =
+        Packet { link: LinkInfo::default(), arp: None, ip: None, transport: None, ip_payload: &[], error: None };
     let mut r = Reader::new(data);
     let ethertype = match link_layer(link, &mut r, &mut pkt.link) {
         Ok(Some(t)) => t,

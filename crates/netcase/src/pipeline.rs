@@ -56,6 +56,14 @@ pub struct Analysis {
     pub non_ip_frames: u64,
     /// First frame with a decode error, for the message.
     pub first_decode_error: Option<(u64, String)>,
+    /// Frames of link types netcase does not decode: (link type, frames), first types seen.
+    pub unknown_links: Vec<(netcase_wire::LinkType, u64)>,
+    /// Non-IP frames by EtherType (first types seen).
+    pub non_ip_types: Vec<(u16, u64)>,
+    /// Duplicated frames, time steps, checksums, link padding.
+    pub artefacts: netcase_artefact::ArtefactReport,
+    /// IP fragment reassembly.
+    pub frag: netcase_frag::FragReport,
     /// Flow tracker counters.
     pub tracker: TrackerStats,
     /// Protocol transactions, when asked for.
@@ -496,29 +504,63 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
         let mut ip_fragments = 0u64;
         let mut non_ip_frames = 0u64;
         let mut first_decode_error = None;
+        let mut unknown_links: Vec<(netcase_wire::LinkType, u64)> = Vec::new();
+        let mut non_ip_types: Vec<(u16, u64)> = Vec::new();
+        let mut artefacts = netcase_artefact::Artefacts::new();
+        let mut reasm = netcase_frag::Reassembler::new(netcase_frag::Config::default());
+        let mut reassembled_dns = 0u64;
         let mut n = 0u64;
         while let Some(f) = reader.next_frame() {
-            let pkt = netcase_wire::decode(f.link, f.data);
-            if let Some(e) = pkt.error {
-                decode_errors += 1;
-                if first_decode_error.is_none() {
-                    first_decode_error = Some((f.number, e.to_string()));
-                }
-            }
-            match pkt.ip {
-                Some(ip) if ip.fragment.is_some() => ip_fragments += 1,
-                Some(_) => {}
-                None => non_ip_frames += 1,
-            }
-            tracker.packet(f.number, f.ts_ns, f.orig_len, f.data, &pkt, &mut fan);
-            if let Some(r) = fan.rules.as_mut() {
-                r.packet(f.number, f.ts_ns, &pkt);
-            } else if fan.side.is_some() {
-                if let Some(note) = PacketNote::of(&pkt) {
-                    fan.side_push(Msg::Note(f.number, f.ts_ns, note));
-                }
-            }
             n += 1;
+            'frame: {
+                let mut pkt = netcase_wire::decode(f.link, f.data);
+                let meta = netcase_artefact::FrameMeta { number: f.number, ts_ns: f.ts_ns, interface: f.interface };
+                if artefacts.frame(&meta, f.data, &mut pkt).is_some() {
+                    // A copy of an earlier frame: the analysis uses the first copy.
+                    break 'frame;
+                }
+                if let Some(e) = pkt.error {
+                    decode_errors += 1;
+                    if first_decode_error.is_none() {
+                        first_decode_error = Some((f.number, e.to_string()));
+                    }
+                }
+                match pkt.ip {
+                    Some(ip) if ip.fragment.is_some() => {
+                        ip_fragments += 1;
+                        // The fragment itself carries no whole transport datagram; the one
+                        // that completes a datagram hands the whole of it to the analysis (as
+                        // tshark shows it on the last fragment's frame).
+                        if let Some(d) = reasm.push(f.number, f.ts_ns, &pkt) {
+                            let whole = netcase_wire::decode(netcase_wire::LinkType::Raw, d.bytes);
+                            if let Some(netcase_wire::Transport::Udp(u)) = whole.transport {
+                                if u.src_port == 53 || u.dst_port == 53 {
+                                    reassembled_dns += 1;
+                                }
+                            }
+                            let len = u32::try_from(d.bytes.len()).unwrap_or(u32::MAX);
+                            tracker.packet(f.number, f.ts_ns, len, d.bytes, &whole, &mut fan);
+                        }
+                    }
+                    Some(_) => {}
+                    None => {
+                        non_ip_frames += 1;
+                        if let netcase_wire::LinkType::Other(_) = f.link {
+                            bump(&mut unknown_links, f.link);
+                        } else if pkt.error.is_none() {
+                            bump(&mut non_ip_types, pkt.link.ethertype);
+                        }
+                    }
+                }
+                tracker.packet(f.number, f.ts_ns, f.orig_len, f.data, &pkt, &mut fan);
+                if let Some(r) = fan.rules.as_mut() {
+                    r.packet(f.number, f.ts_ns, &pkt);
+                } else if fan.side.is_some() {
+                    if let Some(note) = PacketNote::of(&pkt) {
+                        fan.side_push(Msg::Note(f.number, f.ts_ns, note));
+                    }
+                }
+            }
             if n & 0x3FFFF == 0 {
                 progress(reader.info(), reader.offset());
                 if fan.events_error.is_some() {
@@ -554,6 +596,17 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
             }
             _ => (fan.rules.take(), fan.direct.take()),
         };
+        let artefacts = artefacts.report();
+        let frag = reasm.finish();
+        let frag_facts = frag_facts(&frag, reassembled_dns);
+        let rules = rules.map(|mut r| {
+            r.set_capture_facts(netcase_rules::capture::CaptureFacts {
+                frames: info.frames,
+                artefacts: artefacts.clone(),
+                frag: frag_facts.clone(),
+            });
+            r
+        });
         // What the flow tables, the read buffers and the batches held is free now, spread over
         // the threads' malloc arenas; give it back before the transactions are gathered (on
         // the protocol thread, whose arena would not reuse it), so the peak stays lower.
@@ -626,12 +679,52 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
             ip_fragments,
             non_ip_frames,
             first_decode_error,
+            unknown_links,
+            non_ip_types,
+            artefacts,
+            frag,
             tracker: tracker_stats,
             proto,
             findings,
             events_error: fan.events_error,
         }
     })
+}
+
+/// What the rules need of the reassembly report.
+fn frag_facts(r: &netcase_frag::FragReport, reassembled_dns: u64) -> netcase_rules::capture::FragFacts {
+    netcase_rules::capture::FragFacts {
+        fragments: r.stats.fragments,
+        reassembled: r.stats.reassembled,
+        reassembled_dns,
+        incomplete: r.incomplete_total,
+        incomplete_list: r
+            .incomplete
+            .iter()
+            .map(|d| netcase_rules::capture::IncompleteDatagram {
+                src: d.src,
+                dst: d.dst,
+                proto: d.proto,
+                ports: d.ports,
+                first_frame: d.first_frame,
+                bytes_held: u64::from(d.bytes_held),
+                total_len: d.total_len,
+                reason: d.reason.as_str(),
+            })
+            .collect(),
+        overlaps_inconsistent: r.stats.overlap_inconsistent,
+        dropped_at_bound: r.stats.dropped_at_bound,
+    }
+}
+
+/// Counts one more of `key` in a short list (at most 16 keys kept; later ones are only in the
+/// totals).
+fn bump<K: PartialEq + Copy>(v: &mut Vec<(K, u64)>, key: K) {
+    if let Some(e) = v.iter_mut().find(|e| e.0 == key) {
+        e.1 += 1;
+    } else if v.len() < 16 {
+        v.push((key, 1));
+    }
 }
 
 /// `NETCASE_PROFILE` is set: print phase timings and memory on stderr (read once).

@@ -18,6 +18,7 @@ use netcase_proto::{DnsTxn, HttpTxn};
 use netcase_wire::tcp_flags::{ACK, FIN, RST, SYN};
 use netcase_wire::Packet;
 
+mod artefacts;
 mod client_timeout;
 mod dupack;
 mod frame;
@@ -39,6 +40,7 @@ mod zero_window;
 #[cfg(test)]
 mod testkit;
 
+pub use artefacts::{CaptureFacts, FragFacts, IncompleteDatagram};
 pub use frame::{RuleFrame, RuleOptions};
 use util::{IntBuild, Role};
 
@@ -296,6 +298,8 @@ pub struct CaptureRules {
     ng: nagle::Agg,
     ut: udp_truncation::Agg,
     ks: keepalive_settings::Agg,
+    ca: artefacts::Agg,
+    facts: Option<CaptureFacts>,
 }
 
 impl Default for CaptureRules {
@@ -376,7 +380,15 @@ impl CaptureRules {
             ng: Default::default(),
             ut: Default::default(),
             ks: Default::default(),
+            ca: Default::default(),
+            facts: None,
         }
+    }
+
+    /// What the pipeline saw of the capture as a whole (duplicates, time, checksums, IP
+    /// fragments), for the capture-artefact findings of [`CaptureRules::finish`].
+    pub fn set_capture_facts(&mut self, facts: CaptureFacts) {
+        self.facts = Some(facts);
     }
 
     /// Connections currently held (for memory checks).
@@ -433,6 +445,8 @@ impl CaptureRules {
         self.ng.finish(&mut out);
         self.ut.finish(&mut out);
         self.ks.finish(&mut out);
+        // Last: capture loss qualifies the findings above.
+        self.ca.finish(self.facts.as_ref(), &mut out);
         Finding::sort(&mut out);
         out
     }
@@ -522,6 +536,7 @@ impl FlowSink for CaptureRules {
     }
 
     fn closed(&mut self, s: &ConnSummary) {
+        self.ca.closed(s);
         let Some(slot) = self.flows.remove(&s.stream) else { return };
         if self.last.is_some_and(|(stream, _)| stream == s.stream) {
             self.last = None;
