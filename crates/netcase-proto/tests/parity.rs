@@ -27,7 +27,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 /// Score DNS rows that need IP reassembly too (once `common::Feeder::frame` reassembles).
-const SCORE_FRAGMENTED: bool = false;
+const SCORE_FRAGMENTED: bool = true;
 
 fn ns(s: &str) -> Option<i64> {
     let s = s.trim();

@@ -60,6 +60,8 @@ pub struct Analysis {
     pub unknown_links: Vec<(netcase_wire::LinkType, u64)>,
     /// Non-IP frames by EtherType (first types seen).
     pub non_ip_types: Vec<(u16, u64)>,
+    /// Frames the analysis could use: IP (any transport) or ARP, copies left out.
+    pub analysable_frames: u64,
     /// Duplicated frames, time steps, checksums, link padding.
     pub artefacts: netcase_artefact::ArtefactReport,
     /// IP fragment reassembly.
@@ -506,6 +508,7 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
         let mut first_decode_error = None;
         let mut unknown_links: Vec<(netcase_wire::LinkType, u64)> = Vec::new();
         let mut non_ip_types: Vec<(u16, u64)> = Vec::new();
+        let mut analysable_frames = 0u64;
         let mut artefacts = netcase_artefact::Artefacts::new();
         let mut reasm = netcase_frag::Reassembler::new(netcase_frag::Config::default());
         let mut reassembled_dns = 0u64;
@@ -525,6 +528,9 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
                         first_decode_error = Some((f.number, e.to_string()));
                     }
                 }
+                if pkt.ip.is_some() || pkt.arp.is_some() {
+                    analysable_frames += 1;
+                }
                 match pkt.ip {
                     Some(ip) if ip.fragment.is_some() => {
                         ip_fragments += 1;
@@ -540,6 +546,14 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
                             }
                             let len = u32::try_from(d.bytes.len()).unwrap_or(u32::MAX);
                             tracker.packet(f.number, f.ts_ns, len, d.bytes, &whole, &mut fan);
+                        } else if ip.fragment.is_some_and(|fr| fr.offset == 0)
+                            && (pkt.ip_payload.len() as u64) < u64::from(ip.payload_len)
+                        {
+                            // A first fragment cut short by the snap length can never be
+                            // completed: its start is analysed as it is (as tshark does).
+                            let mut cut = pkt;
+                            cut.ip = Some(netcase_wire::IpInfo { fragment: None, ..ip });
+                            tracker.packet(f.number, f.ts_ns, f.orig_len, f.data, &cut, &mut fan);
                         }
                     }
                     Some(_) => {}
@@ -681,6 +695,7 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
             first_decode_error,
             unknown_links,
             non_ip_types,
+            analysable_frames,
             artefacts,
             frag,
             tracker: tracker_stats,

@@ -14,6 +14,8 @@ use std::path::Path;
 pub struct Feeder {
     /// The tracker fed.
     pub tracker: ProtoTracker,
+    /// IP reassembly, as the pipeline does it.
+    pub reasm: netcase_frag::Reassembler,
     /// Frames read.
     pub frames: u64,
     /// Frames that carried an IP fragment (first, middle or last). Until reassembly is wired
@@ -33,24 +35,42 @@ impl Feeder {
             self.undecoded.insert(f.number);
             return;
         };
-        if let Some(fr) = ip.fragment {
+        if ip.fragment.is_some() {
             self.fragments.insert(f.number);
-            if fr.offset > 0 {
-                // Reassembly goes here: the frame completing a datagram would hand the whole
-                // UDP/TCP payload to the tracker under its own frame number, as tshark does.
+            // The frame completing a datagram hands the whole of it to the tracker under its
+            // own frame number, as tshark does (and as the pipeline does).
+            let Some(d) = self.reasm.push(f.number, f.ts_ns, &pkt) else {
+                // A first fragment cut short by the snap length can never be completed: its
+                // start is analysed as it is (tshark does the same).
+                if ip.fragment.is_some_and(|fr| fr.offset == 0)
+                    && (pkt.ip_payload.len() as u64) < u64::from(ip.payload_len)
+                {
+                    let cut = netcase_wire::IpInfo { fragment: None, ..ip };
+                    Self::feed(&mut self.tracker, f, cut, pkt.transport);
+                }
                 return;
+            };
+            let whole = decode(netcase_wire::LinkType::Raw, d.bytes);
+            if let Some(wip) = whole.ip {
+                Self::feed(&mut self.tracker, f, wip, whole.transport);
             }
+            return;
         }
-        match pkt.transport {
+        Self::feed(&mut self.tracker, f, ip, pkt.transport);
+    }
+
+    fn feed(tracker: &mut ProtoTracker, f: &Frame<'_>, ip: netcase_wire::IpInfo, t: Option<Transport<'_>>) {
+        let tr = tracker;
+        match t {
             Some(Transport::Udp(u)) => {
                 let s = SocketAddr::new(ip.src, u.src_port);
                 let d = SocketAddr::new(ip.dst, u.dst_port);
-                self.tracker.udp(f.number, f.ts_ns, s, d, u.payload, u.len);
+                tr.udp(f.number, f.ts_ns, s, d, u.payload, u.len);
             }
             Some(Transport::Tcp(tc)) => {
                 let s = SocketAddr::new(ip.src, tc.src_port);
                 let d = SocketAddr::new(ip.dst, tc.dst_port);
-                self.tracker.tcp(f.number, f.ts_ns, s, d, tc.seq, tc.ack, tc.flags, tc.payload, tc.len, None);
+                tr.tcp(f.number, f.ts_ns, s, d, tc.seq, tc.ack, tc.flags, tc.payload, tc.len, None);
             }
             _ => {}
         }

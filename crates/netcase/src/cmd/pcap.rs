@@ -129,6 +129,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if analysis.info.frames == 0 && analysis.damage.is_some() {
         return Ok(ExitCode::from(crate::EXIT_ERROR));
     }
+    if analysis.info.frames > 0 && analysis.analysable_frames == 0 {
+        // Nothing netcase reads (IP or ARP) was in the file: "no findings" would be a lie.
+        eprintln!(
+            "netcase: {}: none of the {} frame(s) could be analysed: {}",
+            args.file.display(),
+            analysis.info.frames,
+            not_analysed_text(&analysis).unwrap_or_else(|| "no IP or ARP frames".into())
+        );
+        return Ok(ExitCode::from(crate::EXIT_ERROR));
+    }
     Ok(ExitCode::from(netcase_report::exit_code_for(&analysis.findings, args.fail_on)))
 }
 
@@ -333,11 +343,49 @@ fn capture_json(args: &Args, a: &Analysis) -> serde_json::Value {
         "decode_errors": a.decode_errors,
         "ip_fragments": a.ip_fragments,
         "non_ip_frames": a.non_ip_frames,
+        "analysable_frames": a.analysable_frames,
+        "unknown_link_types": a.unknown_links.iter().map(|(l, n)| serde_json::json!({"link_type": l.as_u32(), "frames": n})).collect::<Vec<_>>(),
+        "non_ip_types": a.non_ip_types.iter().map(|(t, n)| serde_json::json!({"ethertype": t, "frames": n})).collect::<Vec<_>>(),
+        "duplicate_frames": a.artefacts.dups.copies,
+        "padded_acks": a.artefacts.padded_acks,
+        "ip_reassembled": a.frag.stats.reassembled,
+        "ip_incomplete": a.frag.incomplete_total,
+        "time_steps_back": a.artefacts.time.backwards_notable,
+        "time_jumps": a.artefacts.time.jumps,
+        "active_span_s": a.artefacts.time.span_ns as f64 / 1e9,
         "skipped_blocks": a.info.skipped_blocks,
         "damage": a.damage.as_ref().map(|d| serde_json::json!({
             "kind": d.kind.as_str(), "offset": d.offset, "frame": d.frame, "message": d.message,
         })),
     })
+}
+
+/// What could not be analysed, for the text summary and the error: link types not decoded and
+/// non-IP frames by EtherType.
+fn not_analysed_text(a: &Analysis) -> Option<String> {
+    let mut parts = Vec::new();
+    for (link, n) in &a.unknown_links {
+        parts.push(format!("{n} frame(s) of link type {} (not decoded)", link.as_u32()));
+    }
+    let non_ip: u64 = a.non_ip_types.iter().map(|e| e.1).sum();
+    if non_ip > 0 {
+        let types: Vec<String> = a.non_ip_types.iter().map(|(t, n)| format!("{} ×{n}", ethertype_name(*t))).collect();
+        parts.push(format!("{non_ip} non-IP frame(s) ({})", types.join(", ")));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+fn ethertype_name(t: u16) -> String {
+    match t {
+        0x0806 => "ARP".into(),
+        0x88CC => "LLDP".into(),
+        0x8863 | 0x8864 => "PPPoE".into(),
+        0x8847 | 0x8848 => "MPLS".into(),
+        0x88E5 => "MACsec".into(),
+        0x8035 => "RARP".into(),
+        0x0000..=0x05DC => "802.3/LLC".into(),
+        t => format!("EtherType 0x{t:04x}"),
+    }
 }
 
 fn duration_s(a: &Analysis) -> f64 {
@@ -404,6 +452,40 @@ fn write_text<W: Write>(out: &mut W, args: &Args, a: &Analysis, rec: &mut TextRe
     }
     if i.skipped_blocks > 0 {
         writeln!(out, "skipped  {} pcapng block(s) of unknown or unused type", i.skipped_blocks)?;
+    }
+    if let Some(t) = not_analysed_text(a) {
+        writeln!(out, "skipped  {t}")?;
+    }
+    let ar = &a.artefacts;
+    if ar.dups.copies > 0 {
+        writeln!(
+            out,
+            "copies   {} frame(s) are copies of earlier frames, left out of the analysis (capture-duplicates)",
+            ar.dups.copies
+        )?;
+    }
+    if ar.padded_acks > 0 {
+        writeln!(
+            out,
+            "padding  {} pure ACK(s) carried link padding inside their IP length (first: frame {}); read as ACKs, not data",
+            ar.padded_acks,
+            ar.first_padded_ack.unwrap_or(0)
+        )?;
+    }
+    if a.frag.stats.fragments > 0 {
+        writeln!(
+            out,
+            "frags    {} IP fragment(s): {} datagram(s) reassembled, {} incomplete (ip-fragments)",
+            a.frag.stats.fragments, a.frag.stats.reassembled, a.frag.incomplete_total
+        )?;
+    }
+    if ar.time.distorted() {
+        writeln!(
+            out,
+            "clock    timestamps step back or jump {} time(s): {:.3} s of capture without the steps (capture-time)",
+            ar.time.backwards_notable + ar.time.jumps,
+            ar.time.span_ns as f64 / 1e9
+        )?;
     }
     if let Some(p) = &a.proto {
         let unanswered = p.dns.iter().filter(|t| t.unanswered()).count();
@@ -472,6 +554,10 @@ fn write_text<W: Write>(out: &mut W, args: &Args, a: &Analysis, rec: &mut TextRe
         }
     }
     writeln!(out)?;
+    if a.analysable_frames == 0 && i.frames > 0 {
+        writeln!(out, "nothing analysable: no IP or ARP frame in the file")?;
+        return Ok(());
+    }
     write_findings_text(out, &a.findings)?;
     Ok(())
 }
