@@ -25,6 +25,9 @@ pub struct Options {
     pub proto: bool,
     /// Run the capture rules.
     pub rules: bool,
+    /// Analyse copies of frames too (tshark's view; by default a frame captured twice is
+    /// analysed once).
+    pub keep_duplicates: bool,
 }
 
 /// Receives flow records as they finish.
@@ -518,7 +521,7 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
             'frame: {
                 let mut pkt = netcase_wire::decode(f.link, f.data);
                 let meta = netcase_artefact::FrameMeta { number: f.number, ts_ns: f.ts_ns, interface: f.interface };
-                if artefacts.frame(&meta, f.data, &mut pkt).is_some() {
+                if artefacts.frame(&meta, f.data, &mut pkt).is_some() && !opts.keep_duplicates {
                     // A copy of an earlier frame: the analysis uses the first copy.
                     break 'frame;
                 }
@@ -707,7 +710,7 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
 }
 
 /// What the rules need of the reassembly report.
-fn frag_facts(r: &netcase_frag::FragReport, reassembled_dns: u64) -> netcase_rules::capture::FragFacts {
+pub fn frag_facts(r: &netcase_frag::FragReport, reassembled_dns: u64) -> netcase_rules::capture::FragFacts {
     netcase_rules::capture::FragFacts {
         fragments: r.stats.fragments,
         reassembled: r.stats.reassembled,

@@ -69,13 +69,39 @@ fn analyse_inline(path: &Path) -> (Vec<Finding>, ProtoOutput) {
     let mut r = CaptureReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut tracker = FlowTracker::new(FlowConfig::default());
     let mut fan = Fan { proto: ProtoTracker::new(), rules: CaptureRules::new() };
+    let mut art = netcase_artefact::Artefacts::new();
+    let mut reasm = netcase_frag::Reassembler::default();
+    let mut dns_whole = 0u64;
     while let Some(f) = r.next_frame() {
-        let pkt = netcase_wire::decode(f.link, f.data);
+        let mut pkt = netcase_wire::decode(f.link, f.data);
+        let meta = netcase_artefact::FrameMeta { number: f.number, ts_ns: f.ts_ns, interface: f.interface };
+        if art.frame(&meta, f.data, &mut pkt).is_some() {
+            continue;
+        }
+        if let Some(ip) = pkt.ip.filter(|ip| ip.fragment.is_some()) {
+            if let Some(d) = reasm.push(f.number, f.ts_ns, &pkt) {
+                let whole = netcase_wire::decode(netcase_wire::LinkType::Raw, d.bytes);
+                if let Some(netcase_wire::Transport::Udp(u)) = whole.transport {
+                    dns_whole += u64::from(u.src_port == 53 || u.dst_port == 53);
+                }
+                tracker.packet(f.number, f.ts_ns, d.bytes.len() as u32, d.bytes, &whole, &mut fan);
+            } else if ip.fragment.is_some_and(|fr| fr.offset == 0) && (pkt.ip_payload.len() as u64) < u64::from(ip.payload_len) {
+                let mut cut = pkt;
+                cut.ip = Some(netcase_wire::IpInfo { fragment: None, ..ip });
+                tracker.packet(f.number, f.ts_ns, f.orig_len, f.data, &cut, &mut fan);
+            }
+        }
         tracker.packet(f.number, f.ts_ns, f.orig_len, f.data, &pkt, &mut fan);
         fan.rules.packet(f.number, f.ts_ns, &pkt);
     }
     tracker.finish(&mut fan);
-    let Fan { proto, rules } = fan;
+    let Fan { proto, mut rules } = fan;
+    let frag = reasm.finish();
+    rules.set_capture_facts(netcase_rules::capture::CaptureFacts {
+        frames: r.info().frames,
+        artefacts: art.report(),
+        frag: netcase::pipeline::frag_facts(&frag, dns_whole),
+    });
     let p = proto.finish();
     (rules.finish(&p.http, &p.dns), p)
 }
@@ -185,7 +211,7 @@ fn threaded_pipeline_finds_the_same() {
         want.extend(netcase_rules::proto::check(&out.dns, &out.http, &out.conns));
         Finding::sort(&mut want);
 
-        let opts = netcase::pipeline::Options { events: false, proto: true, rules: true };
+        let opts = netcase::pipeline::Options { events: false, proto: true, rules: true, keep_duplicates: false };
         let a = netcase::pipeline::analyse_file::<std::io::Sink, _>(p, opts, None, &mut Drop, &mut |_, _| {})
             .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         let got: Vec<String> = a.findings.iter().map(line).collect();

@@ -98,6 +98,8 @@ pub(super) struct Agg {
     offload: HashMap<IpAddr, Offload>,
     /// Directions whose gaps were too large to be capture loss.
     implausible: u64,
+    /// Streams whose sequence numbers jump implausibly (corrupt or anonymised captures).
+    confused: std::collections::HashSet<u32>,
 }
 
 impl Agg {
@@ -113,6 +115,7 @@ impl Agg {
                 gaps += d.missed_gaps;
             } else {
                 self.implausible += 1;
+                self.confused.insert(s.stream);
             }
         }
         if both {
@@ -155,10 +158,25 @@ impl Agg {
         let mut withheld = Vec::new();
         for f in findings.iter_mut() {
             let Subject::Flow { stream: Some(st), .. } = f.subject else { continue };
-            if !matches!(f.case, CaseId::RetransHolBlocking | CaseId::DupackNoFastRetransmit) {
+            if !matches!(
+                f.case,
+                CaseId::RetransHolBlocking | CaseId::DupackNoFastRetransmit | CaseId::LingerZeroRst
+            ) {
                 continue;
             }
             let Ok(st32) = u32::try_from(st) else { continue };
+            if self.confused.contains(&st32) {
+                if f.severity > Severity::Info {
+                    withheld.push(format!("{} (stream {st})", f.case.as_str()));
+                }
+                f.severity = Severity::Info;
+                f.summary = format!(
+                    "Withheld: this flow's sequence numbers jump by far more than it carried (a corrupt or \
+                     anonymised capture), so its loss analysis cannot be trusted. {}",
+                    f.summary
+                );
+                continue;
+            }
             let Some(&(missed, gaps)) = self.gaps.get(&st32) else { continue };
             if f.severity > Severity::Info {
                 withheld.push(format!("{} (stream {st})", f.case.as_str()));

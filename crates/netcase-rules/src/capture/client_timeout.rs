@@ -42,6 +42,9 @@ pub(super) struct State {
     late: Option<(i64, u64)>,
     /// The client answered the late data with RST.
     rst: Option<u64>,
+    /// The pending request was retransmitted: the server got it late through loss, so a
+    /// "late" answer measures the loss, not the server.
+    request_retransmitted: bool,
 }
 
 impl State {
@@ -52,6 +55,10 @@ impl State {
         if from_client {
             if f.len > 0 && c.fin[client_i].is_none() && self.pending.is_none() {
                 self.pending = Some((f.ts_ns, f.frame));
+                self.request_retransmitted = false;
+            }
+            if f.len > 0 && self.pending.is_some() && f.flags.intersects(AF::RETRANSMISSION) {
+                self.request_retransmitted = true;
             }
             if f.tcp_flags & FIN != 0 && !c.closing() {
                 if let Some((t0, _)) = self.pending {
@@ -107,11 +114,11 @@ impl Agg {
         e.acked_waits += u64::from(st.request_acked);
         e.clients.insert(c.client_ep().addr);
         e.frames.push(fin_frame);
-        if let Some((d, fr)) = st.late {
+        if let Some((d, fr)) = st.late.filter(|_| !st.request_retransmitted) {
             e.late_s.push(secs(d));
             e.frames.push(fr);
         }
-        if let Some(fr) = st.rst {
+        if let Some(fr) = st.rst.filter(|_| !st.request_retransmitted) {
             e.rst += 1;
             e.frames.push(fr);
         }
@@ -127,7 +134,17 @@ impl Agg {
             if late == 0 && (n < MIN_CLUSTERED || share < CLUSTER_SHARE || e.acked_waits < MIN_CLUSTERED) {
                 continue;
             }
-            let sev = if n >= 10 { Severity::Error } else { Severity::Warning };
+            // Without the server's late answer the capture shows only that the client closed
+            // after a wait: a client that simply closes on a timer (a health check, a test
+            // harness) looks the same. Only late answers prove a slow server, and an error
+            // needs many of them.
+            let sev = if late >= 10 {
+                Severity::Error
+            } else if late > 0 {
+                Severity::Warning
+            } else {
+                Severity::Info
+            };
             let late_txt = match e.late_s.median() {
                 Some(d) => format!(
                     "; the server answered {} late (median {:.2} s after the request){}",

@@ -49,7 +49,9 @@ impl State {
     #[inline]
     pub(super) fn frame(&mut self, agg: &mut Agg, c: &Common, f: &RuleFrame) {
         let x = f.side.index();
-        if f.len > 0 && f.flags.intersects(AF::RETRANSMISSION) {
+        // A resend tshark calls out-of-order (it came soon after the highest segment) repairs
+        // the hole just as well.
+        if f.len > 0 && f.flags.intersects(AF::RETRANSMISSION | AF::OUT_OF_ORDER) {
             let d = &mut self.dirs[x];
             d.last_retrans_seq = Some(f.seq);
             if let Some(h) = d.dup {
@@ -163,7 +165,9 @@ impl Agg {
             let (hole, hole_bytes) = e.hole.unwrap_or((0, 0));
             let mut f = Finding::new(
                 CaseId::DupackNoFastRetransmit,
-                Severity::Warning,
+                // Without SACK, a lost resend is repaired only by the retransmission timer
+                // (NewReno): waiting is normal, not the stalled fast retransmit of this case.
+                if e.sack { Severity::Warning } else { Severity::Info },
                 e.group.subject("tcp", server),
                 format!(
                     "The {} got {} duplicate ACKs{} for a hole and did not fast-retransmit: it waited {med:.0} ms \

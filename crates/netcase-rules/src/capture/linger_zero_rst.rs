@@ -21,6 +21,9 @@ struct Abort {
     unacked: u32,
     /// Bytes the peer had sent that the aborting side had not acknowledged.
     unread: u32,
+    /// The RST ended a run of unanswered retransmissions: the stack gave up on a silent peer
+    /// (tcp_retries2), which is not SO_LINGER.
+    gave_up: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -29,7 +32,13 @@ pub(super) struct State {
     /// Peer data frames after the RST (discarded by the aborted socket).
     after_frames: u32,
     after_bytes: u64,
+    /// Retransmissions per side since the peer's ACK last moved.
+    retrans_run: [u32; 2],
+    peer_ack: [u32; 2],
 }
+
+/// A RST after this many retransmissions the peer never acknowledged is a stack giving up.
+const GAVE_UP_RETRANSMISSIONS: u32 = 3;
 
 impl State {
     #[inline]
@@ -41,7 +50,29 @@ impl State {
             }
             return;
         }
+        let me = f.side.index();
+        if f.flags.intersects(netcase_flow::AnalysisFlags::RETRANSMISSION) && f.len > 0 {
+            if let Some(r) = self.retrans_run.get_mut(me) {
+                *r = r.saturating_add(1);
+            }
+        }
+        if f.tcp_flags & ACK != 0 {
+            let peer = f.side.other().index();
+            if self.peer_ack.get(me).is_some_and(|a| *a != f.ack) {
+                // This side's ACK moved: the peer's retransmissions were answered.
+                if let Some(r) = self.retrans_run.get_mut(peer) {
+                    *r = 0;
+                }
+            }
+            if let Some(a) = self.peer_ack.get_mut(me) {
+                *a = f.ack;
+            }
+        }
         if f.tcp_flags & RST == 0 || c.rst.iter().any(Option::is_some) {
+            return;
+        }
+        // A RST with SYN or FIN beside it is not a socket closing (corrupt or crafted header).
+        if f.tcp_flags & (netcase_wire::tcp_flags::SYN | netcase_wire::tcp_flags::FIN) != 0 {
             return;
         }
         let x = f.side.index();
@@ -65,7 +96,8 @@ impl State {
             Some(a) if c.sent_data[y] => seq_diff(c.nxt[y], a).min(cap(y)),
             _ => 0,
         };
-        self.abort = Some(Abort { by: c.role(f.side), frame: f.frame, unacked, unread });
+        let gave_up = self.retrans_run.get(me).is_some_and(|r| *r >= GAVE_UP_RETRANSMISSIONS);
+        self.abort = Some(Abort { by: c.role(f.side), frame: f.frame, unacked, unread, gave_up });
     }
 }
 
@@ -78,6 +110,7 @@ struct Entry {
     unread: u64,
     after_frames: u64,
     after_fin: u64,
+    gave_up: u64,
     frames: FrameSample,
 }
 
@@ -97,8 +130,15 @@ impl Agg {
         e.group.add(c.stream, c.client_ep(), c.server());
         e.count += 1;
         let lost = a.unacked > 0 || a.unread > 0 || st.after_frames > 0;
-        if lost {
+        let peer_closed_first = c.fin[c.side(a.by.other()).index()].is_some();
+        // Data lost to an abort is SO_LINGER's signature only when the peer was still there:
+        // not after the peer's own FIN (its close came first), not after the aborting stack
+        // retransmitted in vain (it gave up on a silent peer).
+        if lost && !peer_closed_first && !a.gave_up {
             e.with_loss += 1;
+        }
+        if a.gave_up {
+            e.gave_up += 1;
         }
         e.unacked += u64::from(a.unacked);
         e.unread += u64::from(a.unread);
@@ -120,6 +160,16 @@ impl Agg {
                     e.unread,
                     pl(e.after_frames, "frame", "frames")
                 )
+            } else if e.gave_up > 0 {
+                format!(
+                    "; {} came after unanswered retransmissions: the stack gave up on a silent peer \
+                     (tcp_retries2), not SO_LINGER",
+                    pl(e.gave_up, "abort", "aborts")
+                )
+            } else if e.after_fin > 0 {
+                "; it came after the peer's own FIN (the peer closed first): data sent into a closing connection, \
+                 not SO_LINGER"
+                    .to_owned()
             } else {
                 "; no data was in flight".to_owned()
             };
@@ -140,6 +190,7 @@ impl Agg {
             .with_measure("unread_bytes", e.unread as f64, "bytes")
             .with_measure("frames_after_rst", e.after_frames as f64, "count")
             .with_measure("after_peer_fin", e.after_fin as f64, "count")
+            .with_measure("gave_up_after_retransmissions", e.gave_up as f64, "count")
             .with(Evidence::text("side", by.as_str()));
             if let Some(ev) = e.frames.evidence("rst_frames") {
                 f = f.with(ev);

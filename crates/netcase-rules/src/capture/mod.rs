@@ -553,6 +553,7 @@ impl FlowSink for CaptureRules {
     #[inline]
     fn udp(&mut self, d: &UdpDatagram<'_>) {
         self.ut.udp(d);
+        self.pu.udp(d);
     }
 
     fn udp_closed(&mut self, u: &UdpSummary) {

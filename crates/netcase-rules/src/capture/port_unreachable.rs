@@ -89,6 +89,20 @@ pub(super) struct Agg {
     failed_pairs: HashMap<(IpAddr, IpAddr), u32, IntBuild>,
     /// ICMP port unreachable for late replies: (client ip, client port) → (count, service port, frame).
     late_replies: BTreeMap<(IpAddr, u16), (u64, u16, u64)>,
+    /// Completed TCP handshakes: (lower host, higher host, port) → time of the last one. A
+    /// refusal followed by a success between the same hosts on that port was a service not
+    /// yet (or briefly not) listening.
+    succeeded: HashMap<(IpAddr, IpAddr, u16), i64, IntBuild>,
+    /// UDP: who sent first between two endpoints (lower, higher) → the first sender.
+    udp_first: HashMap<(std::net::SocketAddr, std::net::SocketAddr), std::net::SocketAddr, IntBuild>,
+}
+
+fn pair(a: IpAddr, b: IpAddr, port: u16) -> (IpAddr, IpAddr, u16) {
+    if a <= b {
+        (a, b, port)
+    } else {
+        (b, a, port)
+    }
 }
 
 impl Agg {
@@ -98,6 +112,10 @@ impl Agg {
             if self.failed_pairs.len() < MAX_ENTRIES || self.failed_pairs.contains_key(&key) {
                 *self.failed_pairs.entry(key).or_default() += 1;
             }
+        }
+        if c.synack.is_some() && c.hs_ack.is_some() && self.succeeded.len() < MAX_ENTRIES {
+            let s = c.server();
+            self.succeeded.insert(pair(c.client_ep().addr, s.addr, s.port), c.last_ts);
         }
         let Some((ts, frame)) = st.refused else { return };
         let s = c.server();
@@ -113,8 +131,27 @@ impl Agg {
     }
 
     /// An ICMP (v6) port unreachable quoting the UDP datagram `q` (see [`unreachable_udp`]).
+    /// A UDP datagram: remembers which end of each endpoint pair spoke first.
+    pub(super) fn udp(&mut self, d: &netcase_flow::UdpDatagram<'_>) {
+        if d.icmp_error {
+            return;
+        }
+        let a = std::net::SocketAddr::new(d.src.addr, d.src.port);
+        let b = std::net::SocketAddr::new(d.dst.addr, d.dst.port);
+        let key = if a <= b { (a, b) } else { (b, a) };
+        if self.udp_first.len() < MAX_ENTRIES || self.udp_first.contains_key(&key) {
+            self.udp_first.entry(key).or_insert(a);
+        }
+    }
+
     pub(super) fn unreachable(&mut self, frame: u64, ts: i64, q: &Quoted) {
-        if q.dst_port >= EPHEMERAL_MIN && q.src_port < 1024 {
+        let src = std::net::SocketAddr::new(q.src, q.src_port);
+        let dst = std::net::SocketAddr::new(q.dst, q.dst_port);
+        let key = if src <= dst { (src, dst) } else { (dst, src) };
+        // The refused end spoke first: it was the client, and the refused datagram a reply
+        // that arrived after it closed its port.
+        let refused_was_client = self.udp_first.get(&key) == Some(&dst);
+        if (q.dst_port >= EPHEMERAL_MIN && q.src_port < 1024) || refused_was_client {
             if self.late_replies.len() < MAX_ENTRIES {
                 let e = self.late_replies.entry((q.dst, q.dst_port)).or_insert((0, q.src_port, frame));
                 e.0 += 1;
@@ -221,15 +258,29 @@ impl Agg {
             for (port, e) in ports {
                 let rate = e.count as f64 / secs(e.last_ts - e.first_ts).max(1.0);
                 let server = netcase_flow::Endpoint { addr: ip, port };
+                // A later handshake between the same hosts on this port (either way round):
+                // the service was not listening yet, or briefly not; the retry worked.
+                let later_success = proto == "tcp"
+                    && e.clients.iter().any(|c| {
+                        self.succeeded.get(&pair(*c, ip, port)).is_some_and(|t| *t >= e.last_ts)
+                    });
+                // One refused attempt, never repeated, is a fact worth knowing, not yet a failure
+                // someone waited on (a stray datagram, a probe).
+                let single = e.count < 2;
                 let mut f = Finding::new(
                     CaseId::PortUnreachable,
-                    Severity::Warning,
+                    if later_success || single { Severity::Info } else { Severity::Warning },
                     server_subject(proto, server),
                     format!(
-                        "{} to {server}/{proto} refused ({how}) from {}: nothing listens on the port, or a REJECT rule \
-                         answers for it.",
+                        "{} to {server}/{proto} refused ({how}) from {}: {}",
                         pl(e.count, "attempt", "attempts"),
                         pl(e.clients.len() as u64, "client", "clients"),
+                        if later_success {
+                            "a later connection between the same hosts on this port succeeded, so the service was \
+                             not listening yet (or restarting) when these came."
+                        } else {
+                            "nothing listens on the port, or a REJECT rule answers for it."
+                        }
                     ),
                 )
                 .with_measure("count", e.count as f64, "count")

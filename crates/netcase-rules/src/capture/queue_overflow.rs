@@ -58,6 +58,8 @@ pub(super) struct State {
     client_retrans: Option<u64>,
     /// Server RST right after the handshake ACK, no server data.
     pub(super) rst_after_ack: Option<u64>,
+    /// The last SYN's time (to leave out SYNs too close to the end of the capture).
+    last_syn_ts: i64,
 }
 
 impl State {
@@ -68,6 +70,7 @@ impl State {
         if fl & SYN != 0 {
             if fl & ACK == 0 && from_client {
                 self.syns = self.syns.saturating_add(1);
+                self.last_syn_ts = f.ts_ns;
                 if self.syns == 1 {
                     self.first_syn_ts = f.ts_ns;
                 } else if self.syns == 2 && c.synack.is_none() {
@@ -117,7 +120,9 @@ impl State {
 
     /// A SYN of the connection was dropped: retransmitted, or never answered.
     pub(super) fn syn_dropped(&self, c: &Common) -> bool {
-        self.syns >= 2 || (self.syns >= 1 && c.synack.is_none())
+        // A SYN answered by RST was refused (port-unreachable), not dropped.
+        let refused = c.synack.is_none() && c.rst[c.client.other().index()].is_some();
+        !refused && (self.syns >= 2 || (self.syns >= 1 && c.synack.is_none()))
     }
 }
 
@@ -130,10 +135,27 @@ struct SynDrops {
     unanswered: u64,
     retry_s: Samples,
     frames: FrameSample,
+    /// SYNs sent by the connections never answered.
+    unanswered_syns: u64,
+    /// Connections with a dropped SYN.
+    conns: u64,
+    clients: PeerSet,
+    /// The first and the last SYN of these connections.
+    first_ts: i64,
+    last_syn_ts: i64,
 }
 
 impl SynDrops {
     fn add(&mut self, st: &State, c: &Common) {
+        self.conns += 1;
+        self.clients.insert(c.client_ep().addr);
+        if self.first_ts == 0 || st.first_syn_ts < self.first_ts {
+            self.first_ts = st.first_syn_ts;
+        }
+        self.last_syn_ts = self.last_syn_ts.max(st.last_syn_ts);
+        if c.synack.is_none() {
+            self.unanswered_syns += u64::from(st.syns);
+        }
         self.retried += u64::from(st.syns >= 2);
         self.dropped_syns += u64::from(if c.synack.is_some() { st.syns - 1 } else { st.syns });
         if c.synack.is_none() {
@@ -148,6 +170,13 @@ impl SynDrops {
     }
 
     fn merge(&mut self, o: &SynDrops) {
+        self.clients.merge(&o.clients);
+        self.conns += o.conns;
+        self.unanswered_syns += o.unanswered_syns;
+        if self.first_ts == 0 || (o.first_ts != 0 && o.first_ts < self.first_ts) {
+            self.first_ts = o.first_ts;
+        }
+        self.last_syn_ts = self.last_syn_ts.max(o.last_syn_ts);
         self.retried += o.retried;
         self.dropped_syns += o.dropped_syns;
         self.unanswered += o.unanswered;
@@ -176,6 +205,13 @@ struct Entry {
 #[derive(Debug, Default)]
 pub(super) struct Agg {
     by_server: FastMap<Endpoint, Entry>,
+    /// Hosts that answered anything (a SYN/ACK, a RST, data) on any port.
+    heard: std::collections::HashSet<IpAddr>,
+    /// The last frame time of any connection (the end of the capture, as far as TCP goes).
+    end_ts: i64,
+    /// Handshakes seen from the server's side (SYN→SYN/ACK shorter than SYN/ACK→ACK) and from
+    /// the client's.
+    vantage: [u64; 2],
     /// Drops of connections whose first SYN went backwards, per (server, client IP): counted
     /// at the end unless nat_paws explains that IP's drops.
     backwards: FastMap<(Endpoint, IpAddr), SynDrops>,
@@ -185,6 +221,21 @@ impl Agg {
     /// Folds a closed connection in; `backwards`: its first SYN's TSval was older than the last
     /// one the server accepted from the same IP (nat_paws' view).
     pub(super) fn closed(&mut self, st: &State, c: &Common, backwards: bool) {
+        self.end_ts = self.end_ts.max(c.last_ts);
+        let si = c.client.other().index();
+        if c.synack.is_some() || c.rst[si].is_some() || c.sent_data[si] {
+            if self.heard.len() < MAX_HELD {
+                self.heard.insert(c.server().addr);
+            }
+        }
+        if let (Some((s0, _)), Some((sa, _)), Some(a)) = (c.syn, c.synack, c.hs_ack) {
+            let (to_synack, to_ack) = (sa - s0, a - sa);
+            if to_synack < to_ack {
+                self.vantage[0] += 1;
+            } else if to_ack < to_synack {
+                self.vantage[1] += 1;
+            }
+        }
         if st.syns == 0 {
             return; // handshake not seen
         }
@@ -229,6 +280,8 @@ impl Agg {
                 e.syn.merge(&held);
             }
         }
+        let mut unanswered = Vec::new();
+        let mut unanswered_detail = Vec::new();
         for (server, e) in sorted(by_server) {
             let span = secs(e.last_ts - e.first_ts).max(1.0);
             if e.accept_conns >= ACCEPT_MIN_CONNS {
@@ -270,44 +323,197 @@ impl Agg {
                 continue;
             }
             let d = &e.syn;
-            if e.answered > 0 && d.retried + d.unanswered >= SYNQ_MIN_CONNS && d.dropped_syns > 0 {
-                let affected = d.retried.max(d.unanswered);
-                let share = affected as f64 / e.conns.max(1) as f64;
-                let sev = if share >= ERROR_SHARE || d.unanswered > 0 { Severity::Error } else { Severity::Warning };
-                let retry = d.retry_s.median();
-                let mut f = Finding::new(
-                    CaseId::SynQueueOverflow,
-                    sev,
-                    server_subject("tcp", server),
-                    format!(
-                        "{server} answered {} connections but dropped {} from {} ({} never answered){}: \
-                         the listener's SYN queue is overflowing.",
-                        e.answered,
-                        pl(d.dropped_syns, "SYN", "SYNs"),
-                        pl(affected, "connection", "connections"),
-                        d.unanswered,
-                        retry.map_or_else(String::new, |r| format!("; clients retried after {r:.1} s")),
-                    ),
-                )
-                .with_measure("count", affected as f64, "count")
-                .with_measure("dropped_syns", d.dropped_syns as f64, "count")
-                .with_measure("unanswered", d.unanswered as f64, "count")
-                .with_measure("conns", e.conns as f64, "count")
-                .with_measure("affected_pct", round(share * 100.0, 1), "%")
-                .with_measure("drops_per_s", round(d.dropped_syns as f64 / span, 2), "per_s");
-                if let Some(r) = retry {
-                    f = f.with_measure("retry_delay_s", round(r, 3), "s");
-                }
-                if let Some(ev) = d.frames.evidence("retransmitted_syns") {
-                    f = f.with(ev);
-                }
-                out.push(f.with_fix(
-                    "Enable net.ipv4.tcp_syncookies=1, raise net.ipv4.tcp_max_syn_backlog and the listen() backlog; \
-                     check that the accept queue is not full too (ss -ltn: Recv-Q against Send-Q).",
+            if d.dropped_syns == 0 {
+                continue;
+            }
+            // SYNs in the last seconds of the capture may simply not have been answered yet.
+            let too_recent = d.retried == 0 && self.end_ts - d.last_syn_ts < RECENT_NS;
+            if too_recent {
+                continue;
+            }
+            // The SYN queue is the cause only when the evidence fits it and not the others:
+            // the listener answered other SYNs (alive, listening), drops come from several
+            // client addresses (not one NAT address: SNAT collisions, PAWS), in a burst of
+            // connections, and the capture shows the SYNs reaching the server (taken at the
+            // server: a SYN lost on the way would not appear at all).
+            let server_side = self.vantage[0] > self.vantage[1];
+            let fits_queue = e.answered > 0
+                && d.conns >= SYNQ_MIN_CONNS
+                && d.clients.len() >= 2
+                && server_side;
+            if fits_queue {
+                out.push(syn_queue_finding(server, &e, span));
+            } else {
+                unanswered.push((server, e.answered, d.retried, d.unanswered, d.unanswered_syns, d.dropped_syns));
+                unanswered_detail.push(syn_unanswered_finding(
+                    server,
+                    &e,
+                    self.heard.contains(&server.addr),
+                    server_side,
+                    self.vantage,
                 ));
             }
         }
+        // Many ports of one host without an answer: a scan or a host that is gone, once.
+        let mut per_host: std::collections::BTreeMap<IpAddr, Vec<Finding>> = Default::default();
+        for (f, (server, ..)) in unanswered_detail.into_iter().zip(unanswered.iter()) {
+            per_host.entry(server.addr).or_default().push(f);
+        }
+        for (host, mut list) in per_host {
+            if list.len() > MAX_UNANSWERED_PORTS {
+                let n = list.len();
+                let syns: f64 = list.iter().filter_map(|f| f.measure("syns")).sum();
+                let heard = self.heard.contains(&host);
+                out.push(
+                    Finding::new(
+                        CaseId::SynUnanswered,
+                        Severity::Info,
+                        netcase_model::Subject::Peer { ip: host },
+                        format!(
+                            "{host} left SYNs to {n} ports unanswered ({syns:.0} SYNs){}: a port scan, or a host \
+                             that is gone.",
+                            if heard { " while it answered others" } else { ", and never answered anything" }
+                        ),
+                    )
+                    .with_measure("ports", n as f64, "count")
+                    .with_measure("syns", syns, "count"),
+                );
+            } else {
+                out.append(&mut list);
+            }
+        }
     }
+}
+
+/// SYNs this close to the end of the capture, never retried, are not counted as unanswered.
+const RECENT_NS: i64 = 3_000_000_000;
+/// More server ports than this without answers on one host are reported as one finding.
+const MAX_UNANSWERED_PORTS: usize = 5;
+/// Unanswered handshakes that make a warning: this many connections, or this many SYNs (a
+/// client that retried through 1 s and 2 s RTOs waited 3 s or more).
+const UNANSWERED_WARN_CONNS: u64 = 2;
+const UNANSWERED_WARN_SYNS: u64 = 3;
+
+fn syn_queue_finding(server: Endpoint, e: &Entry, span: f64) -> Finding {
+    let d = &e.syn;
+    let affected = d.retried.max(d.unanswered);
+    let share = affected as f64 / e.conns.max(1) as f64;
+    let retry = d.retry_s.median();
+    let mut f = Finding::new(
+        CaseId::SynQueueOverflow,
+        // From a capture alone the queue is the likeliest cause, not a certain one.
+        Severity::Warning,
+        server_subject("tcp", server),
+        format!(
+            "{server} answered {} connections but dropped {} from {} ({} never answered) from {} client \
+             addresses, in a capture taken at the server{}: the listener's SYN queue is the likely cause (a full \
+             accept queue drops SYNs too; `nstat -az TcpExtListenDrops TcpExtTCPReqQFullDrop TcpExtListenOverflows` \
+             on the server tells them apart).",
+            e.answered,
+            pl(d.dropped_syns, "SYN", "SYNs"),
+            pl(affected, "connection", "connections"),
+            d.unanswered,
+            d.clients.len(),
+            retry.map_or_else(String::new, |r| format!("; clients retried after {r:.1} s")),
+        ),
+    )
+    .with_measure("count", affected as f64, "count")
+    .with_measure("dropped_syns", d.dropped_syns as f64, "count")
+    .with_measure("unanswered", d.unanswered as f64, "count")
+    .with_measure("conns", e.conns as f64, "count")
+    .with_measure("affected_pct", round(share * 100.0, 1), "%")
+    .with_measure("drops_per_s", round(d.dropped_syns as f64 / span, 2), "per_s")
+    .with(Evidence::text("confidence", "likely"))
+    .with(Evidence::text("alternatives", "accept-queue-overflow"));
+    if let Some(r) = retry {
+        f = f.with_measure("retry_delay_s", round(r, 3), "s");
+    }
+    if let Some(ev) = d.frames.evidence("retransmitted_syns") {
+        f = f.with(ev);
+    }
+    f.with_fix(
+        "Enable net.ipv4.tcp_syncookies=1, raise net.ipv4.tcp_max_syn_backlog and the listen() backlog; check \
+         that the accept queue is not full too (ss -ltn: Recv-Q against Send-Q).",
+    )
+}
+
+/// SYNs without SYN/ACK whose cause the capture does not prove: what is known, the candidates,
+/// and the check that decides.
+fn syn_unanswered_finding(server: Endpoint, e: &Entry, heard: bool, server_side: bool, vantage: [u64; 2]) -> Finding {
+    let d = &e.syn;
+    let conns = d.conns;
+    let warn = d.unanswered >= UNANSWERED_WARN_CONNS || d.unanswered_syns >= UNANSWERED_WARN_SYNS || conns >= 3;
+    let known = if server.addr.is_loopback() && e.answered == 0 {
+        "nothing answered on the host's own loopback".to_owned()
+    } else if e.answered > 0 {
+        format!("{} other connection(s) to it were answered, so it listens", e.answered)
+    } else if heard {
+        "the host answered other traffic, but no SYN to this port".to_owned()
+    } else {
+        "nothing at all came back from this host".to_owned()
+    };
+    let (candidates, check) = if server.addr.is_loopback() {
+        (
+            "a firewall rule on this host that drops it (a closed local port answers with RST), or a listener \
+             whose SYN queue is full with syncookies off",
+            "`iptables-save`/`nft list ruleset` on the host (the lo/INPUT rules) and `ss -ltn`",
+        )
+    } else if e.answered > 0 {
+        (
+            "a full SYN or accept queue at the listener, a conntrack/SNAT source-port collision (the retry from the \
+             same port then succeeds), a PAWS drop of SYNs whose timestamps went backwards behind one NAT address, \
+             or a firewall rate limit",
+            "on the server `nstat -az TcpExtListenDrops TcpExtListenOverflows TcpExtTCPReqQFullDrop` and `ss -ltn`; \
+             on the NAT/node `conntrack -S` (insert_failed); or `netcase check` on each",
+        )
+    } else if heard {
+        (
+            "a firewall DROP rule for this port, a listener whose queue is full with syncookies off, or a policy \
+             that drops new connections",
+            "the firewall rules on the path and on the host (`iptables-save`, `nft list ruleset`), and `ss -ltn` on \
+             the host",
+        )
+    } else {
+        (
+            "the host is down or unreachable (routing, ARP), a firewall DROP on the path, or a wrong address",
+            "`ping`/`arping` the host, `traceroute -T -p PORT`, and the firewall rules on the path",
+        )
+    };
+    let vp = if server_side {
+        "the capture was taken at the server"
+    } else if vantage[1] > 0 {
+        "the capture was taken at the client side"
+    } else {
+        "where the capture was taken is not known (no complete handshake)"
+    };
+    let mut f = Finding::new(
+        CaseId::SynUnanswered,
+        if warn { Severity::Warning } else { Severity::Info },
+        server_subject("tcp", server),
+        format!(
+            "{} to {server} got no SYN/ACK ({} never answered, {} answered only after a retry; {} SYNs unanswered); \
+             {known}; {vp}. The capture alone cannot name the cause: {candidates}.",
+            pl(conns, "connection", "connections"),
+            d.unanswered,
+            conns.saturating_sub(d.unanswered),
+            d.unanswered_syns,
+        ),
+    )
+    .with_measure("count", conns as f64, "count")
+    .with_measure("unanswered", d.unanswered as f64, "count")
+    .with_measure("syns", d.unanswered_syns as f64, "count")
+    .with_measure("answered_conns", e.answered as f64, "count")
+    .with_measure("clients", d.clients.len() as f64, "count")
+    .with(Evidence::text("confidence", "possible"))
+    .with(Evidence::text("vantage", vp))
+    .with(Evidence::text("check", check));
+    if let Some(r) = d.retry_s.median() {
+        f = f.with_measure("retry_delay_s", round(r, 3), "s");
+    }
+    if let Some(ev) = d.frames.evidence("retransmitted_syns") {
+        f = f.with(ev);
+    }
+    f.with_fix(format!("Run the checks that decide: {check}."))
 }
 
 #[cfg(test)]

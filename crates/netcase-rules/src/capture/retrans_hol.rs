@@ -19,9 +19,9 @@ const MIN_STALL_NS: i64 = 20 * NS_PER_MS;
 /// …and when it lasts more than two round trips: the data behind the hole waited for a
 /// repair, not just for the next flight.
 const MIN_STALL_RTTS: i64 = 2;
-/// Stalls as long as Linux's minimum RTO (200 ms), three stalls or more, or a second of stall
-/// in all make the finding a warning; a single fast-retransmit stall is information.
-const WARN_STALL_NS: i64 = 200 * NS_PER_MS;
+/// Three stalls or more, or a second of stall (one or in all), make the finding a warning; a
+/// single stall of one RTO (Linux's minimum is 200 ms) is information.
+const WARN_STALL_NS: i64 = 1_000 * NS_PER_MS;
 const WARN_STALLS: u64 = 3;
 const WARN_TOTAL_NS: i64 = 1_000 * NS_PER_MS;
 /// More subjects than this are reported as one finding about the capture (a lossy link under
@@ -36,11 +36,30 @@ struct Hole {
     retrans: bool,
 }
 
+/// A retransmission with nothing seen behind it (a tail loss): it blocked the stream only if
+/// the sender was holding data behind it, which shows as new data right after the repair
+/// without the peer having asked for anything meanwhile.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tail {
+    /// Sequence number of the resent segment (counted once however often it is resent).
+    seq: u32,
+    /// The last new data before the loss: the stall's start.
+    start: i64,
+    /// The latest resend of it.
+    last_resend: i64,
+    /// When the receiver's ACK passed it.
+    repaired: Option<i64>,
+    /// The peer sent data meanwhile: what follows is an answer, not held data.
+    peer_spoke: bool,
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Dir {
     hole: Option<Hole>,
+    tail: Option<Tail>,
     last_new_ts: i64,
     data_segs: u32,
+    /// Retransmissions, spurious ones (already ACKed, or D-SACKed) left out.
     retrans_segs: u32,
     stalls: u32,
 }
@@ -55,26 +74,53 @@ impl State {
     pub(super) fn frame(&mut self, agg: &mut Agg, c: &Common, f: &RuleFrame) {
         let x = f.side.index();
         let y = f.side.other().index();
+        let rtt = c.rtt();
         if f.len > 0 && f.tcp_flags & SYN == 0 {
+            // The other direction's tail: the peer spoke, so later data is an answer.
+            if let Some(t) = self.dirs[y].tail.as_mut() {
+                t.peer_spoke = true;
+            }
             let d = &mut self.dirs[x];
             if f.flags.intersects(AF::RETRANSMISSION) {
-                d.retrans_segs += 1;
                 let spurious = f.flags.intersects(AF::SPURIOUS_RETRANSMISSION);
+                if !spurious {
+                    d.retrans_segs += 1;
+                }
                 match d.hole.as_mut() {
                     Some(h) => h.retrans |= !spurious,
                     None if !spurious && c.acked[y] && !seq_gt(c.ack[y], f.seq) && d.last_new_ts > 0 => {
-                        // Nothing behind it arrived (no hole seen): the stall ran from the
-                        // last new data to this retransmission.
-                        let stall = f.ts_ns - d.last_new_ts;
-                        if long_enough(stall, c) {
-                            d.stalls += 1;
-                            agg.stall(c, f.side, stall, f.frame);
+                        match d.tail.as_mut() {
+                            // The same segment again: one loss, however many resends.
+                            Some(t) if t.seq == f.seq => t.last_resend = f.ts_ns,
+                            _ => {
+                                d.tail = Some(Tail {
+                                    seq: f.seq,
+                                    start: d.last_new_ts,
+                                    last_resend: f.ts_ns,
+                                    repaired: None,
+                                    peer_spoke: false,
+                                })
+                            }
                         }
                     }
                     None => {}
                 }
             } else {
                 d.data_segs += 1;
+                if let Some(t) = d.tail.take() {
+                    // New data right after the repair (or the last resend), unprompted: it
+                    // was held behind the lost segment.
+                    let since = f.ts_ns - t.repaired.unwrap_or(t.last_resend);
+                    let prompt = (HELD_RTTS * rtt).max(HELD_MIN_NS);
+                    if !t.peer_spoke && since <= prompt {
+                        let end = t.repaired.unwrap_or(f.ts_ns);
+                        let stall = end - t.start;
+                        if long_enough(stall, c) {
+                            d.stalls += 1;
+                            agg.stall(c, f.side, stall, f.frame);
+                        }
+                    }
+                }
                 if f.flags.intersects(AF::LOST_SEGMENT) && d.hole.is_none() && c.acked[y] {
                     // Seen at the receiver: the stream stopped at the last in-order segment.
                     let start = if d.last_new_ts > 0 { d.last_new_ts } else { f.ts_ns };
@@ -87,13 +133,25 @@ impl State {
         if f.tcp_flags & ACK == 0 {
             return;
         }
+        // A D-SACK (RFC 2883: the first SACK block at or below the cumulative ACK) reports a
+        // segment received twice: the resend was spurious, the data had not been lost.
+        let dsack = f.options.sack_blocks().first().is_some_and(|&(_, r)| !seq_gt(r, f.ack));
         let d = &mut self.dirs[y];
+        if let Some(t) = d.tail.as_mut() {
+            if dsack {
+                d.tail = None;
+            } else if t.repaired.is_none() && seq_gt(f.ack, t.seq) {
+                t.repaired = Some(f.ts_ns);
+            }
+        }
         match d.hole {
+            Some(ref mut h) if dsack => h.retrans = false,
             None if f.flags.intersects(AF::DUPLICATE_ACK) => {
                 d.hole = Some(Hole { ack: f.ack, start: f.ts_ns, retrans: false });
             }
             Some(h) if seq_gt(f.ack, h.ack) => {
                 d.hole = None;
+                d.tail = None;
                 let stall = f.ts_ns - h.start;
                 if h.retrans && long_enough(stall, c) {
                     d.stalls += 1;
@@ -104,6 +162,11 @@ impl State {
         }
     }
 }
+
+/// New data within this many round trips (at least [`HELD_MIN_NS`]) of a tail loss's repair
+/// was waiting behind it.
+const HELD_RTTS: i64 = 2;
+const HELD_MIN_NS: i64 = 20 * NS_PER_MS;
 
 fn long_enough(stall: i64, c: &Common) -> bool {
     stall >= MIN_STALL_NS && stall >= MIN_STALL_RTTS * c.rtt()
@@ -228,26 +291,24 @@ fn capture_finding(subjects: &[((Endpoint, Role), Entry)]) -> Finding {
     let n = all.len();
     let med = all.median().unwrap_or(0.0);
     let max = all.max().unwrap_or(0.0);
-    let total = all.sum();
     let loss = 100.0 * retrans as f64 / (data + retrans).max(1) as f64;
     let mut f = Finding::new(
         CaseId::RetransHolBlocking,
         Severity::Warning,
         netcase_model::Subject::Capture,
         format!(
-            "Streams to {} servers stalled {} behind lost segments (median {med:.0} ms, longest {max:.0} ms, \
-             {:.1} s in all; {loss:.1} % of their segments retransmitted); worst: {}. Loss on a shared path \
-             delays every connection over it.",
+            "Streams to {} servers stalled {} behind lost segments (median {med:.0} ms, longest {max:.0} ms; \
+             stalls of different connections overlap in time, so they are not summed; {loss:.1} % of their \
+             segments retransmitted, spurious resends left out); worst: {}. Loss on a shared path delays every \
+             connection over it.",
             subjects.len(),
             pl(n, "time", "times"),
-            total / 1e3,
             names.join(", "),
         ),
     )
     .with_measure("count", n as f64, "count")
     .with_measure("stall_ms", round(med, 1), "ms")
     .with_measure("max_stall_ms", round(max, 1), "ms")
-    .with_measure("total_stall_ms", round(total, 1), "ms")
     .with_measure("loss_rate_pct", round(loss, 2), "%")
     .with_measure("retransmissions", retrans as f64, "count")
     .with_measure("flows", flows as f64, "count")

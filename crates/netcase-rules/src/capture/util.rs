@@ -187,6 +187,10 @@ pub(super) struct PeerSet {
 }
 
 impl PeerSet {
+    /// The addresses kept.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &IpAddr> {
+        self.set.iter()
+    }
     pub(super) fn insert(&mut self, ip: IpAddr) {
         if self.set.len() < MAX_PEERS {
             self.set.insert(ip);

@@ -14,12 +14,15 @@ struct Slow {
     frame: Option<u64>,
     what: String,
     timing: Timing,
+    /// A TLS connection whose requests are not visible (the phases then include the client's
+    /// own pauses: a capture cannot tell server time from think time inside TLS).
+    tls_only: bool,
 }
 
 pub(crate) fn check(cfg: &ProtoRules, ev: &ProtoEvidence<'_>, out: &mut Vec<Finding>) {
     let mut groups: BTreeMap<(SocketAddr, &'static str), Vec<Slow>> = BTreeMap::new();
     // `what` is only built for the slow ones.
-    let mut add = |server: SocketAddr, timing: Timing, frame: Option<u64>, what: &dyn Fn() -> String| {
+    let mut add = |server: SocketAddr, timing: Timing, frame: Option<u64>, tls_only: bool, what: &dyn Fn() -> String| {
         let total = ms(timing.total_ns());
         if total < cfg.slow_ms {
             return;
@@ -31,6 +34,7 @@ pub(crate) fn check(cfg: &ProtoRules, ev: &ProtoEvidence<'_>, out: &mut Vec<Find
             frame,
             what: what(),
             timing,
+            tls_only,
         });
     };
     for t in ev.http {
@@ -43,19 +47,25 @@ pub(crate) fn check(cfg: &ProtoRules, ev: &ProtoEvidence<'_>, out: &mut Vec<Find
                 t.uri.as_deref().unwrap_or("")
             )
         };
-        add(server, timing, t.request_frame, &what);
+        add(server, timing, t.request_frame, false, &what);
     }
     for c in ev.conns.iter().filter(|c| c.kind == AppKind::Tls) {
         let Some(timing) = c.timing.as_deref().copied() else { continue };
         let what = || format!("TLS {}", c.tls.as_ref().and_then(|t| t.sni.as_deref()).unwrap_or_default());
-        add(c.server, timing, c.tls.as_ref().and_then(|t| t.client_hello_frame), &what);
+        add(c.server, timing, c.tls.as_ref().and_then(|t| t.client_hello_frame), true, &what);
     }
     for ((server, phase), list) in groups {
         let mut phases: Vec<f64> = list.iter().map(|s| s.phase_ms).collect();
         phases.sort_by(f64::total_cmp);
         let median = phases.get(phases.len() / 2).copied().unwrap_or(0.0);
         let Some(worst) = list.iter().max_by(|a, b| a.total_ms.total_cmp(&b.total_ms)) else { continue };
-        let sev = if worst.total_ms >= 5.0 * cfg.slow_ms { Severity::Warning } else { Severity::Info };
+        // Only phases a capture attributes soundly make a warning: the lookup, the handshake and
+        // the wait between a whole request and its response's first byte. Inside TLS the
+        // requests are invisible, so "first byte" and "handshake" include the client's own
+        // pauses; a long transfer may be a streamed or long-poll response (the TCP findings
+        // say whether the network limited it).
+        let attributable = matches!(phase, "dns" | "connect" | "first_byte") && list.iter().any(|s| !s.tls_only);
+        let sev = if worst.total_ms >= 5.0 * cfg.slow_ms && attributable { Severity::Warning } else { Severity::Info };
         let mut f = Finding::new(
             CaseId::HttpTimingBreakdown,
             sev,
@@ -68,6 +78,16 @@ pub(crate) fn check(cfg: &ProtoRules, ev: &ProtoEvidence<'_>, out: &mut Vec<Find
             ),
         )
         .with_measure("slow_transactions", list.len() as f64, "count")
+        .with(Evidence::text(
+            "attribution",
+            if attributable {
+                "request seen whole: the wait is the server's"
+            } else if phase == "transfer" {
+                "a long transfer can be a streamed or long-poll response: not necessarily slow"
+            } else {
+                "TLS without visible requests: client pauses and server time cannot be told apart"
+            },
+        ))
         .with(Evidence::text("slowest_phase", phase))
         .with_measure("phase_median_ms", median, "ms")
         .with_measure("slowest_total_ms", worst.total_ms, "ms")

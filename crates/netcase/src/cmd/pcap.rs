@@ -68,6 +68,11 @@ pub struct Args {
     /// Skip DNS/HTTP/TLS transactions (faster).
     #[arg(long)]
     pub no_proto: bool,
+    /// Analyse frames captured more than once as separate packets, as tshark does. By default
+    /// a copy of an earlier frame (same IP ID, TCP seq/ack/flags/length, payload, within a
+    /// short window) is counted and left out, so it does not read as a retransmission.
+    #[arg(long)]
+    pub keep_duplicates: bool,
 }
 
 /// Runs `netcase pcap`.
@@ -77,7 +82,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Not locked: the flow records are written from the side thread.
     let mut out = BufWriter::with_capacity(1 << 16, stdout);
     let want_proto = !args.no_proto && !args.events;
-    let opts = Options { events: args.events, proto: want_proto, rules: !args.events };
+    let opts =
+        Options { events: args.events, proto: want_proto, rules: !args.events, keep_duplicates: args.keep_duplicates };
     let show_progress = io::stderr().is_terminal() && !args.events;
     let mut progress = |info: &netcase_capture::CaptureInfo, offset: u64| {
         if show_progress {
