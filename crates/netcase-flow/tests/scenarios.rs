@@ -190,3 +190,42 @@ fn event_json_lists_flags_in_order() {
     }
     assert_eq!(String::from_utf8(j.0).unwrap(), "{\"frame\": 5, \"stream\": 0, \"flags\": [\"retransmission\"]}\n");
 }
+
+/// Capture loss (Zeek's missed_bytes): bytes the receiver acknowledged that the capture never
+/// showed. A hole filled by a retransmission is the network's loss, seen; a hole the receiver
+/// ACKs without the data ever appearing is the capture's; so is an ACK beyond all data seen.
+#[test]
+fn capture_gaps_acked_unseen_are_missed_bytes() {
+    // Hole [101, 201) never captured, ACKed past: 100 bytes missed.
+    let mut s = handshake(0, 0);
+    s.push(seg(C, 1, 1, ACK, 100, 30_000));
+    s.push(seg(C, 201, 1, ACK, 100, 30_200)); // previous segment not captured
+    s.push(seg(S, 1, 301, ACK, 0, 31_000)); // the receiver had it all
+    let r = run(&s);
+    assert_eq!((r.conns[0].ab.missed_bytes, r.conns[0].ab.missed_gaps), (100, 1));
+
+    // The same hole repaired by a retransmission the capture saw: nothing missed.
+    let mut s = handshake(0, 0);
+    s.push(seg(C, 1, 1, ACK, 100, 30_000));
+    s.push(seg(C, 201, 1, ACK, 100, 30_200));
+    s.push(seg(S, 1, 101, ACK, 0, 31_000));
+    s.push(seg(C, 101, 1, ACK, 100, 31_100));
+    s.push(seg(S, 1, 301, ACK, 0, 32_000));
+    let r = run(&s);
+    assert_eq!(r.conns[0].ab.missed_bytes, 0);
+
+    // An ACK for 50 bytes beyond everything seen, the data never shown: 50 missed.
+    let mut s = handshake(0, 0);
+    s.push(seg(C, 1, 1, ACK, 100, 30_000));
+    s.push(seg(S, 1, 151, ACK, 0, 31_000));
+    let r = run(&s);
+    assert_eq!(r.conns[0].ab.missed_bytes, 50);
+
+    // The ACK ahead of its data in the file (two interfaces, reordered timestamps), the data
+    // right after: nothing missed.
+    let mut s = handshake(0, 0);
+    s.push(seg(S, 1, 101, ACK, 0, 30_000));
+    s.push(seg(C, 1, 1, ACK, 100, 30_001));
+    let r = run(&s);
+    assert_eq!(r.conns[0].ab.missed_bytes, 0);
+}

@@ -85,7 +85,9 @@ fn analyse_inline(path: &Path) -> (Vec<Finding>, ProtoOutput) {
                     dns_whole += u64::from(u.src_port == 53 || u.dst_port == 53);
                 }
                 tracker.packet(f.number, f.ts_ns, d.bytes.len() as u32, d.bytes, &whole, &mut fan);
-            } else if ip.fragment.is_some_and(|fr| fr.offset == 0) && (pkt.ip_payload.len() as u64) < u64::from(ip.payload_len) {
+            } else if ip.fragment.is_some_and(|fr| fr.offset == 0)
+                && (pkt.ip_payload.len() as u64) < u64::from(ip.payload_len)
+            {
                 let mut cut = pkt;
                 cut.ip = Some(netcase_wire::IpInfo { fragment: None, ..ip });
                 tracker.packet(f.number, f.ts_ns, f.orig_len, f.data, &cut, &mut fan);

@@ -128,7 +128,7 @@ fn explain_knows_every_case_and_suggests_near_ids() {
     let out = bin().args(["cases", "--json"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let ids: Vec<String> = v.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
-    assert_eq!(ids.len(), 37);
+    assert_eq!(ids.len(), 46);
     for id in &ids {
         let out = bin().args(["explain", id]).output().unwrap();
         assert!(out.status.success(), "{id}");
@@ -137,4 +137,26 @@ fn explain_knows_every_case_and_suggests_near_ids() {
     let out = bin().args(["explain", "close-wiat-leak"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("close-wait-leak"));
+}
+
+/// A capture whose frames netcase cannot decode at all (rewritten to link type 105, 802.11,
+/// as `editcap -T ieee-802-11` does) is an error with the reason, never "no findings" and 0.
+#[test]
+fn nothing_analysable_exits_2_with_the_reason() {
+    let mut bytes = std::fs::read(repo_data("zeek-206_example_b.pcap")).unwrap();
+    // Classic pcap: the link type is the header's last 4 bytes (offset 20), in file byte order.
+    let le = bytes[0] == 0xd4;
+    let lt = if le { 105u32.to_le_bytes() } else { 105u32.to_be_bytes() };
+    bytes[20..24].copy_from_slice(&lt);
+    let dir = std::env::temp_dir().join(format!("netcase-80211-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("wifi.pcap");
+    std::fs::write(&f, &bytes).unwrap();
+    let out = bin().arg("pcap").arg(&f).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("none of the 1556 frame(s) could be analysed"), "{err}");
+    assert!(err.contains("link type 105"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("no findings"));
 }

@@ -20,6 +20,9 @@ const LOSS_MIN_BYTES: u64 = 10_000;
 /// [`CSUM_MIN_BAD`] of them) has offload, or its packets were corrupted.
 const CSUM_BAD_SHARE: f64 = 0.5;
 const CSUM_MIN_BAD: u64 = 3;
+/// The largest TCP payload a 9000-byte jumbo frame carries: anything larger was never one
+/// frame on an Ethernet wire.
+const JUMBO_PAYLOAD: u16 = 8960;
 /// How many flows the findings list by name.
 const LIST: usize = 10;
 
@@ -136,13 +139,17 @@ impl Agg {
             (None, Some(h)) => Some(h.frame != s.first_frame),
             _ => None,
         };
-        let Some(a_client) = a_is_client else { return };
         let client_mss = s.syn.as_ref().and_then(|h| h.mss);
         let server_mss = s.synack.as_ref().and_then(|h| h.mss);
-        // What each side may send is capped by the other side's MSS.
-        let (a_cap, b_cap) = if a_client { (server_mss, client_mss) } else { (client_mss, server_mss) };
+        // What each side may send is capped by the other side's MSS; without a handshake, by
+        // the largest payload any Ethernet frame carries (a 9000-byte jumbo MTU).
+        let (a_cap, b_cap) = match a_is_client {
+            Some(true) => (server_mss, client_mss),
+            Some(false) => (client_mss, server_mss),
+            None => (None, None),
+        };
         for (sender, seg, cap) in [(s.a.addr, s.ab.max_segment, a_cap), (s.b.addr, s.ba.max_segment, b_cap)] {
-            let Some(cap) = cap else { continue };
+            let cap = cap.unwrap_or(JUMBO_PAYLOAD);
             if seg > u32::from(cap) {
                 let o =
                     self.offload.entry(sender).or_insert(Offload { first_frame: s.first_frame, ..Default::default() });
@@ -158,10 +165,7 @@ impl Agg {
         let mut withheld = Vec::new();
         for f in findings.iter_mut() {
             let Subject::Flow { stream: Some(st), .. } = f.subject else { continue };
-            if !matches!(
-                f.case,
-                CaseId::RetransHolBlocking | CaseId::DupackNoFastRetransmit | CaseId::LingerZeroRst
-            ) {
+            if !matches!(f.case, CaseId::RetransHolBlocking | CaseId::DupackNoFastRetransmit | CaseId::LingerZeroRst) {
                 continue;
             }
             let Ok(st32) = u32::try_from(st) else { continue };

@@ -243,4 +243,37 @@ mod tests {
         r.server_rst(1.0001);
         none(&s.run(), CaseId::LingerZeroRst);
     }
+
+    /// A RST after unanswered retransmissions is the stack giving up on a silent peer.
+    #[test]
+    fn rst_after_unanswered_retransmissions_is_not_linger() {
+        let mut s = Script::new();
+        let mut c = s.conn(45000, 80);
+        c.handshake(0.0);
+        c.client_data(0.01, 100);
+        c.server_ack(0.011);
+        c.server_data(0.02, 5000);
+        for t in [0.3, 0.9, 2.1, 4.5] {
+            c.server_retrans(t, 1, 5000);
+        }
+        c.server_rst(9.0);
+        let f = one(&s.run(), CaseId::LingerZeroRst);
+        assert_eq!(f.severity, netcase_model::Severity::Info);
+        assert_eq!(f.measure("gave_up_after_retransmissions"), Some(1.0));
+        assert!(f.summary.contains("gave up"), "{}", f.summary);
+    }
+
+    /// Data that reaches a peer that already closed draws a RST: not the sender's SO_LINGER.
+    #[test]
+    fn rst_after_the_peers_fin_is_not_linger() {
+        let mut s = Script::new();
+        let mut c = s.conn(45000, 80);
+        c.handshake(0.0);
+        c.server_fin(0.01);
+        c.client_ack(0.011);
+        c.client_data(0.02, 64);
+        c.client_rst(0.03);
+        let f = one(&s.run(), CaseId::LingerZeroRst);
+        assert_eq!(f.severity, netcase_model::Severity::Info);
+    }
 }

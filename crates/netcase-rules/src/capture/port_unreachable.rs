@@ -261,9 +261,9 @@ impl Agg {
                 // A later handshake between the same hosts on this port (either way round):
                 // the service was not listening yet, or briefly not; the retry worked.
                 let later_success = proto == "tcp"
-                    && e.clients.iter().any(|c| {
-                        self.succeeded.get(&pair(*c, ip, port)).is_some_and(|t| *t >= e.last_ts)
-                    });
+                    && e.clients
+                        .iter()
+                        .any(|c| self.succeeded.get(&pair(*c, ip, port)).is_some_and(|t| *t >= e.last_ts));
                 // One refused attempt, never repeated, is a fact worth knowing, not yet a failure
                 // someone waited on (a stray datagram, a probe).
                 let single = e.count < 2;
@@ -303,6 +303,24 @@ impl Agg {
 
 #[cfg(test)]
 mod tests {
+    /// Refused while the service was not yet listening, then a connection worked: information.
+    #[test]
+    fn refused_then_connected_is_info() {
+        let mut s = Script::new();
+        for (i, t) in [0.0, 2.0].iter().enumerate() {
+            let mut c = s.conn(45000 + i as u16, 179);
+            c.syn(*t);
+            c.server_rst(*t + 0.0005);
+        }
+        let mut c = s.conn(45010, 179);
+        c.handshake(6.0);
+        c.client_data(6.01, 50);
+        c.server_ack(6.011);
+        let f = one(&s.run(), CaseId::PortUnreachable);
+        assert_eq!(f.severity, netcase_model::Severity::Info);
+        assert!(f.summary.contains("later connection"), "{}", f.summary);
+    }
+
     use super::super::testkit::*;
     use netcase_model::CaseId;
 

@@ -381,4 +381,44 @@ mod tests {
     fn stream_without_loss_is_healthy() {
         none(&stream(None), CaseId::RetransHolBlocking);
     }
+
+    /// One reply lost and resent by timeout again and again (nothing sent behind it) is one
+    /// loss, and no head-of-line blocking: nothing waited behind it.
+    #[test]
+    fn a_lone_reply_resent_many_times_is_not_a_stall_per_resend() {
+        let mut s = Script::new();
+        let mut c = s.conn(45000, 80);
+        c.handshake(0.0);
+        c.client_data(0.01, 100);
+        c.server_ack(0.011);
+        c.server_data(0.02, 132);
+        for (k, t) in [1.0, 3.0, 7.0, 15.0, 31.0].iter().enumerate() {
+            let _ = k;
+            c.server_retrans(0.02 + t, 1, 132);
+        }
+        c.client_ack(31.03);
+        let f = s.run();
+        none(&f, CaseId::RetransHolBlocking);
+    }
+
+    /// A tail loss with data held behind it: new data right after the repair, unprompted.
+    #[test]
+    fn tail_loss_with_data_held_behind_counts_once() {
+        let mut s = Script::new();
+        let mut c = s.conn(45000, 80);
+        c.handshake(0.0);
+        c.server_data(0.01, 100);
+        c.client_ack(0.011);
+        c.server_data(0.02, 100);
+        c.server_retrans(0.4, 101, 100);
+        c.server_retrans(1.2, 101, 100);
+        c.client_ack(1.201);
+        c.server_data(1.202, 100);
+        c.client_ack(1.203);
+        let f = s.run();
+        let f = one(&f, CaseId::RetransHolBlocking);
+        assert_eq!(f.measure("count"), Some(1.0));
+        let ms = f.measure("stall_ms").unwrap();
+        assert!((1180.0..=1182.0).contains(&ms), "{ms}");
+    }
 }

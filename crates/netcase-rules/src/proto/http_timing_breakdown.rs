@@ -22,21 +22,22 @@ struct Slow {
 pub(crate) fn check(cfg: &ProtoRules, ev: &ProtoEvidence<'_>, out: &mut Vec<Finding>) {
     let mut groups: BTreeMap<(SocketAddr, &'static str), Vec<Slow>> = BTreeMap::new();
     // `what` is only built for the slow ones.
-    let mut add = |server: SocketAddr, timing: Timing, frame: Option<u64>, tls_only: bool, what: &dyn Fn() -> String| {
-        let total = ms(timing.total_ns());
-        if total < cfg.slow_ms {
-            return;
-        }
-        let Some((phase, v)) = timing.slowest() else { return };
-        groups.entry((server, phase)).or_default().push(Slow {
-            total_ms: total,
-            phase_ms: ms(v),
-            frame,
-            what: what(),
-            timing,
-            tls_only,
-        });
-    };
+    let mut add =
+        |server: SocketAddr, timing: Timing, frame: Option<u64>, tls_only: bool, what: &dyn Fn() -> String| {
+            let total = ms(timing.total_ns());
+            if total < cfg.slow_ms {
+                return;
+            }
+            let Some((phase, v)) = timing.slowest() else { return };
+            groups.entry((server, phase)).or_default().push(Slow {
+                total_ms: total,
+                phase_ms: ms(v),
+                frame,
+                what: what(),
+                timing,
+                tls_only,
+            });
+        };
     for t in ev.http {
         let (Some(server), Some(timing)) = (t.server, t.timing()) else { continue };
         let what = || {
