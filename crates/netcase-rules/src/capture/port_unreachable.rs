@@ -26,6 +26,8 @@ pub(super) fn unreachable_udp(pkt: &Packet<'_>) -> Option<Quoted> {
 /// More refused ports than this on one host are reported as one finding for the host (a
 /// port scan, or a host where the service is down on every port), not one per port.
 const MAX_PORT_FINDINGS: usize = 5;
+/// A refusal followed within this long by another attempt at the same port: the client retried.
+const RETRY_WINDOW_NS: i64 = 10_000_000_000;
 /// A client whose SYNs to one host went unanswered or refused on this many connections is
 /// scanning it (or retrying blindly): its refusals are reported together, as information.
 const SCAN_MIN_ATTEMPTS: u32 = 20;
@@ -64,6 +66,8 @@ struct Entry {
     count: u64,
     first_ts: i64,
     last_ts: i64,
+    /// The first refusals' times (to see whether a client retried).
+    times: Vec<i64>,
     clients: PeerSet,
     frames: FrameSample,
 }
@@ -74,6 +78,9 @@ impl Entry {
             self.first_ts = ts;
         }
         self.count += 1;
+        if self.times.len() < 32 {
+            self.times.push(ts);
+        }
         self.first_ts = self.first_ts.min(ts);
         self.last_ts = self.last_ts.max(ts);
         self.clients.insert(client);
@@ -92,7 +99,7 @@ pub(super) struct Agg {
     /// Completed TCP handshakes: (lower host, higher host, port) → time of the last one. A
     /// refusal followed by a success between the same hosts on that port was a service not
     /// yet (or briefly not) listening.
-    succeeded: HashMap<(IpAddr, IpAddr, u16), i64, IntBuild>,
+    succeeded: HashMap<(IpAddr, IpAddr, u16), (i64, i64), IntBuild>,
     /// UDP: who sent first between two endpoints (lower, higher) → the first sender.
     udp_first: HashMap<(std::net::SocketAddr, std::net::SocketAddr), std::net::SocketAddr, IntBuild>,
 }
@@ -115,7 +122,9 @@ impl Agg {
         }
         if c.synack.is_some() && c.hs_ack.is_some() && self.succeeded.len() < MAX_ENTRIES {
             let s = c.server();
-            self.succeeded.insert(pair(c.client_ep().addr, s.addr, s.port), c.last_ts);
+            let e = self.succeeded.entry(pair(c.client_ep().addr, s.addr, s.port)).or_insert((c.first_ts, c.last_ts));
+            e.0 = e.0.min(c.first_ts);
+            e.1 = e.1.max(c.last_ts);
         }
         let Some((ts, frame)) = st.refused else { return };
         let s = c.server();
@@ -260,16 +269,22 @@ impl Agg {
                 let server = netcase_flow::Endpoint { addr: ip, port };
                 // A later handshake between the same hosts on this port (either way round):
                 // the service was not listening yet, or briefly not; the retry worked.
-                let later_success = proto == "tcp"
-                    && e.clients
-                        .iter()
-                        .any(|c| self.succeeded.get(&pair(*c, ip, port)).is_some_and(|t| *t >= e.last_ts));
-                // One refused attempt, never repeated, is a fact worth knowing, not yet a failure
-                // someone waited on (a stray datagram, a probe).
-                let single = e.count < 2;
+                let success = |c: &IpAddr| self.succeeded.get(&pair(*c, ip, port)).copied();
+                let later_success =
+                    proto == "tcp" && e.clients.iter().any(|c| success(c).is_some_and(|(_, last)| last >= e.last_ts));
+                // It had worked before: the service went away.
+                let earlier_success =
+                    proto == "tcp" && e.clients.iter().any(|c| success(c).is_some_and(|(first, _)| first < e.last_ts));
+                // A client tried again soon after being refused: it needed the service.
+                let mut times = e.times.clone();
+                times.sort_unstable();
+                let retried = times.windows(2).any(|w| w[1] - w[0] <= RETRY_WINDOW_NS);
+                // Otherwise isolated attempts (a stray datagram, an application's probe of a
+                // hard-coded address) are facts worth knowing, not failures someone waited on.
+                let warn = !later_success && (earlier_success || retried);
                 let mut f = Finding::new(
                     CaseId::PortUnreachable,
-                    if later_success || single { Severity::Info } else { Severity::Warning },
+                    if warn { Severity::Warning } else { Severity::Info },
                     server_subject(proto, server),
                     format!(
                         "{} to {server}/{proto} refused ({how}) from {}: {}",
@@ -278,6 +293,12 @@ impl Agg {
                         if later_success {
                             "a later connection between the same hosts on this port succeeded, so the service was \
                              not listening yet (or restarting) when these came."
+                        } else if earlier_success {
+                            "it had accepted connections earlier in the capture, so the service stopped listening \
+                             (or a REJECT rule appeared)."
+                        } else if !warn {
+                            "isolated attempts, not retried: nothing listens on the port, or a REJECT rule answers \
+                             for it, but no client is seen insisting."
                         } else {
                             "nothing listens on the port, or a REJECT rule answers for it."
                         }

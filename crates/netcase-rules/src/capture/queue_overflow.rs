@@ -330,7 +330,12 @@ impl Agg {
                 continue;
             }
             // SYNs in the last seconds of the capture may simply not have been answered yet.
-            let too_recent = d.retried == 0 && self.end_ts - d.last_syn_ts < RECENT_NS;
+            // A SYN needs at least one retransmission timeout (1 s) of capture after it to be
+            // unanswered, three when it was never retried; "retries" closer than 200 ms apart
+            // are not a TCP stack's (crafted packets, copies).
+            let rto_retries = d.retried > 0 && d.retry_s.median().is_some_and(|r| r >= MIN_RETRY_S);
+            let left = self.end_ts - d.last_syn_ts;
+            let too_recent = left < RTO_NS || (!rto_retries && left < RECENT_NS);
             if too_recent {
                 continue;
             }
@@ -387,12 +392,15 @@ impl Agg {
 
 /// SYNs this close to the end of the capture, never retried, are not counted as unanswered.
 const RECENT_NS: i64 = 3_000_000_000;
+/// Linux's initial retransmission timeout: a SYN is unanswered only after this much capture.
+const RTO_NS: i64 = 1_000_000_000;
+/// A SYN repeated sooner than this is not a retransmission by the timer.
+const MIN_RETRY_S: f64 = 0.2;
 /// More server ports than this without answers on one host are reported as one finding.
 const MAX_UNANSWERED_PORTS: usize = 5;
-/// Unanswered handshakes that make a warning: this many connections, or this many SYNs (a
-/// client that retried through 1 s and 2 s RTOs waited 3 s or more).
+/// Unanswered handshakes that make a warning: this many connections never answered (or three
+/// with dropped SYNs).
 const UNANSWERED_WARN_CONNS: u64 = 2;
-const UNANSWERED_WARN_SYNS: u64 = 3;
 
 fn syn_queue_finding(server: Endpoint, e: &Entry, span: f64) -> Finding {
     let d = &e.syn;
@@ -442,7 +450,8 @@ fn syn_queue_finding(server: Endpoint, e: &Entry, span: f64) -> Finding {
 fn syn_unanswered_finding(server: Endpoint, e: &Entry, heard: bool, server_side: bool, vantage: [u64; 2]) -> Finding {
     let d = &e.syn;
     let conns = d.conns;
-    let warn = d.unanswered >= UNANSWERED_WARN_CONNS || d.unanswered_syns >= UNANSWERED_WARN_SYNS || conns >= 3;
+    // One connection that never got through is one failed attempt; a pattern needs repetition.
+    let warn = d.unanswered >= UNANSWERED_WARN_CONNS || conns >= 3;
     let known = if server.addr.is_loopback() && e.answered == 0 {
         "nothing answered on the host's own loopback".to_owned()
     } else if e.answered > 0 {

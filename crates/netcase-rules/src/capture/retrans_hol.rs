@@ -51,6 +51,8 @@ struct Tail {
     repaired: Option<i64>,
     /// The peer sent data meanwhile: what follows is an answer, not held data.
     peer_spoke: bool,
+    /// Data had been sent beyond the lost segment: it waited at the receiver.
+    behind: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -93,12 +95,14 @@ impl State {
                             // The same segment again: one loss, however many resends.
                             Some(t) if t.seq == f.seq => t.last_resend = f.ts_ns,
                             _ => {
+                                let behind = c.sent_data[x] && seq_gt(c.nxt[x], f.seq.wrapping_add(f.len));
                                 d.tail = Some(Tail {
                                     seq: f.seq,
                                     start: d.last_new_ts,
                                     last_resend: f.ts_ns,
                                     repaired: None,
                                     peer_spoke: false,
+                                    behind,
                                 })
                             }
                         }
@@ -142,6 +146,15 @@ impl State {
                 d.tail = None;
             } else if t.repaired.is_none() && seq_gt(f.ack, t.seq) {
                 t.repaired = Some(f.ts_ns);
+                if t.behind {
+                    // Segments sent after the lost one waited at the receiver until now.
+                    let stall = f.ts_ns - t.start;
+                    d.tail = None;
+                    if long_enough(stall, c) {
+                        d.stalls += 1;
+                        agg.stall(c, f.side.other(), stall, f.frame);
+                    }
+                }
             }
         }
         match d.hole {
