@@ -280,7 +280,10 @@ impl Agg {
                 let others_bad = cs.bad - in_bad;
                 let named: Vec<String> =
                     bad_hosts.iter().take(LIST).map(|h| format!("{} {}/{}", h.host, h.bad, h.checked)).collect();
-                let why = if others_bad as f64 <= 0.05 * others as f64 {
+                let why = if bad_hosts.len() > 1 {
+                    "several hosts' packets are wrong: offload on each host where the capture was taken (a \
+                     merged capture), or corruption on the way"
+                } else if others_bad as f64 <= 0.05 * others as f64 {
                     "the other hosts' are right, so these hosts' NICs compute the checksums after the capture \
                      point (checksum offload on the capturing host): not errors"
                 } else {

@@ -179,12 +179,17 @@ impl Agg {
             if let Some(ev) = e.frames.evidence("frames") {
                 f = f.with(ev);
             }
-            out.push(f.with_fix(format!(
-                "Raise the client's timeout above the server's real latency (the server answered after {}), \
-                 or make the server answer within {t:.1} s; the client holds FIN_WAIT2 and the server CLOSE_WAIT \
-                 until then.",
-                e.late_s.max().map_or_else(|| "longer".to_owned(), |m| format!("up to {m:.2} s"))
-            )));
+            out.push(f.with_fix(match e.late_s.max() {
+                Some(m) => format!(
+                    "Raise the client's timeout above the server's real latency (the server answered after up to \
+                     {m:.2} s), or make the server answer within {t:.1} s; the client holds FIN_WAIT2 and the server \
+                     CLOSE_WAIT until then."
+                ),
+                None => format!(
+                    "Check whether the client closes on a {t:.1} s timer by design (a health check, a test harness) \
+                     or gives up on a slow server: the server's answer, which would tell, is not in the capture."
+                ),
+            }));
         }
     }
 }

@@ -644,6 +644,7 @@ mod tests {
             c.syn(t0 + 1.0);
             c.syn(t0 + 3.0);
         }
+        s.conn_ips([10, 0, 9, 9], 50999, [10, 0, 0, 3], 9000).exchange(40.0);
         let f = s.run();
         let f = one(&f, CaseId::SynUnanswered);
         assert_eq!(f.severity, netcase_model::Severity::Warning);
@@ -687,6 +688,9 @@ mod tests {
                 last = Some(ts(t0 + 0.032));
             }
         }
+        // Another host talks on after the last SYN (the capture goes on past the retries).
+        let mut tail = s.conn_ips([10, 0, 9, 9], 50999, [10, 0, 0, 3], 9000);
+        tail.exchange(f64::from(n) * 3.0 + 10.0);
         (s.run(), back_dropped, fwd_dropped)
     }
 
@@ -745,6 +749,7 @@ mod tests {
             c.synack(t0 + 1.0002);
             c.client_ack(t0 + 1.0014);
         }
+        s.conn_ips([10, 0, 9, 9], 50999, [10, 0, 0, 3], 9000).exchange(40.0);
         let all = s.run();
         assert_eq!(one(&all, CaseId::NatTimestampPaws).measure("count"), Some(4.0));
         let f = one(&all, CaseId::SynQueueOverflow);

@@ -45,7 +45,7 @@ impl Dir {
 
 impl State {
     #[inline]
-    pub(super) fn frame(&mut self, _c: &Common, f: &RuleFrame) {
+    pub(super) fn frame(&mut self, c: &Common, f: &RuleFrame) {
         // Wireshark's probe is one byte at the next sequence number; Linux probes with an empty
         // segment one below it, which Wireshark calls a keep-alive: count both while the
         // peer's window is closed.
@@ -54,6 +54,11 @@ impl State {
             peer.probes += 1;
         }
         if f.tcp_flags & (SYN | RST) != 0 {
+            return;
+        }
+        // After both FINs nothing more is to be received: a zero window on the last ACK is a
+        // socket being torn down, not a receiver that stopped reading.
+        if c.fin.iter().all(Option::is_some) {
             return;
         }
         let d = &mut self.dirs[f.side.index()];
