@@ -74,7 +74,7 @@ impl State {
         } else if f.len > 0 && !f.flags.intersects(AF::KEEP_ALIVE) {
             match self.timed_out {
                 Some((_, _, t0)) => {
-                    let reaction = (REACTION_RTTS * c.rtt_upper()).max(REACTION_MIN_NS);
+                    let reaction = (REACTION_RTTS * c.rtt()).max(REACTION_MIN_NS);
                     if self.late.is_none() && f.ts_ns - self.fin_ts > reaction {
                         self.late = Some((f.ts_ns - t0, f.frame));
                     }

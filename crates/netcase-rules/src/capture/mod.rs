@@ -167,25 +167,9 @@ impl Common {
     /// A round-trip estimate: the handshake's (SYN → ACK), else the smallest ACK RTT.
     fn rtt(&self) -> i64 {
         match (self.syn, self.hs_ack) {
-            // A slow SYN/ACK (a server busy at accept time) inflates the handshake's RTT: the
-            // smallest ACK RTT seen since is the better estimate when it is smaller.
-            (Some((s, _)), Some(a)) if a > s => {
-                let hs = a - s;
-                if self.min_ack_rtt > 0 {
-                    hs.min(self.min_ack_rtt)
-                } else {
-                    hs
-                }
-            }
-            _ => self.min_ack_rtt,
-        }
-    }
-
-    /// The larger round-trip estimate (handshake or smallest ACK RTT): for bounds that must not
-    /// be too short, such as how soon a peer's reaction to a FIN can come.
-    fn rtt_upper(&self) -> i64 {
-        match (self.syn, self.hs_ack) {
-            (Some((s, _)), Some(a)) if a > s => (a - s).max(self.min_ack_rtt),
+            // The handshake spans one whole round trip wherever the capture was taken; an ACK
+            // RTT does only at the sender (at the receiver it is the receiver's own delay).
+            (Some((s, _)), Some(a)) if a > s => a - s,
             _ => self.min_ack_rtt,
         }
     }
