@@ -32,7 +32,7 @@
 //!   46, the least an Ethernet frame carries) whose "payload" is all zeros carries link padding
 //!   inside its IP length, not data.
 
-use netcase_wire::{tcp_flags, IpInfo, Packet, Transport};
+use netcase_wire::{tcp_flags, Packet, Transport};
 use std::net::IpAddr;
 
 /// What the caller knows of a frame besides its decoded layers.
@@ -52,19 +52,30 @@ const SLOTS: usize = 4096;
 pub const WINDOW_PROVEN_NS: i64 = 500_000_000;
 /// A copy that only the link layer or the capture's pattern vouches for: this long.
 pub const WINDOW_AMBIGUOUS_NS: i64 = 200_000_000;
+/// Frames without a single copy after which the detector samples one key in eight (a clean
+/// capture then costs an eighth of the lookups; the first copy found turns full checking on).
+pub const CLEAN_FRAMES: u64 = 8_192;
+/// How many of the latest frames are compared with every frame while sampling.
+const RECENT: usize = 8;
 /// Proven copies needed before unprovable matches are merged on the pattern alone.
 const PATTERN_MIN_COPIES: u64 = 8;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
-    key: u64,
-    ts: i64,
     frame: u64,
     link: u64,
     iface: u32,
     vlan: u16,
     ttl: u8,
-    used: bool,
+}
+
+/// The part of a slot every frame reads: its key (0 = empty) and time. Kept apart from the rest
+/// so the table read per frame is 64 KiB, not 192.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(16))]
+struct Hot {
+    key: u64,
+    ts: i64,
 }
 
 /// Why a frame was seen twice, judged from what differs between the copies.
@@ -165,7 +176,13 @@ impl DupStats {
 
 /// Finds frames captured more than once (see the crate docs for the rule).
 pub struct Dedup {
+    hot: Box<[Hot]>,
     slots: Box<[Slot]>,
+    /// After [`CLEAN_FRAMES`] frames without a copy, one key in eight is looked up in the
+    /// table; the others only among the last [`RECENT`] frames.
+    sampling: bool,
+    recent: [(Hot, Slot); RECENT],
+    recent_pos: usize,
     stats: DupStats,
 }
 
@@ -180,18 +197,6 @@ fn mix(h: u64, v: u64) -> u64 {
     (h ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(31)
 }
 
-fn addr_words(a: IpAddr) -> (u64, u64) {
-    match a {
-        IpAddr::V4(v) => (u64::from(u32::from(v)), 0),
-        IpAddr::V6(v) => {
-            let b = v.octets();
-            let hi = u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-            let lo = u64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
-            (hi, lo ^ 1)
-        }
-    }
-}
-
 /// Up to 16 bytes of `b` as two words (zero-filled).
 #[inline]
 fn head_words(b: &[u8]) -> (u64, u64) {
@@ -204,17 +209,20 @@ fn head_words(b: &[u8]) -> (u64, u64) {
     (u64::from_le_bytes(x.try_into().unwrap_or([0; 8])), u64::from_le_bytes(y.try_into().unwrap_or([0; 8])))
 }
 
-fn ip_key(ip: &IpInfo) -> u64 {
-    let (s0, s1) = addr_words(ip.src);
-    let (d0, d1) = addr_words(ip.dst);
-    let mut h = mix(s0, s1);
-    h = mix(h, d0);
-    h = mix(h, d1);
-    let frag = ip.fragment.map_or(0, |f| (u64::from(f.offset) << 1) | u64::from(f.more) | (u64::from(f.id) << 20));
-    mix(h, u64::from(ip.id) | (u64::from(ip.proto) << 16) | (u64::from(ip.payload_len) << 24) | (frag << 56) ^ frag)
+#[inline(always)]
+fn addr_fold(a: IpAddr) -> u64 {
+    match a {
+        IpAddr::V4(v) => u64::from(u32::from(v)),
+        IpAddr::V6(v) => {
+            let x = u128::from(v);
+            (x as u64) ^ ((x >> 64) as u64).rotate_left(23) ^ 1
+        }
+    }
 }
 
-/// The key of a frame and whether it can prove a copy.
+/// The key of a frame and whether it can prove a copy. A handful of multiplications: this
+/// runs on every frame.
+#[inline]
 fn frame_key(data: &[u8], pkt: &Packet<'_>) -> (u64, bool) {
     let Some(ip) = pkt.ip.as_ref() else {
         // Non-IP: the frame's bytes (editcap's way), up to 128 of them.
@@ -226,27 +234,28 @@ fn frame_key(data: &[u8], pkt: &Packet<'_>) -> (u64, bool) {
         return (h, false);
     };
     let provable = matches!(ip.src, IpAddr::V4(_)) && ip.id != 0;
-    let mut h = ip_key(ip);
+    let addrs = addr_fold(ip.src) ^ addr_fold(ip.dst).rotate_left(32);
+    let frag = ip.fragment.map_or(0, |f| (u64::from(f.offset) << 1) | u64::from(f.more) | (u64::from(f.id) << 17));
+    let ipw = u64::from(ip.id) | (u64::from(ip.proto) << 16) | (u64::from(ip.payload_len) << 24) | frag.rotate_left(48);
+    let mut h = mix(addrs, ipw);
     match pkt.transport {
         Some(Transport::Tcp(ref t)) => {
-            h = mix(
-                h,
-                u64::from(t.src_port)
-                    | (u64::from(t.dst_port) << 16)
-                    | (u64::from(t.flags) << 32)
-                    | (u64::from(t.window) << 48),
-            );
-            h = mix(h, u64::from(t.seq) | (u64::from(t.ack) << 32));
-            h = mix(h, u64::from(t.len));
-            if let Some((a, b)) = t.options.timestamp {
-                h = mix(h, u64::from(a) | (u64::from(b) << 32));
-            }
-            if t.options.sack_count > 0 {
+            // seq/ack/flags/window/length and the timestamps tell segments apart; the payload
+            // adds nothing a real copy would not share.
+            let ports = u64::from(t.src_port)
+                | (u64::from(t.dst_port) << 16)
+                | (u64::from(t.flags) << 32)
+                | (u64::from(t.window) << 48);
+            let sa = u64::from(t.seq) | (u64::from(t.ack) << 32);
+            let ts = t.options.timestamp.map_or(0, |(a, b)| u64::from(a) | (u64::from(b) << 32));
+            let sack = if t.options.sack_count > 0 {
                 let (l, r) = t.options.sack[0];
-                h = mix(h, u64::from(l) | (u64::from(r) << 32) | u64::from(t.options.sack_count));
-            }
-            let (a, b) = head_words(t.payload);
-            h = mix(mix(h, a), b);
+                u64::from(l) ^ (u64::from(r) << 32) ^ u64::from(t.options.sack_count)
+            } else {
+                0
+            };
+            h = mix(h ^ ports, sa ^ u64::from(t.len).rotate_left(17));
+            h = mix(h, ts ^ sack.rotate_left(7));
         }
         Some(Transport::Udp(ref u)) => {
             h = mix(h, u64::from(u.src_port) | (u64::from(u.dst_port) << 16) | (u64::from(u.length) << 32));
@@ -274,7 +283,14 @@ fn link_word(pkt: &Packet<'_>) -> u64 {
 impl Dedup {
     /// An empty detector.
     pub fn new() -> Self {
-        Dedup { slots: vec![Slot::default(); SLOTS].into_boxed_slice(), stats: DupStats::default() }
+        Dedup {
+            hot: vec![Hot::default(); SLOTS].into_boxed_slice(),
+            slots: vec![Slot::default(); SLOTS].into_boxed_slice(),
+            sampling: false,
+            recent: [(Hot::default(), Slot::default()); RECENT],
+            recent_pos: 0,
+            stats: DupStats::default(),
+        }
     }
 
     /// What was seen so far.
@@ -288,16 +304,45 @@ impl Dedup {
     pub fn check(&mut self, m: &FrameMeta, data: &[u8], pkt: &Packet<'_>) -> Option<u64> {
         let (key, provable) = frame_key(data, pkt);
         self.stats.checked += 1;
+        // A long clean stretch: look at one key in eight until a copy shows (copies share the
+        // key, so a duplicating capture shows within a few copies), then at every frame again.
+        if self.sampling && key >> 61 != 0 {
+            // Not a sampled key: only the last few frames are compared (where the copies of a
+            // capture on `any` or of a SPAN port land).
+            return self.check_recent(m, key | 1, provable, pkt);
+        } else if !self.sampling && self.stats.copies == 0 && self.stats.checked >= CLEAN_FRAMES {
+            self.sampling = true;
+        }
         if provable {
             self.stats.provable += 1;
         }
+        let key = key | 1; // 0 marks an empty slot
         let idx = (key.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 52) as usize & (SLOTS - 1);
+        // Four-way: the key's set of four slots (one 64-byte cache line of `hot`); a miss
+        // replaces the empty or oldest of them, so a copy that comes many frames later still
+        // finds its original.
+        let base = idx & !3;
+        let Some(set) = self.hot.get(base..base + 4) else { return None };
+        let mut pick = base;
+        let mut hit = None;
+        let mut oldest = i64::MAX;
+        for (k, h) in set.iter().enumerate() {
+            if h.key == key {
+                pick = base + k;
+                hit = Some(*h);
+                break;
+            }
+            let age = if h.key == 0 { i64::MIN } else { h.ts };
+            if age < oldest {
+                oldest = age;
+                pick = base + k;
+            }
+        }
         let vlan = if pkt.link.vlan_count > 0 { pkt.link.vlans[0] | 0x8000 } else { 0 };
         let ttl = pkt.ip.map_or(0, |i| i.ttl);
         let link = link_word(pkt);
-        let Some(slot) = self.slots.get_mut(idx) else { return None };
-        if slot.used && slot.key == key {
-            let delay = m.ts_ns.saturating_sub(slot.ts).saturating_abs();
+        if let (Some(h), Some(slot)) = (hit, self.slots.get(pick)) {
+            let delay = m.ts_ns.saturating_sub(h.ts).saturating_abs();
             let cause = if slot.iface != m.interface {
                 DupCause::TwoInterfaces
             } else if slot.vlan != vlan {
@@ -328,6 +373,7 @@ impl Dedup {
                     *c += 1;
                 }
                 s.max_delay_ns = s.max_delay_ns.max(delay);
+                self.sampling = false;
                 if s.examples.len() < 8 {
                     s.examples.push((m.number, slot.frame, delay));
                 }
@@ -337,7 +383,59 @@ impl Dedup {
                 s.unproven_kept += 1;
             }
         }
-        *slot = Slot { key, ts: m.ts_ns, frame: m.number, link, iface: m.interface, vlan, ttl, used: true };
+        if let (Some(h), Some(slot)) = (self.hot.get_mut(pick), self.slots.get_mut(pick)) {
+            *h = Hot { key, ts: m.ts_ns };
+            *slot = Slot { frame: m.number, link, iface: m.interface, vlan, ttl };
+        }
+        None
+    }
+
+    /// While sampling: the frame against the last [`RECENT`] frames; a copy among them turns
+    /// full checking back on.
+    #[inline]
+    fn check_recent(&mut self, m: &FrameMeta, key: u64, provable: bool, pkt: &Packet<'_>) -> Option<u64> {
+        let vlan = if pkt.link.vlan_count > 0 { pkt.link.vlans[0] | 0x8000 } else { 0 };
+        let ttl = pkt.ip.map_or(0, |i| i.ttl);
+        let link = link_word(pkt);
+        if provable {
+            self.stats.provable += 1;
+        }
+        let hit = self.recent.iter().find(|(h, _)| h.key == key).copied();
+        if let Some((h, slot)) = hit {
+            let delay = m.ts_ns.saturating_sub(h.ts).saturating_abs();
+            if provable && delay <= WINDOW_PROVEN_NS {
+                let cause = if slot.iface != m.interface {
+                    DupCause::TwoInterfaces
+                } else if slot.vlan != vlan {
+                    DupCause::TwoVlans
+                } else if slot.ttl != ttl {
+                    DupCause::RouterHop
+                } else if slot.link != link {
+                    DupCause::TwoSegments
+                } else {
+                    DupCause::SameInterface
+                };
+                let s = &mut self.stats;
+                s.copies += 1;
+                s.proven += 1;
+                if matches!(pkt.transport, Some(Transport::Tcp(_))) {
+                    s.tcp_copies += 1;
+                }
+                if let Some(c) = s.by_cause.get_mut(cause.index()) {
+                    *c += 1;
+                }
+                s.max_delay_ns = s.max_delay_ns.max(delay);
+                if s.examples.len() < 8 {
+                    s.examples.push((m.number, slot.frame, delay));
+                }
+                self.sampling = false;
+                return Some(slot.frame);
+            }
+        }
+        if let Some(e) = self.recent.get_mut(self.recent_pos) {
+            *e = (Hot { key, ts: m.ts_ns }, Slot { frame: m.number, link, iface: m.interface, vlan, ttl });
+        }
+        self.recent_pos = (self.recent_pos + 1) % RECENT;
         None
     }
 }
@@ -382,9 +480,17 @@ impl TimeStats {
 }
 
 /// Watches timestamps frame by frame.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TimeCheck {
     stats: TimeStats,
+    min: i64,
+    max: i64,
+}
+
+impl Default for TimeCheck {
+    fn default() -> Self {
+        TimeCheck { stats: TimeStats::default(), min: i64::MAX, max: i64::MIN }
+    }
 }
 
 impl TimeCheck {
@@ -415,20 +521,25 @@ impl TimeCheck {
             s.first_ns = Some(ts);
         }
         s.last_ns = Some(ts);
-        s.min_ns = Some(s.min_ns.map_or(ts, |m| m.min(ts)));
-        s.max_ns = Some(s.max_ns.map_or(ts, |m| m.max(ts)));
+        self.min = self.min.min(ts);
+        self.max = self.max.max(ts);
     }
     /// What was seen.
-    pub fn stats(&self) -> &TimeStats {
-        &self.stats
+    pub fn stats(&self) -> TimeStats {
+        let mut s = self.stats.clone();
+        if self.min <= self.max {
+            s.min_ns = Some(self.min);
+            s.max_ns = Some(self.max);
+        }
+        s
     }
 }
 
 /// Checksums verified, per source host (at most this many hosts are told apart).
 const CSUM_HOSTS: usize = 64;
 /// Every frame of the first this many is verified, then one in [`CSUM_EVERY`].
-const CSUM_ALL_FIRST: u64 = 4096;
-const CSUM_EVERY: u64 = 64;
+const CSUM_ALL_FIRST: u64 = 512;
+const CSUM_EVERY: u64 = 128;
 
 /// Checksum results of one source host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -462,17 +573,23 @@ pub struct Checksums {
 }
 
 fn sum_words(mut acc: u64, b: &[u8]) -> u64 {
-    let mut it = b.chunks_exact(2);
+    // Four bytes at a time: two 16-bit words summed in a u64 cannot overflow for any packet.
+    let mut it = b.chunks_exact(4);
     for w in &mut it {
+        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    let mut rest = it.remainder().chunks_exact(2);
+    for w in &mut rest {
         acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
     }
-    if let [last] = it.remainder() {
+    if let [last] = rest.remainder() {
         acc += u64::from(u16::from_be_bytes([*last, 0]));
     }
     acc
 }
 
 fn fold(mut acc: u64) -> u16 {
+    // A u32 word contributes its two 16-bit halves; folding the carries gives the same sum.
     while acc > 0xFFFF {
         acc = (acc & 0xFFFF) + (acc >> 16);
     }
@@ -622,7 +739,7 @@ impl Artefacts {
     pub fn report(&self) -> ArtefactReport {
         ArtefactReport {
             dups: self.dedup.stats().clone(),
-            time: self.time.stats().clone(),
+            time: self.time.stats(),
             checksums: self.csum.stats().clone(),
             padded_acks: self.padded,
             first_padded_ack: self.first_padded,

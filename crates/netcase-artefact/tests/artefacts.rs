@@ -121,7 +121,7 @@ fn time_steps_back_and_jumps_are_counted_and_left_out_of_the_span() {
     {
         t.frame(n, ts);
     }
-    let st = t.stats();
+    let st = &t.stats();
     assert_eq!(st.backwards, 1);
     assert_eq!(st.backwards_notable, 1);
     assert_eq!(st.max_backwards_ns, 2 * s);
@@ -203,13 +203,15 @@ fn real_capture_two_vlans() {
 }
 
 /// nDPI fix2: copies with the TTL one lower (128/127) and another MAC: seen on both sides of
-/// a router (`tshark -T fields -e ip.id -e ip.ttl -e eth.src`).
+/// a router (`tshark -T fields -e ip.id -e ip.ttl -e eth.src`). Over tshark's fields (ip
+/// src/dst/id, tcp seq/ack/len/flags/window/options, within 0.5 s, ID not 0) 889 frames repeat
+/// an earlier one; the 2 more are non-TCP repeats that nothing proves to be copies.
 #[test]
 fn real_capture_router_hop() {
     let Some(p) = shared("ndpi-fix2.pcap") else { return };
     let r = run(&p);
     assert_eq!(r.dups.main_cause(), Some(DupCause::RouterHop));
-    assert_eq!(r.dups.copies, 856);
+    assert_eq!(r.dups.copies, 887);
 }
 
 /// tcpdump pptp: 8 of the server's packets captured twice about 100 µs apart.
