@@ -82,6 +82,8 @@ struct Common {
     mss: u32,
     /// Smallest `ack_rtt` seen, ns (0 = none).
     min_ack_rtt: i64,
+    /// Smallest `ack_rtt` of the ACKs of each side's data, ns (0 = none).
+    data_ack_rtt: [i64; 2],
 }
 
 impl Common {
@@ -123,6 +125,7 @@ impl Common {
             win: [0; 2],
             mss: 1460,
             min_ack_rtt: 0,
+            data_ack_rtt: [0; 2],
         }
     }
 
@@ -171,6 +174,21 @@ impl Common {
             // RTT does only at the sender (at the receiver it is the receiver's own delay).
             (Some((s, _)), Some(a)) if a > s => a - s,
             _ => self.min_ack_rtt,
+        }
+    }
+
+    /// The round trip seen by data from `sender`. The handshake spans a whole round trip from
+    /// any vantage point but a slow SYN/ACK inflates it; the ACK RTT of `sender`'s data is the
+    /// round trip where the capture sits at the sender, and tiny at the receiver (its own ACK
+    /// delay). So the smaller of the two, unless the ACK RTT is under a tenth of the handshake's
+    /// (then the capture is at the receiver and the handshake is the estimate).
+    fn rtt_for(&self, sender: Side) -> i64 {
+        let hs = self.rtt();
+        let ack = self.data_ack_rtt.get(sender.index()).copied().unwrap_or(0);
+        if ack > 0 && hs > 0 && ack * 10 >= hs {
+            hs.min(ack)
+        } else {
+            hs
         }
     }
 
@@ -230,6 +248,12 @@ impl Common {
         if let Some(r) = f.ack_rtt_ns {
             if r > 0 && (self.min_ack_rtt == 0 || r < self.min_ack_rtt) {
                 self.min_ack_rtt = r;
+            }
+            // This frame ACKs the other side's data.
+            if let Some(m) = self.data_ack_rtt.get_mut(f.side.other().index()) {
+                if r > 0 && (*m == 0 || r < *m) {
+                    *m = r;
+                }
             }
         }
         self.last_ts = f.ts_ns;

@@ -119,7 +119,7 @@ impl State {
                     if !t.peer_spoke && since <= prompt {
                         let end = t.repaired.unwrap_or(f.ts_ns);
                         let stall = end - t.start;
-                        if long_enough(stall, c) {
+                        if long_enough(stall, c, f.side) {
                             d.stalls += 1;
                             agg.stall(c, f.side, stall, f.frame);
                         }
@@ -150,7 +150,7 @@ impl State {
                     // Segments sent after the lost one waited at the receiver until now.
                     let stall = f.ts_ns - t.start;
                     d.tail = None;
-                    if long_enough(stall, c) {
+                    if long_enough(stall, c, f.side.other()) {
                         d.stalls += 1;
                         agg.stall(c, f.side.other(), stall, f.frame);
                     }
@@ -166,7 +166,7 @@ impl State {
                 d.hole = None;
                 d.tail = None;
                 let stall = f.ts_ns - h.start;
-                if h.retrans && long_enough(stall, c) {
+                if h.retrans && long_enough(stall, c, f.side.other()) {
                     d.stalls += 1;
                     agg.stall(c, f.side.other(), stall, f.frame);
                 }
@@ -181,8 +181,8 @@ impl State {
 const HELD_RTTS: i64 = 2;
 const HELD_MIN_NS: i64 = 20 * NS_PER_MS;
 
-fn long_enough(stall: i64, c: &Common) -> bool {
-    stall >= MIN_STALL_NS && stall >= MIN_STALL_RTTS * c.rtt()
+fn long_enough(stall: i64, c: &Common, sender: netcase_flow::Side) -> bool {
+    stall >= MIN_STALL_NS && stall >= MIN_STALL_RTTS * c.rtt_for(sender)
 }
 
 #[derive(Debug, Default)]
@@ -251,7 +251,7 @@ impl Agg {
                 if warn { Severity::Warning } else { Severity::Info },
                 e.group.subject("tcp", server),
                 format!(
-                    "Data from the {} stalled {} behind lost segments (median {med:.0} ms, longest {max:.0} ms, \
+                    "Data from the {} stalled {} behind lost segments for more than two round trips (median {med:.0} ms, longest {max:.0} ms, \
                      {total:.0} ms in all) with {loss:.1} % of segments retransmitted: everything sent after a lost \
                      segment waited for its retransmission.",
                     sender.as_str(),
@@ -310,7 +310,7 @@ fn capture_finding(subjects: &[((Endpoint, Role), Entry)]) -> Finding {
         Severity::Warning,
         netcase_model::Subject::Capture,
         format!(
-            "Streams to {} servers stalled {} behind lost segments (median {med:.0} ms, longest {max:.0} ms; \
+            "Streams to {} servers stalled {} behind lost segments for more than two round trips (median {med:.0} ms, longest {max:.0} ms; \
              stalls of different connections overlap in time, so they are not summed; {loss:.1} % of their \
              segments retransmitted, spurious resends left out); worst: {}. Loss on a shared path delays every \
              connection over it.",
