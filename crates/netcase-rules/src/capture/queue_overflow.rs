@@ -469,7 +469,8 @@ fn syn_unanswered_finding(server: Endpoint, e: &Entry, heard: bool, server_side:
         )
     } else if e.answered > 0 {
         (
-            "a full SYN or accept queue at the listener, a conntrack/SNAT source-port collision (the retry from the \
+            "plain loss on the path (a SYN lost once and retried), a full SYN or accept queue at the listener, a \
+             conntrack/SNAT source-port collision (the retry from the \
              same port then succeeds), a PAWS drop of SYNs whose timestamps went backwards behind one NAT address, \
              or a firewall rate limit",
             "on the server `nstat -az TcpExtListenDrops TcpExtListenOverflows TcpExtTCPReqQFullDrop` and `ss -ltn`; \
@@ -500,7 +501,8 @@ fn syn_unanswered_finding(server: Endpoint, e: &Entry, heard: bool, server_side:
         if warn { Severity::Warning } else { Severity::Info },
         server_subject("tcp", server),
         format!(
-            "{} to {server} got no SYN/ACK ({} never answered, {} answered only after a retry; {} SYNs unanswered); \
+            "{} to {server} had SYNs left without a SYN/ACK ({} never answered, {} answered only after a retry; {} \
+             SYNs of the never-answered ones); \
              {known}; {vp}. The capture alone cannot name the cause: {candidates}.",
             pl(conns, "connection", "connections"),
             d.unanswered,
