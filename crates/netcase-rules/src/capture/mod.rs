@@ -84,6 +84,8 @@ struct Common {
     min_ack_rtt: i64,
     /// Smallest `ack_rtt` of the ACKs of each side's data, ns (0 = none).
     data_ack_rtt: [i64; 2],
+    /// The last SYN before the SYN/ACK (ts): the one the SYN/ACK answered.
+    answered_syn: Option<i64>,
 }
 
 impl Common {
@@ -126,6 +128,7 @@ impl Common {
             mss: 1460,
             min_ack_rtt: 0,
             data_ack_rtt: [0; 2],
+            answered_syn: None,
         }
     }
 
@@ -172,7 +175,9 @@ impl Common {
         match (self.syn, self.hs_ack) {
             // The handshake spans one whole round trip wherever the capture was taken; an ACK
             // RTT does only at the sender (at the receiver it is the receiver's own delay).
-            (Some((s, _)), Some(a)) if a > s => a - s,
+            // From the SYN that the SYN/ACK answered: a first SYN lost and retried a second later
+            // would add that second.
+            (Some((s, _)), Some(a)) if a > s => a - self.answered_syn.filter(|t| *t <= a).unwrap_or(s).max(s),
             _ => self.min_ack_rtt,
         }
     }
@@ -201,6 +206,9 @@ impl Common {
             if fl & ACK == 0 {
                 if self.syn.is_none() {
                     self.syn = Some((f.ts_ns, f.frame));
+                }
+                if self.synack.is_none() {
+                    self.answered_syn = Some(f.ts_ns);
                 }
                 if !self.client_from_handshake {
                     self.client = f.side;

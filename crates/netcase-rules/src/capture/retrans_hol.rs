@@ -58,6 +58,10 @@ struct Tail {
 #[derive(Debug, Default, Clone, Copy)]
 struct Dir {
     hole: Option<Hole>,
+    /// The last new data segments sent: (relative seq, first transmission ts), to date a hole
+    /// from the first transmission of the segment it misses.
+    sent: [(u32, i64); SENT_KEPT],
+    sent_pos: u8,
     tail: Option<Tail>,
     last_new_ts: i64,
     data_segs: u32,
@@ -111,6 +115,10 @@ impl State {
                 }
             } else {
                 d.data_segs += 1;
+                if let Some(e) = d.sent.get_mut(usize::from(d.sent_pos) % SENT_KEPT) {
+                    *e = (f.seq, f.ts_ns);
+                }
+                d.sent_pos = d.sent_pos.wrapping_add(1);
                 if let Some(t) = d.tail.take() {
                     // New data right after the repair (or the last resend), unprompted: it
                     // was held behind the lost segment.
@@ -160,7 +168,10 @@ impl State {
         match d.hole {
             Some(ref mut h) if dsack => h.retrans = false,
             None if f.flags.intersects(AF::DUPLICATE_ACK) => {
-                d.hole = Some(Hole { ack: f.ack, start: f.ts_ns, retrans: false });
+                // From the first transmission of the missing segment when it was captured
+                // (capture at the sender), else from this first duplicate ACK.
+                let start = d.sent.iter().find(|(seq, t)| *seq == f.ack && *t > 0).map_or(f.ts_ns, |e| e.1);
+                d.hole = Some(Hole { ack: f.ack, start, retrans: false });
             }
             Some(h) if seq_gt(f.ack, h.ack) => {
                 d.hole = None;
@@ -175,6 +186,9 @@ impl State {
         }
     }
 }
+
+/// New data segments remembered per direction (their first transmission times).
+const SENT_KEPT: usize = 8;
 
 /// New data within this many round trips (at least [`HELD_MIN_NS`]) of a tail loss's repair
 /// was waiting behind it.
