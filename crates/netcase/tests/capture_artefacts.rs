@@ -126,3 +126,98 @@ fn time_steps_are_reported() {
     assert_eq!(f.len(), 1);
     assert!(f[0].measure("active_span_s").unwrap() < f[0].measure("file_span_s").unwrap().abs());
 }
+
+/// Ethernet/IPv4 frame with `ip_payload` (a UDP datagram or a fragment of one).
+fn ipv4_frame(src: [u8; 4], dst: [u8; 4], id: u16, frag_field: u16, ip_payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00];
+    let total = (20 + ip_payload.len()) as u16;
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&id.to_be_bytes());
+    ip.extend_from_slice(&frag_field.to_be_bytes());
+    ip.extend_from_slice(&[64, 17, 0, 0]);
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(ip_payload);
+    f
+}
+
+fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut u = Vec::new();
+    u.extend_from_slice(&sport.to_be_bytes());
+    u.extend_from_slice(&dport.to_be_bytes());
+    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]); // no checksum
+    u.extend_from_slice(payload);
+    u
+}
+
+fn pcap(frames: &[(i64, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    for (us, f) in frames {
+        out.extend_from_slice(&((us / 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&((us % 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(f);
+    }
+    out
+}
+
+/// A DNS answer too big for one packet arrives in two IPv4 fragments (as DNSSEC and large
+/// EDNS0 answers do): the query is paired with the reassembled answer on the frame that
+/// completes it, with all 120 records; without the last fragment it stays unanswered and the
+/// incomplete datagram is named.
+#[test]
+fn fragmented_dns_answer_is_paired() {
+    let (client, server) = ([10, 0, 0, 1], [10, 0, 0, 53]);
+    let qname = [7, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 3, b'c', b'o', b'm', 0];
+    let mut query = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    query.extend_from_slice(&qname);
+    query.extend_from_slice(&[0, 1, 0, 1]);
+    let mut resp = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 120, 0, 0, 0, 0];
+    resp.extend_from_slice(&qname);
+    resp.extend_from_slice(&[0, 1, 0, 1]);
+    for i in 0..120u8 {
+        resp.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 192, 0, 2, i]);
+    }
+    let whole = udp(53, 40000, &resp); // 8 + 12 + 17 + 120 * 16 = 1957 bytes
+    let (first, rest) = whole.split_at(1480);
+    let frames = [
+        (1_000_000, ipv4_frame(client, server, 1, 0x4000, &udp(40000, 53, &query))),
+        (1_020_000, ipv4_frame(server, client, 77, 0x2000, first)),
+        (1_020_100, ipv4_frame(server, client, 77, 1480 / 8, rest)),
+    ];
+    let dir = std::env::temp_dir().join(format!("netcase-fragdns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let whole_file = dir.join("frag-dns.pcap");
+    std::fs::write(&whole_file, pcap(&frames)).unwrap();
+    let cut_file = dir.join("frag-dns-lost.pcap");
+    std::fs::write(&cut_file, pcap(&frames[..2])).unwrap();
+
+    let (a, _) = analyse(&whole_file, false);
+    let (cut, _) = analyse(&cut_file, false);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let dns = &a.proto.as_ref().unwrap().dns;
+    assert_eq!(dns.len(), 1, "{dns:#?}");
+    assert_eq!(dns[0].response_frame, Some(3));
+    assert_eq!(dns[0].answers.len(), 120);
+    assert_eq!(dns[0].response_time_ns, Some(20_100_000));
+    assert_eq!(a.frag.stats.reassembled, 1);
+    assert_eq!(of(&a, CaseId::IpFragments)[0].measure("reassembled_dns"), Some(1.0));
+
+    let dns = &cut.proto.as_ref().unwrap().dns;
+    assert_eq!(dns.len(), 1);
+    assert_eq!(dns[0].response_frame, None);
+    let f = of(&cut, CaseId::IpFragments);
+    assert_eq!(f[0].measure("incomplete"), Some(1.0));
+    assert!(f[0].summary.contains("10.0.0.53 -> 10.0.0.1 proto 17 ports 53->40000"), "{}", f[0].summary);
+}
