@@ -65,6 +65,9 @@ struct Dir {
     tail: Option<Tail>,
     last_new_ts: i64,
     data_segs: u32,
+    /// A stall ended by the receiver's ACK, held for [`DSACK_WAIT_NS`]: a D-SACK in the same
+    /// burst of ACKs says the data was never lost. (stall ns, frame, deadline ts)
+    pending: Option<(i64, u64, i64)>,
     /// Retransmissions, spurious ones (already ACKed, or D-SACKed) left out.
     retrans_segs: u32,
     stalls: u32,
@@ -78,6 +81,16 @@ pub(super) struct State {
 impl State {
     #[inline]
     pub(super) fn frame(&mut self, agg: &mut Agg, c: &Common, f: &RuleFrame) {
+        for (i, side) in [(0, netcase_flow::Side::A), (1, netcase_flow::Side::B)] {
+            let d = &mut self.dirs[i];
+            if let Some((stall, frame, deadline)) = d.pending {
+                if f.ts_ns > deadline {
+                    d.pending = None;
+                    d.stalls += 1;
+                    agg.stall(c, side, stall, frame);
+                }
+            }
+        }
         let x = f.side.index();
         let y = f.side.other().index();
         let rtt = c.rtt();
@@ -147,8 +160,12 @@ impl State {
         }
         // A D-SACK (RFC 2883: the first SACK block at or below the cumulative ACK) reports a
         // segment received twice: the resend was spurious, the data had not been lost.
-        let dsack = f.options.sack_blocks().first().is_some_and(|&(_, r)| !seq_gt(r, f.ack));
+        let dsack = f.options.sack_blocks().first().is_some_and(|&(_, r)| !seq_gt(r, f.ack_raw));
         let d = &mut self.dirs[y];
+        if dsack && d.pending.is_some() {
+            // The repair's own burst of ACKs reports a segment received twice: not lost.
+            d.pending = None;
+        }
         if let Some(t) = d.tail.as_mut() {
             if dsack {
                 d.tail = None;
@@ -159,8 +176,7 @@ impl State {
                     let stall = f.ts_ns - t.start;
                     d.tail = None;
                     if long_enough(stall, c, f.side.other()) {
-                        d.stalls += 1;
-                        agg.stall(c, f.side.other(), stall, f.frame);
+                        hold(d, agg, c, f.side.other(), stall, f.frame, f.ts_ns);
                     }
                 }
             }
@@ -178,13 +194,24 @@ impl State {
                 d.tail = None;
                 let stall = f.ts_ns - h.start;
                 if h.retrans && long_enough(stall, c, f.side.other()) {
-                    d.stalls += 1;
-                    agg.stall(c, f.side.other(), stall, f.frame);
+                    hold(d, agg, c, f.side.other(), stall, f.frame, f.ts_ns);
                 }
             }
             _ => {}
         }
     }
+}
+
+/// How long a stall ended by an ACK waits for a D-SACK in the same burst of ACKs.
+const DSACK_WAIT_NS: i64 = 20 * NS_PER_MS;
+
+/// Holds a stall for [`DSACK_WAIT_NS`] (counting the one held before, if any).
+fn hold(d: &mut Dir, agg: &mut Agg, c: &Common, sender: netcase_flow::Side, stall: i64, frame: u64, ts: i64) {
+    if let Some((s, fr, _)) = d.pending.take() {
+        d.stalls += 1;
+        agg.stall(c, sender, s, fr);
+    }
+    d.pending = Some((stall, frame, ts + DSACK_WAIT_NS));
 }
 
 /// New data segments remembered per direction (their first transmission times).
@@ -223,7 +250,10 @@ impl Agg {
     pub(super) fn closed(&mut self, st: &State, c: &Common) {
         for side in [c.client, c.client.other()] {
             let d = &st.dirs[side.index()];
-            if d.stalls == 0 {
+            if let Some((stall, frame, _)) = d.pending {
+                self.stall(c, side, stall, frame);
+            }
+            if d.stalls == 0 && d.pending.is_none() {
                 continue;
             }
             if let Some(e) = self.by.get_mut(&(c.server(), c.role(side))) {
@@ -319,6 +349,8 @@ fn capture_finding(subjects: &[((Endpoint, Role), Entry)]) -> Finding {
     let med = all.median().unwrap_or(0.0);
     let max = all.max().unwrap_or(0.0);
     let loss = 100.0 * retrans as f64 / (data + retrans).max(1) as f64;
+    // Subjects are (server, direction) pairs; a server with stalls both ways is one server.
+    let servers = subjects.iter().map(|((s, _), _)| *s).collect::<std::collections::BTreeSet<_>>().len();
     let mut f = Finding::new(
         CaseId::RetransHolBlocking,
         Severity::Warning,
@@ -326,9 +358,10 @@ fn capture_finding(subjects: &[((Endpoint, Role), Entry)]) -> Finding {
         format!(
             "Streams to {} servers stalled {} behind lost segments for more than two round trips (median {med:.0} ms, longest {max:.0} ms; \
              stalls of different connections overlap in time, so they are not summed; {loss:.1} % of their \
-             segments retransmitted, spurious resends left out); worst: {}. Loss on a shared path delays every \
+             segments retransmitted, spurious resends left out); worst (by stall time): {}. Loss on a shared \
+             path delays every \
              connection over it.",
-            subjects.len(),
+            servers,
             pl(n, "time", "times"),
             names.join(", "),
         ),
@@ -339,7 +372,8 @@ fn capture_finding(subjects: &[((Endpoint, Role), Entry)]) -> Finding {
     .with_measure("loss_rate_pct", round(loss, 2), "%")
     .with_measure("retransmissions", retrans as f64, "count")
     .with_measure("flows", flows as f64, "count")
-    .with_measure("subjects", subjects.len() as f64, "count");
+    .with_measure("subjects", subjects.len() as f64, "count")
+    .with_measure("servers", servers as f64, "count");
     if let Some(ev) = frames.evidence("stall_end_frames") {
         f = f.with(ev);
     }
