@@ -91,7 +91,9 @@ fn steady_state_allocates_nothing_per_packet() {
     let _one = serial();
     let frames = frames_of(&long_flow(8000, false));
     assert!(frames.len() > 24_000, "{}", frames.len());
-    let (n, _) = steady_allocs(&frames);
+    // The counter is process-wide: the test harness's own threads can allocate once in a while.
+    // A per-packet allocation shows in every pass, a stray one in at most one of three.
+    let n = (0..3).map(|_| steady_allocs(&frames).0).min().unwrap_or(0);
     assert_eq!(n, 0, "allocations on the per-packet path over {} frames", frames.len() * 3 / 4);
 }
 
