@@ -322,7 +322,7 @@ impl Dedup {
         // replaces the empty or oldest of them, so a copy that comes many frames later still
         // finds its original.
         let base = idx & !3;
-        let Some(set) = self.hot.get(base..base + 4) else { return None };
+        let set = self.hot.get(base..base + 4)?;
         let mut pick = base;
         let mut hit = None;
         let mut oldest = i64::MAX;
@@ -619,7 +619,7 @@ impl Checksums {
             return;
         }
         self.seen += 1;
-        if self.seen > CSUM_ALL_FIRST && self.seen % CSUM_EVERY != 0 {
+        if self.seen > CSUM_ALL_FIRST && !self.seen.is_multiple_of(CSUM_EVERY) {
             return;
         }
         // Only whole packets whose IP header gives the length (not offloaded super-packets).

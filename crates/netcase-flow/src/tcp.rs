@@ -295,21 +295,24 @@ impl DirState {
 
     /// Data `[seq, end)` was seen: the holes it covers shrink or close.
     fn fill_holes(&mut self, seq: u32, end: u32) {
-        let mut i = 0;
-        while i < usize::from(self.n_holes).min(self.holes.len()) {
-            let h = &mut self.holes[i];
+        let mut kept = [Hole::default(); 2];
+        let mut k = 0;
+        for h in self.holes.iter().take(usize::from(self.n_holes)) {
+            let mut h = *h;
             if seq_le(seq, h.start) && seq_gt(end, h.start) {
                 h.start = if seq_lt(end, h.end) { end } else { h.end };
             } else if seq_gt(seq, h.start) && seq_lt(seq, h.end) {
                 h.end = seq;
             }
-            if h.start == h.end {
-                self.holes[i] = self.holes[1];
-                self.n_holes -= 1;
-            } else {
-                i += 1;
+            if h.start != h.end {
+                if let Some(slot) = kept.get_mut(k) {
+                    *slot = h;
+                    k += 1;
+                }
             }
         }
+        self.holes = kept;
+        self.n_holes = k as u8;
     }
 
     /// The peer ACKed up to `ack`: the holes below it were delivered unseen.

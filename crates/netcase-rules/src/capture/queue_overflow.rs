@@ -223,10 +223,8 @@ impl Agg {
     pub(super) fn closed(&mut self, st: &State, c: &Common, backwards: bool) {
         self.end_ts = self.end_ts.max(c.last_ts);
         let si = c.client.other().index();
-        if c.synack.is_some() || c.rst[si].is_some() || c.sent_data[si] {
-            if self.heard.len() < MAX_HELD {
-                self.heard.insert(c.server().addr);
-            }
+        if (c.synack.is_some() || c.rst[si].is_some() || c.sent_data[si]) && self.heard.len() < MAX_HELD {
+            self.heard.insert(c.server().addr);
         }
         // The SYN the SYN/ACK answered is the last one before it (a retried SYN's first copy
         // is a second or more older).
