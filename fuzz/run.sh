@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 secs=${1:-60}
 export RUSTC_BOOTSTRAP=1
 shared=../../shared/corpus
-mkdir -p corpus/capture_reader corpus/capture_read_ahead corpus/wire_decode
+mkdir -p corpus/capture_reader corpus/capture_read_ahead corpus/wire_decode corpus/capture_artefacts
 if [ -d "$shared" ]; then
   cp -n "$shared"/*.pcap "$shared"/*.pcapng "$shared"/damaged/*.pcap* corpus/capture_reader/ 2>/dev/null || true
   # the read-ahead target reads its first byte as the read size, the rest as the file
@@ -18,7 +18,7 @@ if [ -d "$shared" ]; then
     [ -e "$dst" ] || { printf '\x03' > "$dst"; cat "$f" >> "$dst"; }
   done
 fi
-for t in capture_reader capture_read_ahead wire_decode; do
+for t in capture_reader capture_read_ahead wire_decode capture_artefacts; do
   echo "== $t for ${secs}s"
   cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -max_len=262144 -rss_limit_mb=2048 2>&1 | tail -n 4
 done
