@@ -202,7 +202,8 @@ impl State {
     }
 }
 
-/// How long a stall ended by an ACK waits for a D-SACK in the same burst of ACKs.
+/// How long (at least; a round trip when longer) a stall ended by an ACK waits for a D-SACK in
+/// the same burst of ACKs.
 const DSACK_WAIT_NS: i64 = 20 * NS_PER_MS;
 
 /// Holds a stall for [`DSACK_WAIT_NS`] (counting the one held before, if any).
@@ -211,7 +212,8 @@ fn hold(d: &mut Dir, agg: &mut Agg, c: &Common, sender: netcase_flow::Side, stal
         d.stalls += 1;
         agg.stall(c, sender, s, fr);
     }
-    d.pending = Some((stall, frame, ts + DSACK_WAIT_NS));
+    // A delayed ACK can hold the D-SACK back for up to a round trip.
+    d.pending = Some((stall, frame, ts + DSACK_WAIT_NS.max(c.rtt())));
 }
 
 /// New data segments remembered per direction (their first transmission times).
@@ -343,7 +345,9 @@ fn capture_finding(subjects: &[((Endpoint, Role), Entry)]) -> Finding {
     let names: Vec<String> = worst
         .iter()
         .take(3)
-        .map(|((s, r), e)| format!("{s} ({} stalls, from the {})", e.stalls_ms.len(), r.as_str()))
+        .map(|((s, r), e)| {
+            format!("{s} ({}, from the {})", pl(e.stalls_ms.len() as u64, "stall", "stalls"), r.as_str())
+        })
         .collect();
     let n = all.len();
     let med = all.median().unwrap_or(0.0);
