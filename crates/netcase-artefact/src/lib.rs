@@ -209,6 +209,52 @@ fn head_words(b: &[u8]) -> (u64, u64) {
     (u64::from_le_bytes(x.try_into().unwrap_or([0; 8])), u64::from_le_bytes(y.try_into().unwrap_or([0; 8])))
 }
 
+/// The key of an IPv4 TCP segment with an IP ID (which tells a resend from a copy): IP total
+/// length and ID, addresses, ports, seq/ack, data
+/// offset and flags, window (TTL and checksums left out). Computed from the raw bytes on the
+/// common path and from the decoded fields otherwise, with the same result.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn tcp4_key(
+    total: u16,
+    id: u16,
+    src: u32,
+    dst: u32,
+    ports: u32,
+    seq: u32,
+    ack: u32,
+    off_flags: u16,
+    window: u16,
+) -> u64 {
+    let len_id = (u64::from(total) << 16) | u64::from(id);
+    let addrs = (u64::from(src) << 32) | u64::from(dst);
+    let ports_seq = (u64::from(ports) << 32) | u64::from(seq);
+    let ack_flags = (u64::from(ack) << 32) | (u64::from(off_flags & 0xF1FF) << 16) | u64::from(window);
+    let k = mix(mix(addrs ^ len_id.rotate_left(29), ports_seq), ack_flags);
+    k ^ (k >> 29)
+}
+
+/// [`tcp4_key`] read straight from an Ethernet/IPv4 (no options, not a fragment)/TCP frame.
+#[inline(always)]
+fn fast_key(data: &[u8], pkt: &Packet<'_>) -> Option<(u64, bool)> {
+    if pkt.link.dst_mac.is_none() || pkt.link.vlan_count != 0 || !matches!(pkt.transport, Some(Transport::Tcp(_))) {
+        return None;
+    }
+    let h: &[u8; 50] = data.get(..50)?.try_into().ok()?;
+    if h[12] != 0x08 || h[13] != 0x00 || h[14] != 0x45 || h[20] & 0x3F != 0 || h[21] != 0 {
+        return None;
+    }
+    let be16 = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
+    let be32 = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+    let id = be16(18);
+    if id == 0 {
+        // Without an ID, the TCP options (timestamps, SACK blocks) must tell segments apart.
+        return None;
+    }
+    let k = tcp4_key(be16(16), id, be32(26), be32(30), be32(34), be32(38), be32(42), be16(46), be16(48));
+    Some((k, id != 0))
+}
+
 #[inline(always)]
 fn addr_fold(a: IpAddr) -> u64 {
     match a {
@@ -234,6 +280,15 @@ fn frame_key(data: &[u8], pkt: &Packet<'_>) -> (u64, bool) {
         return (h, false);
     };
     let provable = matches!(ip.src, IpAddr::V4(_)) && ip.id != 0;
+    if let (IpAddr::V4(src), IpAddr::V4(dst), None, Some(Transport::Tcp(ref t)), true) =
+        (ip.src, ip.dst, ip.fragment, pkt.transport, ip.id != 0)
+    {
+        let total = u32::from(ip.header_len) + ip.payload_len;
+        let off_flags = (u16::from(t.header_len / 4) << 12) | t.flags;
+        let ports = (u32::from(t.src_port) << 16) | u32::from(t.dst_port);
+        let k = tcp4_key(total as u16, ip.id, u32::from(src), u32::from(dst), ports, t.seq, t.ack, off_flags, t.window);
+        return (k, provable);
+    }
     let addrs = addr_fold(ip.src) ^ addr_fold(ip.dst).rotate_left(32);
     let frag = ip.fragment.map_or(0, |f| (u64::from(f.offset) << 1) | u64::from(f.more) | (u64::from(f.id) << 17));
     let ipw = u64::from(ip.id) | (u64::from(ip.proto) << 16) | (u64::from(ip.payload_len) << 24) | frag.rotate_left(48);
@@ -302,7 +357,7 @@ impl Dedup {
     /// out of the analysis; `None` otherwise (the frame is remembered).
     #[inline]
     pub fn check(&mut self, m: &FrameMeta, data: &[u8], pkt: &Packet<'_>) -> Option<u64> {
-        let (key, provable) = frame_key(data, pkt);
+        let (key, provable) = fast_key(data, pkt).unwrap_or_else(|| frame_key(data, pkt));
         self.stats.checked += 1;
         // A long clean stretch: look at one key in eight until a copy shows (copies share the
         // key, so a duplicating capture shows within a few copies), then at every frame again.
