@@ -346,7 +346,7 @@ fn capture_finding(subjects: &[((Endpoint, Role), Entry)]) -> Finding {
         .iter()
         .take(3)
         .map(|((s, r), e)| {
-            format!("{s} ({}, from the {})", pl(e.stalls_ms.len() as u64, "stall", "stalls"), r.as_str())
+            format!("{s} ({}, from the {})", pl(e.stalls_ms.len(), "stall", "stalls"), r.as_str())
         })
         .collect();
     let n = all.len();
