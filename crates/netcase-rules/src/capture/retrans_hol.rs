@@ -345,9 +345,7 @@ fn capture_finding(subjects: &[((Endpoint, Role), Entry)]) -> Finding {
     let names: Vec<String> = worst
         .iter()
         .take(3)
-        .map(|((s, r), e)| {
-            format!("{s} ({}, from the {})", pl(e.stalls_ms.len(), "stall", "stalls"), r.as_str())
-        })
+        .map(|((s, r), e)| format!("{s} ({}, from the {})", pl(e.stalls_ms.len(), "stall", "stalls"), r.as_str()))
         .collect();
     let n = all.len();
     let med = all.median().unwrap_or(0.0);
