@@ -123,11 +123,14 @@ impl Agg {
             if !big && cap.is_none() {
                 continue;
             }
-            // Steady state: closes per second times the time each socket stays in TIME_WAIT.
+            // What the capture shows: the closes of the last 60 s (all of them when the capture
+            // is shorter) are in TIME_WAIT at its end; for a longer capture, the average number
+            // of closes per 60 s. A steady state (closes/s × 60 s) is a projection, said as one.
             let tw = churn * TIME_WAIT_S;
+            let observed = if span <= TIME_WAIT_S { n as f64 } else { tw };
             let warn = match closer {
-                Role::Client => tw >= CLIENT_TW_WARN,
-                Role::Server => tw >= SERVER_TW_WARN,
+                Role::Client => observed >= CLIENT_TW_WARN,
+                Role::Server => observed >= SERVER_TW_WARN,
             };
             let sev = if warn { Severity::Warning } else { Severity::Info };
             let server_pct = 100.0 * e.by_server as f64 / e.conns.max(1) as f64;
@@ -145,20 +148,30 @@ impl Agg {
                 sev,
                 server_subject("tcp", server),
                 format!(
-                    "The {} closes first on {:.0} % of {} connections to {server} ({:.1} new connections/s, about {:.0} \
-                     sockets in TIME_WAIT on the {} at that rate): {why}.",
+                    "The {} closes first on {:.0} % of {} connections to {server}: {n} active closes in {:.1} s, so \
+                     {} {:.0} sockets in TIME_WAIT on the {} (each stays {TIME_WAIT_S:.0} s){}: {why}.",
                     closer.as_str(),
                     100.0 * n as f64 / e.conns.max(1) as f64,
                     e.conns,
-                    churn,
-                    tw,
-                    closer.as_str()
+                    secs(e.last_ts - e.first_ts),
+                    if span <= TIME_WAIT_S { "at the end of the capture" } else { "on average" },
+                    observed,
+                    closer.as_str(),
+                    if tw > 1.5 * observed {
+                        format!(
+                            "; a projection, not an observation: sustained at {churn:.1} closes/s × {TIME_WAIT_S:.0} s \
+                             the rate would hold about {tw:.0}"
+                        )
+                    } else {
+                        String::new()
+                    }
                 ),
             )
             .with_measure("conns", e.conns as f64, "count")
             .with_measure("closed_by_server_pct", round(server_pct, 1), "%")
             .with_measure("closes_per_s", round(churn, 2), "per_s")
-            .with_measure("time_wait_estimate", tw.round(), "count")
+            .with_measure("time_wait_observed", observed.round(), "count")
+            .with_measure("time_wait_projection", tw.round(), "count")
             .with(Evidence::text("closer", closer.as_str()));
             if let Some(m) = quantile(&reqs, 0.5) {
                 f = f.with_measure("requests_per_conn", m, "count");
