@@ -7,6 +7,7 @@ use netcase_proto::{AppConn, DnsTxn, HttpTxn};
 
 mod dns_conntrack_race;
 mod dns_id_collision;
+mod dns_server_unresponsive;
 mod http_204_content_length;
 mod http_timing_breakdown;
 mod resolver_order;
@@ -59,6 +60,7 @@ pub fn check_with(cfg: &ProtoRules, ev: &ProtoEvidence<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     dns_conntrack_race::check(cfg, ev, &mut out);
     dns_id_collision::check(cfg, ev, &mut out);
+    dns_server_unresponsive::check(cfg, ev, &mut out);
     resolver_order::check(cfg, ev, &mut out);
     http_204_content_length::check(cfg, ev, &mut out);
     http_timing_breakdown::check(cfg, ev, &mut out);
