@@ -55,8 +55,9 @@ pub const WINDOW_AMBIGUOUS_NS: i64 = 200_000_000;
 /// Frames without a single copy after which the detector samples one key in eight (a clean
 /// capture then costs an eighth of the lookups; the first copy found turns full checking on).
 pub const CLEAN_FRAMES: u64 = 8_192;
-/// How many of the latest frames are compared with every frame while sampling.
-const RECENT: usize = 8;
+/// How many of the latest frames are compared with every frame while sampling (copies from
+/// `any` or a SPAN port come right after their original).
+const RECENT: usize = 4;
 /// Proven copies needed before unprovable matches are merged on the pattern alone.
 const PATTERN_MIN_COPIES: u64 = 8;
 
@@ -330,6 +331,19 @@ fn frame_key(data: &[u8], pkt: &Packet<'_>) -> (u64, bool) {
     (h ^ (h >> 29), provable)
 }
 
+/// [`link_word`] from the frame's first 12 bytes when they are Ethernet addresses (a copy
+/// always comes the same way, so the two forms never meet).
+#[inline(always)]
+fn link_word_fast(data: &[u8], pkt: &Packet<'_>) -> u64 {
+    if pkt.link.dst_mac.is_some() {
+        if let Some(b) = data.get(..12) {
+            let w = |i: usize| b.get(i..i + 4).and_then(|x| x.try_into().ok()).map_or(0, u32::from_le_bytes);
+            return u64::from(w(0)) ^ (u64::from(w(4)) << 21) ^ (u64::from(w(8)) << 42);
+        }
+    }
+    link_word(pkt)
+}
+
 fn link_word(pkt: &Packet<'_>) -> u64 {
     let m = |x: Option<[u8; 6]>| x.map_or(0, |b| u64::from_be_bytes([0, 0, b[0], b[1], b[2], b[3], b[4], b[5]]));
     m(pkt.link.src_mac) ^ m(pkt.link.dst_mac).rotate_left(17)
@@ -364,7 +378,7 @@ impl Dedup {
         if self.sampling && key >> 61 != 0 {
             // Not a sampled key: only the last few frames are compared (where the copies of a
             // capture on `any` or of a SPAN port land).
-            return self.check_recent(m, key | 1, provable, pkt);
+            return self.check_recent(m, key | 1, provable, data, pkt);
         } else if !self.sampling && self.stats.copies == 0 && self.stats.checked >= CLEAN_FRAMES {
             self.sampling = true;
         }
@@ -394,8 +408,8 @@ impl Dedup {
             }
         }
         let vlan = if pkt.link.vlan_count > 0 { pkt.link.vlans[0] | 0x8000 } else { 0 };
-        let ttl = pkt.ip.map_or(0, |i| i.ttl);
-        let link = link_word(pkt);
+        let ttl = pkt.ip.as_ref().map_or(0, |i| i.ttl);
+        let link = link_word_fast(data, pkt);
         if let (Some(h), Some(slot)) = (hit, self.slots.get(pick)) {
             let delay = m.ts_ns.saturating_sub(h.ts).saturating_abs();
             let cause = if slot.iface != m.interface {
@@ -448,10 +462,10 @@ impl Dedup {
     /// While sampling: the frame against the last [`RECENT`] frames; a copy among them turns
     /// full checking back on.
     #[inline]
-    fn check_recent(&mut self, m: &FrameMeta, key: u64, provable: bool, pkt: &Packet<'_>) -> Option<u64> {
+    fn check_recent(&mut self, m: &FrameMeta, key: u64, provable: bool, data: &[u8], pkt: &Packet<'_>) -> Option<u64> {
         let vlan = if pkt.link.vlan_count > 0 { pkt.link.vlans[0] | 0x8000 } else { 0 };
-        let ttl = pkt.ip.map_or(0, |i| i.ttl);
-        let link = link_word(pkt);
+        let ttl = pkt.ip.as_ref().map_or(0, |i| i.ttl);
+        let link = link_word_fast(data, pkt);
         if provable {
             self.stats.provable += 1;
         }
@@ -669,12 +683,13 @@ impl Checksums {
     /// Verifies this frame's transport checksum if it falls in the sample.
     #[inline]
     pub fn frame(&mut self, number: u64, pkt: &Packet<'_>) {
-        let Some(ip) = pkt.ip.as_ref() else { return };
-        if ip.fragment.is_some() || !matches!(ip.proto, 6 | 17) {
-            return;
-        }
+        // The sample is taken over all frames, before anything else is read.
         self.seen += 1;
         if self.seen > CSUM_ALL_FIRST && !self.seen.is_multiple_of(CSUM_EVERY) {
+            return;
+        }
+        let Some(ip) = pkt.ip.as_ref() else { return };
+        if ip.fragment.is_some() || !matches!(ip.proto, 6 | 17) {
             return;
         }
         // Only whole packets whose IP header gives the length (not offloaded super-packets).
@@ -783,7 +798,8 @@ impl Artefacts {
             return Some(orig);
         }
         self.csum.frame(m.number, pkt);
-        if strip_padding(pkt) {
+        // Padding lives in minimum-size frames only (60 bytes, 64 with a VLAN tag or FCS).
+        if data.len() <= 68 && strip_padding(pkt) {
             self.padded += 1;
             self.first_padded.get_or_insert(m.number);
         }

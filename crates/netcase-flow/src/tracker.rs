@@ -159,6 +159,7 @@ impl FlowTracker {
     /// frame number, `ts_ns` the capture time, `orig_len` the length on the wire, `data` the
     /// captured bytes `pkt` was decoded from (used, as tshark does, to cut the segment length
     /// to what the frame's original length can hold; pass `&[]` if unknown).
+    #[inline(always)]
     pub fn packet<S: FlowSink + ?Sized>(
         &mut self,
         frame: u64,

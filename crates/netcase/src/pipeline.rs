@@ -540,24 +540,7 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
                         // The fragment itself carries no whole transport datagram; the one
                         // that completes a datagram hands the whole of it to the analysis (as
                         // tshark shows it on the last fragment's frame).
-                        if let Some(d) = reasm.push(f.number, f.ts_ns, &pkt) {
-                            let whole = netcase_wire::decode(netcase_wire::LinkType::Raw, d.bytes);
-                            if let Some(netcase_wire::Transport::Udp(u)) = whole.transport {
-                                if u.src_port == 53 || u.dst_port == 53 {
-                                    reassembled_dns += 1;
-                                }
-                            }
-                            let len = u32::try_from(d.bytes.len()).unwrap_or(u32::MAX);
-                            tracker.packet(f.number, f.ts_ns, len, d.bytes, &whole, &mut fan);
-                        } else if ip.fragment.is_some_and(|fr| fr.offset == 0)
-                            && (pkt.ip_payload.len() as u64) < u64::from(ip.payload_len)
-                        {
-                            // A first fragment cut short by the snap length can never be
-                            // completed: its start is analysed as it is (as tshark does).
-                            let mut cut = pkt;
-                            cut.ip = Some(netcase_wire::IpInfo { fragment: None, ..ip });
-                            tracker.packet(f.number, f.ts_ns, f.orig_len, f.data, &cut, &mut fan);
-                        }
+                        reassembled_dns += fragment(&mut reasm, &mut tracker, &mut fan, &f, &pkt, ip);
                     }
                     Some(_) => {}
                     None => {
@@ -707,6 +690,39 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
             events_error: fan.events_error,
         }
     })
+}
+
+/// An IP fragment: the frame that completes a datagram hands the whole of it to the flow
+/// tracker (as tshark shows it on the last fragment's frame); a first fragment cut short by the
+/// snap length, which can never complete, is analysed as it is (as tshark does). Returns 1 when
+/// a DNS datagram was made whole. Kept out of line: the common path calls the tracker once.
+#[cold]
+#[inline(never)]
+fn fragment<S: FlowSink>(
+    reasm: &mut netcase_frag::Reassembler,
+    tracker: &mut FlowTracker,
+    sink: &mut S,
+    f: &netcase_capture::Frame<'_>,
+    pkt: &netcase_wire::Packet<'_>,
+    ip: netcase_wire::IpInfo,
+) -> u64 {
+    let mut dns = 0;
+    if let Some(d) = reasm.push(f.number, f.ts_ns, pkt) {
+        let whole = netcase_wire::decode(netcase_wire::LinkType::Raw, d.bytes);
+        if let Some(netcase_wire::Transport::Udp(u)) = whole.transport {
+            if u.src_port == 53 || u.dst_port == 53 {
+                dns = 1;
+            }
+        }
+        let len = u32::try_from(d.bytes.len()).unwrap_or(u32::MAX);
+        tracker.packet(f.number, f.ts_ns, len, d.bytes, &whole, sink);
+    } else if ip.fragment.is_some_and(|fr| fr.offset == 0) && (pkt.ip_payload.len() as u64) < u64::from(ip.payload_len)
+    {
+        let mut cut = *pkt;
+        cut.ip = Some(netcase_wire::IpInfo { fragment: None, ..ip });
+        tracker.packet(f.number, f.ts_ns, f.orig_len, f.data, &cut, sink);
+    }
+    dns
 }
 
 /// What the rules need of the reassembly report.
