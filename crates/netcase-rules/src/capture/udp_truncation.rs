@@ -46,12 +46,14 @@ struct Entry {
 #[derive(Debug, Default)]
 pub(super) struct Agg {
     flows: HashMap<u32, Flow, IntBuild>,
-    /// Keyed by the receiving endpoint's role in the flow (server = lower port).
+    /// Keyed by the receiving endpoint's role in the flow (the client spoke first).
     by: BTreeMap<(Endpoint, Role), Entry>,
 }
 
+/// `a` sent the flow's first datagram: it is the client (as Zeek's originator), unless it
+/// sent from a well-known port to an ephemeral one (the capture began with a reply).
 fn server_is_b(a: Endpoint, b: Endpoint) -> bool {
-    b.port <= a.port
+    !(a.port < 1024 && b.port >= 1024)
 }
 
 impl Agg {
