@@ -275,6 +275,28 @@ impl fmt::Display for Evidence {
     }
 }
 
+/// How sure a finding is of its diagnosis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    /// The evidence shows it directly (a counter, a refused handshake, a copied frame).
+    Certain,
+    /// The evidence fits this case and not the others the rule knows of.
+    Likely,
+    /// The evidence fits this case and others: see [`Finding::alternatives`].
+    Possible,
+}
+
+impl fmt::Display for Confidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Confidence::Certain => "certain",
+            Confidence::Likely => "likely",
+            Confidence::Possible => "possible",
+        })
+    }
+}
+
 /// A diagnosis: a case, about a subject, with numbers and a fix.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
@@ -290,12 +312,34 @@ pub struct Finding {
     pub evidence: Vec<Evidence>,
     /// What to change.
     pub fix: String,
+    /// How sure the diagnosis is (`likely` unless the rule says otherwise).
+    pub confidence: Confidence,
+    /// Other cases the evidence does not exclude.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<CaseId>,
 }
 
 impl Finding {
     /// A finding with no evidence yet.
     pub fn new(case: CaseId, severity: Severity, subject: Subject, summary: impl Into<String>) -> Self {
-        Finding { case, severity, subject, summary: summary.into(), evidence: Vec::new(), fix: String::new() }
+        Finding {
+            case,
+            severity,
+            subject,
+            summary: summary.into(),
+            evidence: Vec::new(),
+            fix: String::new(),
+            confidence: Confidence::Likely,
+            alternatives: Vec::new(),
+        }
+    }
+
+    /// Sets how sure the finding is and the cases it does not exclude (builder style).
+    #[must_use]
+    pub fn with_confidence(mut self, confidence: Confidence, alternatives: &[CaseId]) -> Self {
+        self.confidence = confidence;
+        self.alternatives = alternatives.to_vec();
+        self
     }
 
     /// Adds a measure (builder style).

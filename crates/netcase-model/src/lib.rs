@@ -11,7 +11,7 @@ mod case;
 mod finding;
 
 pub use case::{CaseId, CaseIdError, Source};
-pub use finding::{Evidence, Finding, Severity, Subject};
+pub use finding::{Confidence, Evidence, Finding, Severity, Subject};
 
 /// Version of the JSON documents netcase prints (`"netcase": N` in every report).
 ///

@@ -21,6 +21,14 @@ pub fn write_findings_text<W: Write>(w: &mut W, findings: &[Finding]) -> io::Res
         for f in group {
             writeln!(w, "  [{}] {}", f.case, f.subject)?;
             writeln!(w, "    {}", f.summary)?;
+            if f.confidence == netcase_model::Confidence::Possible || !f.alternatives.is_empty() {
+                let alt: Vec<&str> = f.alternatives.iter().map(|c| c.as_str()).collect();
+                if alt.is_empty() {
+                    writeln!(w, "    how sure: {}", f.confidence)?;
+                } else {
+                    writeln!(w, "    how sure: {}; not excluded: {}", f.confidence, alt.join(", "))?;
+                }
+            }
             for e in &f.evidence {
                 writeln!(w, "      - {e}")?;
             }

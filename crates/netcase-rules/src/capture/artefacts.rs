@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use netcase_artefact::{ArtefactReport, DupCause};
 use netcase_flow::ConnSummary;
-use netcase_model::{CaseId, Evidence, Finding, Severity, Subject};
+use netcase_model::{CaseId, Confidence, Evidence, Finding, Severity, Subject};
 
 /// A capture-loss estimate needs at least this many payload bytes seen in flows whose two
 /// directions were both captured (below it, a single missed ACK is a large percentage).
@@ -179,6 +179,7 @@ impl Agg {
                      anonymised capture), so its loss analysis cannot be trusted. {}",
                     f.summary
                 );
+                f.confidence = Confidence::Possible;
                 continue;
             }
             let Some(&(missed, gaps)) = self.gaps.get(&st32) else { continue };
@@ -192,6 +193,8 @@ impl Agg {
                 f.summary
             );
             f.evidence.push(Evidence::measure("capture_missed_bytes", missed as f64, "bytes"));
+            f.confidence = Confidence::Possible;
+            f.alternatives = vec![CaseId::CaptureLoss];
         }
         if self.missed_bytes > 0 {
             let total = self.seen_bytes + self.missed_bytes;
@@ -229,7 +232,7 @@ impl Agg {
             if !withheld.is_empty() {
                 f = f.with(Evidence::text("withheld", withheld.join(", ")));
             }
-            findings.push(f.with_fix(netcase_fix(CaseId::CaptureLoss)));
+            findings.push(f.with_fix(netcase_fix(CaseId::CaptureLoss)).with_confidence(Confidence::Certain, &[]));
         }
         if let Some(facts) = facts {
             duplicates(facts, findings);
@@ -308,7 +311,7 @@ impl Agg {
             return;
         }
         f.summary = format!("{}. Neither is an error on the wire.", parts.join(". "));
-        out.push(f.with_fix(netcase_fix(CaseId::CaptureOffload)));
+        out.push(f.with_fix(netcase_fix(CaseId::CaptureOffload)).with_confidence(Confidence::Certain, &[]));
     }
 }
 
@@ -354,7 +357,7 @@ fn duplicates(facts: &CaptureFacts, out: &mut Vec<Finding>) {
     if d.unproven_kept > 0 {
         f = f.with_measure("lookalikes_kept", d.unproven_kept as f64, "count");
     }
-    out.push(f.with_fix(netcase_fix(CaseId::CaptureDuplicates)));
+    out.push(f.with_fix(netcase_fix(CaseId::CaptureDuplicates)).with_confidence(Confidence::Certain, &[]));
 }
 
 fn time(facts: &CaptureFacts, out: &mut Vec<Finding>) {
@@ -400,7 +403,8 @@ fn time(facts: &CaptureFacts, out: &mut Vec<Finding>) {
         .with_measure("active_span_s", t.span_ns as f64 / 1e9, "s")
         .with_measure("file_span_s", file_span, "s")
         .with(Evidence::frames("steps", frames))
-        .with_fix(netcase_fix(CaseId::CaptureTime)),
+        .with_fix(netcase_fix(CaseId::CaptureTime))
+        .with_confidence(Confidence::Certain, &[]),
     );
 }
 
@@ -446,5 +450,5 @@ fn fragments(facts: &CaptureFacts, out: &mut Vec<Finding>) {
             fr.incomplete_list.iter().map(|d| d.first_frame).collect(),
         ));
     }
-    out.push(f.with_fix(netcase_fix(CaseId::IpFragments)));
+    out.push(f.with_fix(netcase_fix(CaseId::IpFragments)).with_confidence(Confidence::Certain, &[]));
 }

@@ -429,8 +429,7 @@ fn syn_queue_finding(server: Endpoint, e: &Entry, span: f64) -> Finding {
     .with_measure("conns", e.conns as f64, "count")
     .with_measure("affected_pct", round(share * 100.0, 1), "%")
     .with_measure("drops_per_s", round(d.dropped_syns as f64 / span, 2), "per_s")
-    .with(Evidence::text("confidence", "likely"))
-    .with(Evidence::text("alternatives", "accept-queue-overflow"));
+    .with_confidence(netcase_model::Confidence::Likely, &[CaseId::AcceptQueueOverflow]);
     if let Some(r) = retry {
         f = f.with_measure("retry_delay_s", round(r, 3), "s");
     }
@@ -513,7 +512,6 @@ fn syn_unanswered_finding(server: Endpoint, e: &Entry, heard: bool, server_side:
     .with_measure("syns", d.unanswered_syns as f64, "count")
     .with_measure("answered_conns", e.answered as f64, "count")
     .with_measure("clients", d.clients.len() as f64, "count")
-    .with(Evidence::text("confidence", "possible"))
     .with(Evidence::text("vantage", vp))
     .with(Evidence::text("check", check));
     if let Some(r) = d.retry_s.median() {
@@ -522,7 +520,17 @@ fn syn_unanswered_finding(server: Endpoint, e: &Entry, heard: bool, server_side:
     if let Some(ev) = d.frames.evidence("retransmitted_syns") {
         f = f.with(ev);
     }
+    // The catalogue's cases among the candidates (a firewall, a dead host or a wrong address
+    // are not cases of their own).
+    let alternatives: &[CaseId] = if e.answered > 0 {
+        &[CaseId::SynQueueOverflow, CaseId::AcceptQueueOverflow, CaseId::SnatPortCollision, CaseId::NatTimestampPaws]
+    } else if heard || server.addr.is_loopback() {
+        &[CaseId::SynQueueOverflow]
+    } else {
+        &[]
+    };
     f.with_fix(format!("Run the checks that decide: {check}."))
+        .with_confidence(netcase_model::Confidence::Possible, alternatives)
 }
 
 #[cfg(test)]
@@ -631,6 +639,11 @@ mod tests {
             assert_eq!(f.measure("answered_conns"), Some(6.0));
             assert!(f.summary.contains("SNAT"), "{}", f.summary);
             assert!(f.text("check").is_some_and(|c| c.contains("ListenDrops")));
+            assert_eq!(f.confidence, netcase_model::Confidence::Possible);
+            assert!(
+                f.alternatives.contains(&CaseId::SynQueueOverflow)
+                    && f.alternatives.contains(&CaseId::SnatPortCollision)
+            );
         }
     }
 
@@ -651,6 +664,8 @@ mod tests {
         assert_eq!(f.measure("unanswered"), Some(3.0));
         assert_eq!(f.measure("syns"), Some(9.0));
         assert!(f.summary.contains("nothing at all came back"), "{}", f.summary);
+        assert_eq!(f.confidence, netcase_model::Confidence::Possible);
+        assert!(f.alternatives.is_empty(), "a silent host is no queue's doing: {:?}", f.alternatives);
         assert!(f.summary.contains("down or unreachable"), "{}", f.summary);
     }
 
