@@ -70,6 +70,35 @@ struct Slot {
     ttl: u8,
 }
 
+impl Slot {
+    /// What is remembered of frame `m`: its number and where it was captured.
+    #[inline]
+    fn of(m: &FrameMeta, data: &[u8], pkt: &Packet<'_>) -> Slot {
+        Slot {
+            frame: m.number,
+            link: link_word_fast(data, pkt),
+            iface: m.interface,
+            vlan: if pkt.link.vlan_count > 0 { pkt.link.vlans[0] | 0x8000 } else { 0 },
+            ttl: pkt.ip.as_ref().map_or(0, |i| i.ttl),
+        }
+    }
+
+    /// Why `now` repeats this frame: what differs between the two observations.
+    fn cause(&self, now: &Slot) -> DupCause {
+        if self.iface != now.iface {
+            DupCause::TwoInterfaces
+        } else if self.vlan != now.vlan {
+            DupCause::TwoVlans
+        } else if self.ttl != now.ttl {
+            DupCause::RouterHop
+        } else if self.link != now.link {
+            DupCause::TwoSegments
+        } else {
+            DupCause::SameInterface
+        }
+    }
+}
+
 /// The part of a slot every frame reads: its key (0 = empty) and time. Kept apart from the rest
 /// so the table read per frame is 64 KiB, not 192.
 #[derive(Debug, Clone, Copy, Default)]
@@ -198,6 +227,15 @@ fn mix(h: u64, v: u64) -> u64 {
     (h ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(31)
 }
 
+/// Mixes the first `max` bytes of `b` into `h`, 16 at a time.
+fn mix_bytes(mut h: u64, b: &[u8], max: usize) -> u64 {
+    for c in b.get(..b.len().min(max)).unwrap_or(&[]).chunks(16) {
+        let (x, y) = head_words(c);
+        h = mix(mix(h, x), y);
+    }
+    h
+}
+
 /// Up to 16 bytes of `b` as two words (zero-filled).
 #[inline]
 fn head_words(b: &[u8]) -> (u64, u64) {
@@ -273,12 +311,7 @@ fn addr_fold(a: IpAddr) -> u64 {
 fn frame_key(data: &[u8], pkt: &Packet<'_>) -> (u64, bool) {
     let Some(ip) = pkt.ip.as_ref() else {
         // Non-IP: the frame's bytes (editcap's way), up to 128 of them.
-        let mut h = mix(0x5EED, data.len() as u64);
-        for c in data.get(..data.len().min(128)).unwrap_or(&[]).chunks(16) {
-            let (a, b) = head_words(c);
-            h = mix(mix(h, a), b);
-        }
-        return (h, false);
+        return (mix_bytes(mix(0x5EED, data.len() as u64), data, 128), false);
     };
     let provable = matches!(ip.src, IpAddr::V4(_)) && ip.id != 0;
     if let (IpAddr::V4(src), IpAddr::V4(dst), None, Some(Transport::Tcp(ref t)), true) =
@@ -321,12 +354,7 @@ fn frame_key(data: &[u8], pkt: &Packet<'_>) -> (u64, bool) {
             let (c, d) = head_words(u.payload.get(tail..).unwrap_or(&[]));
             h = mix(mix(h, c), d);
         }
-        _ => {
-            for c in pkt.ip_payload.get(..pkt.ip_payload.len().min(64)).unwrap_or(&[]).chunks(16) {
-                let (a, b) = head_words(c);
-                h = mix(mix(h, a), b);
-            }
-        }
+        _ => h = mix_bytes(h, pkt.ip_payload, 64),
     }
     (h ^ (h >> 29), provable)
 }
@@ -407,23 +435,11 @@ impl Dedup {
                 pick = base + k;
             }
         }
-        let vlan = if pkt.link.vlan_count > 0 { pkt.link.vlans[0] | 0x8000 } else { 0 };
-        let ttl = pkt.ip.as_ref().map_or(0, |i| i.ttl);
-        let link = link_word_fast(data, pkt);
-        if let (Some(h), Some(slot)) = (hit, self.slots.get(pick)) {
+        let now = Slot::of(m, data, pkt);
+        if let (Some(h), Some(slot)) = (hit, self.slots.get(pick).copied()) {
             let delay = m.ts_ns.saturating_sub(h.ts).saturating_abs();
-            let cause = if slot.iface != m.interface {
-                DupCause::TwoInterfaces
-            } else if slot.vlan != vlan {
-                DupCause::TwoVlans
-            } else if slot.ttl != ttl {
-                DupCause::RouterHop
-            } else if slot.link != link {
-                DupCause::TwoSegments
-            } else {
-                DupCause::SameInterface
-            };
-            let s = &mut self.stats;
+            let cause = slot.cause(&now);
+            let s = &self.stats;
             let pattern = s.proven >= PATTERN_MIN_COPIES && s.proven.saturating_mul(10) >= s.provable;
             let merge = if provable {
                 delay <= WINDOW_PROVEN_NS
@@ -431,41 +447,54 @@ impl Dedup {
                 delay <= WINDOW_AMBIGUOUS_NS && (cause != DupCause::SameInterface || pattern)
             };
             if merge {
-                s.copies += 1;
-                if provable {
-                    s.proven += 1;
-                }
-                if matches!(pkt.transport, Some(Transport::Tcp(_))) {
-                    s.tcp_copies += 1;
-                }
-                if let Some(c) = s.by_cause.get_mut(cause.index()) {
-                    *c += 1;
-                }
-                s.max_delay_ns = s.max_delay_ns.max(delay);
-                self.sampling = false;
-                if s.examples.len() < 8 {
-                    s.examples.push((m.number, slot.frame, delay));
-                }
-                return Some(slot.frame);
+                return Some(self.record_copy(m, &slot, cause, delay, provable, pkt));
             }
             if delay <= WINDOW_AMBIGUOUS_NS && !provable {
-                s.unproven_kept += 1;
+                self.stats.unproven_kept += 1;
             }
         }
         if let (Some(h), Some(slot)) = (self.hot.get_mut(pick), self.slots.get_mut(pick)) {
             *h = Hot { key, ts: m.ts_ns };
-            *slot = Slot { frame: m.number, link, iface: m.interface, vlan, ttl };
+            *slot = now;
         }
         None
+    }
+
+    /// Counts `m` as a copy of `orig` and turns full checking back on; returns the original's
+    /// frame number.
+    fn record_copy(
+        &mut self,
+        m: &FrameMeta,
+        orig: &Slot,
+        cause: DupCause,
+        delay: i64,
+        provable: bool,
+        pkt: &Packet<'_>,
+    ) -> u64 {
+        let s = &mut self.stats;
+        s.copies += 1;
+        if provable {
+            s.proven += 1;
+        }
+        if matches!(pkt.transport, Some(Transport::Tcp(_))) {
+            s.tcp_copies += 1;
+        }
+        if let Some(c) = s.by_cause.get_mut(cause.index()) {
+            *c += 1;
+        }
+        s.max_delay_ns = s.max_delay_ns.max(delay);
+        if s.examples.len() < 8 {
+            s.examples.push((m.number, orig.frame, delay));
+        }
+        self.sampling = false;
+        orig.frame
     }
 
     /// While sampling: the frame against the last [`RECENT`] frames; a copy among them turns
     /// full checking back on.
     #[inline]
     fn check_recent(&mut self, m: &FrameMeta, key: u64, provable: bool, data: &[u8], pkt: &Packet<'_>) -> Option<u64> {
-        let vlan = if pkt.link.vlan_count > 0 { pkt.link.vlans[0] | 0x8000 } else { 0 };
-        let ttl = pkt.ip.as_ref().map_or(0, |i| i.ttl);
-        let link = link_word_fast(data, pkt);
+        let now = Slot::of(m, data, pkt);
         if provable {
             self.stats.provable += 1;
         }
@@ -473,36 +502,11 @@ impl Dedup {
         if let Some((h, slot)) = hit {
             let delay = m.ts_ns.saturating_sub(h.ts).saturating_abs();
             if provable && delay <= WINDOW_PROVEN_NS {
-                let cause = if slot.iface != m.interface {
-                    DupCause::TwoInterfaces
-                } else if slot.vlan != vlan {
-                    DupCause::TwoVlans
-                } else if slot.ttl != ttl {
-                    DupCause::RouterHop
-                } else if slot.link != link {
-                    DupCause::TwoSegments
-                } else {
-                    DupCause::SameInterface
-                };
-                let s = &mut self.stats;
-                s.copies += 1;
-                s.proven += 1;
-                if matches!(pkt.transport, Some(Transport::Tcp(_))) {
-                    s.tcp_copies += 1;
-                }
-                if let Some(c) = s.by_cause.get_mut(cause.index()) {
-                    *c += 1;
-                }
-                s.max_delay_ns = s.max_delay_ns.max(delay);
-                if s.examples.len() < 8 {
-                    s.examples.push((m.number, slot.frame, delay));
-                }
-                self.sampling = false;
-                return Some(slot.frame);
+                return Some(self.record_copy(m, &slot, slot.cause(&now), delay, true, pkt));
             }
         }
         if let Some(e) = self.recent.get_mut(self.recent_pos) {
-            *e = (Hot { key, ts: m.ts_ns }, Slot { frame: m.number, link, iface: m.interface, vlan, ttl });
+            *e = (Hot { key, ts: m.ts_ns }, now);
         }
         self.recent_pos = (self.recent_pos + 1) % RECENT;
         None
