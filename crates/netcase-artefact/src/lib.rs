@@ -32,6 +32,7 @@
 //!   46, the least an Ethernet frame carries) whose "payload" is all zeros carries link padding
 //!   inside its IP length, not data.
 
+use netcase_wire::checksum::{fold, ones_sum};
 use netcase_wire::{tcp_flags, Packet, Transport};
 use std::net::IpAddr;
 
@@ -645,42 +646,18 @@ pub struct Checksums {
     stats: ChecksumStats,
 }
 
-fn sum_words(mut acc: u64, b: &[u8]) -> u64 {
-    // Four bytes at a time: two 16-bit words summed in a u64 cannot overflow for any packet.
-    let mut it = b.chunks_exact(4);
-    for w in &mut it {
-        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
-    }
-    let mut rest = it.remainder().chunks_exact(2);
-    for w in &mut rest {
-        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    if let [last] = rest.remainder() {
-        acc += u64::from(u16::from_be_bytes([*last, 0]));
-    }
-    acc
-}
-
-fn fold(mut acc: u64) -> u16 {
-    // A u32 word contributes its two 16-bit halves; folding the carries gives the same sum.
-    while acc > 0xFFFF {
-        acc = (acc & 0xFFFF) + (acc >> 16);
-    }
-    acc as u16
-}
-
 /// The Internet checksum of `l4` (the whole transport segment, checksum field included) with
 /// its pseudo-header: 0xFFFF (all ones) when the checksum is right.
 pub fn transport_checksum(src: IpAddr, dst: IpAddr, proto: u8, l4: &[u8]) -> u16 {
     let mut acc = 0u64;
     for a in [src, dst] {
         acc = match a {
-            IpAddr::V4(v) => sum_words(acc, &v.octets()),
-            IpAddr::V6(v) => sum_words(acc, &v.octets()),
+            IpAddr::V4(v) => ones_sum(acc, &v.octets()),
+            IpAddr::V6(v) => ones_sum(acc, &v.octets()),
         };
     }
     acc += u64::from(proto) + l4.len() as u64;
-    fold(sum_words(acc, l4))
+    fold(ones_sum(acc, l4))
 }
 
 impl Checksums {

@@ -868,16 +868,7 @@ fn write_header(buf: &mut [u8], slot: &Slot, v6: bool, total: usize) -> Option<u
 
 /// The Internet checksum of an IPv4 header (checksum field zero).
 fn ipv4_checksum(h: &[u8; 20]) -> u16 {
-    let mut sum = 0u32;
-    for c in h.chunks_exact(2) {
-        if let &[a, b] = c {
-            sum += u32::from(u16::from_be_bytes([a, b]));
-        }
-    }
-    while sum > 0xFFFF {
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    }
-    !(sum as u16)
+    !netcase_wire::checksum::fold(netcase_wire::checksum::ones_sum(0, h))
 }
 
 #[cfg(test)]
