@@ -696,9 +696,11 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
 /// tracker (as tshark shows it on the last fragment's frame); a first fragment cut short by the
 /// snap length, which can never complete, is analysed as it is (as tshark does). Returns 1 when
 /// a DNS datagram was made whole. Kept out of line: the common path calls the tracker once.
+/// Public for the single-threaded oracle of the capture tests, which feeds fragments the same
+/// way.
 #[cold]
 #[inline(never)]
-fn fragment<S: FlowSink>(
+pub fn fragment<S: FlowSink>(
     reasm: &mut netcase_frag::Reassembler,
     tracker: &mut FlowTracker,
     sink: &mut S,

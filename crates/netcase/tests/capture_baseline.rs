@@ -79,19 +79,7 @@ fn analyse_inline(path: &Path) -> (Vec<Finding>, ProtoOutput) {
             continue;
         }
         if let Some(ip) = pkt.ip.filter(|ip| ip.fragment.is_some()) {
-            if let Some(d) = reasm.push(f.number, f.ts_ns, &pkt) {
-                let whole = netcase_wire::decode(netcase_wire::LinkType::Raw, d.bytes);
-                if let Some(netcase_wire::Transport::Udp(u)) = whole.transport {
-                    dns_whole += u64::from(u.src_port == 53 || u.dst_port == 53);
-                }
-                tracker.packet(f.number, f.ts_ns, d.bytes.len() as u32, d.bytes, &whole, &mut fan);
-            } else if ip.fragment.is_some_and(|fr| fr.offset == 0)
-                && (pkt.ip_payload.len() as u64) < u64::from(ip.payload_len)
-            {
-                let mut cut = pkt;
-                cut.ip = Some(netcase_wire::IpInfo { fragment: None, ..ip });
-                tracker.packet(f.number, f.ts_ns, f.orig_len, f.data, &cut, &mut fan);
-            }
+            dns_whole += netcase::pipeline::fragment(&mut reasm, &mut tracker, &mut fan, &f, &pkt, ip);
         }
         tracker.packet(f.number, f.ts_ns, f.orig_len, f.data, &pkt, &mut fan);
         fan.rules.packet(f.number, f.ts_ns, &pkt);
