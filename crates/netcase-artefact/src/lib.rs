@@ -26,7 +26,7 @@
 //! - **Time** ([`TimeCheck`]): steps backwards and forward gaps of an hour or more, and the
 //!   capture's duration without them.
 //! - **Checksums** ([`Checksums`]): TCP/UDP checksums verified on a sample (every frame of the
-//!   first 4,096, then one in 64), counted per source host: bad checksums on one host's own
+//!   first 512, then one in 128), counted per source host: bad checksums on one host's own
 //!   packets mean the capture was taken above a NIC that computes them (offload).
 //! - **Padding** ([`strip_padding`]): a pure ACK in a minimum-size IPv4 packet (total length
 //!   46, the least an Ethernet frame carries) whose "payload" is all zeros carries link padding
@@ -53,8 +53,8 @@ const SLOTS: usize = 4096;
 pub const WINDOW_PROVEN_NS: i64 = 500_000_000;
 /// A copy that only the link layer or the capture's pattern vouches for: this long.
 pub const WINDOW_AMBIGUOUS_NS: i64 = 200_000_000;
-/// Frames without a single copy after which the detector samples one key in eight (a clean
-/// capture then costs an eighth of the lookups; the first copy found turns full checking on).
+/// Frames without a single copy after which the detector samples one IPv4 TCP/UDP packet in sixteen (a clean
+/// capture then costs a sixteenth of the table lookups; the first copy found turns full checking on).
 pub const CLEAN_FRAMES: u64 = 8_192;
 /// How many of the latest frames are compared with every frame while sampling (copies from
 /// `any` or a SPAN port come right after their original).
@@ -209,10 +209,13 @@ impl DupStats {
 pub struct Dedup {
     hot: Box<[Hot]>,
     slots: Box<[Slot]>,
-    /// After [`CLEAN_FRAMES`] frames without a copy, one key in eight is looked up in the
-    /// table; the others only among the last [`RECENT`] frames.
+    /// After [`CLEAN_FRAMES`] frames without a copy, one IPv4 TCP segment or UDP datagram in
+    /// sixteen is looked up in the table; the others only among the last [`RECENT`] frames.
     sampling: bool,
-    recent: [(Hot, Slot); RECENT],
+    /// While sampling: the last [`RECENT`] unsampled frames' [`sample_key`]s, and their times
+    /// and link facts.
+    recent_keys: [u64; RECENT],
+    recent: [(i64, Slot); RECENT],
     recent_pos: usize,
     stats: DupStats,
 }
@@ -366,8 +369,10 @@ fn frame_key(data: &[u8], pkt: &Packet<'_>) -> (u64, bool) {
 fn link_word_fast(data: &[u8], pkt: &Packet<'_>) -> u64 {
     if pkt.link.dst_mac.is_some() {
         if let Some(b) = data.get(..12) {
-            let w = |i: usize| b.get(i..i + 4).and_then(|x| x.try_into().ok()).map_or(0, u32::from_le_bytes);
-            return u64::from(w(0)) ^ (u64::from(w(4)) << 21) ^ (u64::from(w(8)) << 42);
+            let (x, y) = b.split_at(8);
+            let x = u64::from_le_bytes(x.try_into().unwrap_or([0; 8]));
+            let y = u64::from(u32::from_le_bytes(y.try_into().unwrap_or([0; 4])));
+            return x ^ y.rotate_left(37);
         }
     }
     link_word(pkt)
@@ -385,7 +390,8 @@ impl Dedup {
             hot: vec![Hot::default(); SLOTS].into_boxed_slice(),
             slots: vec![Slot::default(); SLOTS].into_boxed_slice(),
             sampling: false,
-            recent: [(Hot::default(), Slot::default()); RECENT],
+            recent_keys: [0; RECENT],
+            recent: [(0, Slot::default()); RECENT],
             recent_pos: 0,
             stats: DupStats::default(),
         }
@@ -398,19 +404,31 @@ impl Dedup {
 
     /// `Some(original frame)` when this frame is a copy of an earlier one and should be left
     /// out of the analysis; `None` otherwise (the frame is remembered).
-    #[inline]
+    ///
+    /// After a long clean stretch the detector samples: an IPv4 TCP segment with an ID is
+    /// looked up in the table only when its ID and transport header — which every copy shares —
+    /// falls in one sixteenth of the key space, so a duplicating capture still shows within a few
+    /// copies, and then every frame is checked again. The others are compared with the last
+    /// [`RECENT`] frames only (where the copies of a capture on `any` or of a SPAN port land).
+    #[inline(always)]
     pub fn check(&mut self, m: &FrameMeta, data: &[u8], pkt: &Packet<'_>) -> Option<u64> {
-        let (key, provable) = fast_key(data, pkt).unwrap_or_else(|| frame_key(data, pkt));
         self.stats.checked += 1;
-        // A long clean stretch: look at one key in eight until a copy shows (copies share the
-        // key, so a duplicating capture shows within a few copies), then at every frame again.
-        if self.sampling && key >> 61 != 0 {
-            // Not a sampled key: only the last few frames are compared (where the copies of a
-            // capture on `any` or of a SPAN port land).
-            return self.check_recent(m, key | 1, provable, data, pkt);
-        } else if !self.sampling && self.stats.copies == 0 && self.stats.checked >= CLEAN_FRAMES {
+        if self.sampling {
+            if let Some(k) = sample_key(pkt) {
+                if k >> 60 != 0 {
+                    return self.check_recent(m, k, data, pkt);
+                }
+            }
+        } else if self.stats.copies == 0 && self.stats.checked >= CLEAN_FRAMES {
             self.sampling = true;
         }
+        self.check_table(m, data, pkt)
+    }
+
+    /// The frame against the table of recent frames' keys (see [`check`](Self::check)).
+    #[inline(never)]
+    fn check_table(&mut self, m: &FrameMeta, data: &[u8], pkt: &Packet<'_>) -> Option<u64> {
+        let (key, provable) = fast_key(data, pkt).unwrap_or_else(|| frame_key(data, pkt));
         if provable {
             self.stats.provable += 1;
         }
@@ -491,27 +509,53 @@ impl Dedup {
         orig.frame
     }
 
-    /// While sampling: the frame against the last [`RECENT`] frames; a copy among them turns
-    /// full checking back on.
-    #[inline]
-    fn check_recent(&mut self, m: &FrameMeta, key: u64, provable: bool, data: &[u8], pkt: &Packet<'_>) -> Option<u64> {
-        let now = Slot::of(m, data, pkt);
-        if provable {
-            self.stats.provable += 1;
-        }
-        let hit = self.recent.iter().find(|(h, _)| h.key == key).copied();
-        if let Some((h, slot)) = hit {
-            let delay = m.ts_ns.saturating_sub(h.ts).saturating_abs();
-            if provable && delay <= WINDOW_PROVEN_NS {
-                return Some(self.record_copy(m, &slot, slot.cause(&now), delay, true, pkt));
+    /// While sampling: an IPv4 TCP/UDP packet with an ID (which proves a copy) against the last
+    /// [`RECENT`] such frames, by its [`sample_key`]; a copy among them turns full checking
+    /// back on.
+    #[inline(always)]
+    fn check_recent(&mut self, m: &FrameMeta, key: u64, data: &[u8], pkt: &Packet<'_>) -> Option<u64> {
+        self.stats.provable += 1;
+        if let Some(i) = self.recent_keys.iter().position(|&k| k == key) {
+            if let Some((ts, slot)) = self.recent.get(i).copied() {
+                let delay = m.ts_ns.saturating_sub(ts).saturating_abs();
+                if delay <= WINDOW_PROVEN_NS {
+                    let now = Slot::of(m, data, pkt);
+                    return Some(self.record_copy(m, &slot, slot.cause(&now), delay, true, pkt));
+                }
             }
         }
-        if let Some(e) = self.recent.get_mut(self.recent_pos) {
-            *e = (Hot { key, ts: m.ts_ns }, now);
+        let pos = self.recent_pos % RECENT;
+        if let (Some(k), Some(e)) = (self.recent_keys.get_mut(pos), self.recent.get_mut(pos)) {
+            *k = key;
+            *e = (m.ts_ns, Slot::of(m, data, pkt));
         }
-        self.recent_pos = (self.recent_pos + 1) % RECENT;
+        self.recent_pos = pos + 1;
         None
     }
+}
+
+/// While sampling, what selects and matches an IPv4 TCP segment or UDP datagram with a
+/// non-zero ID: its ID with the TCP seq, ack, flags and length, or the UDP ports and length
+/// (all shared by a copy; a resend has a new ID). `None` for other frames, which are always
+/// looked up in the table.
+#[inline(always)]
+fn sample_key(pkt: &Packet<'_>) -> Option<u64> {
+    let ip = pkt.ip.as_ref()?;
+    if ip.id == 0 || ip.fragment.is_some() || !ip.src.is_ipv4() {
+        return None;
+    }
+    let (a, b) = match pkt.transport.as_ref()? {
+        Transport::Tcp(t) => (
+            (u64::from(ip.id) << 48) | (u64::from(t.flags) << 32) | u64::from(t.seq),
+            u64::from(t.ack) | (u64::from(t.len) << 32),
+        ),
+        Transport::Udp(u) => (
+            (u64::from(ip.id) << 48) | (1 << 47) | (u64::from(u.src_port) << 16) | u64::from(u.dst_port),
+            u64::from(u.length),
+        ),
+        _ => return None,
+    };
+    Some(mix(a, b) | 1)
 }
 
 /// A forward gap of at least this much is a jump (merged files, a clock step, or a capture
@@ -557,50 +601,68 @@ impl TimeStats {
 #[derive(Debug)]
 pub struct TimeCheck {
     stats: TimeStats,
+    /// The previous frame's time (valid once `started`).
+    last: i64,
+    started: bool,
     min: i64,
     max: i64,
 }
 
 impl Default for TimeCheck {
     fn default() -> Self {
-        TimeCheck { stats: TimeStats::default(), min: i64::MAX, max: i64::MIN }
+        TimeCheck { stats: TimeStats::default(), last: 0, started: false, min: i64::MAX, max: i64::MIN }
     }
 }
 
 impl TimeCheck {
-    /// Looks at one frame's time.
-    #[inline]
+    /// Looks at one frame's time. The common case (a step forward of less than an hour) is
+    /// one comparison; everything else is out of line.
+    #[inline(always)]
     pub fn frame(&mut self, number: u64, ts: i64) {
+        let d = ts.saturating_sub(self.last);
+        if self.started && (0..JUMP_NS).contains(&d) {
+            self.stats.span_ns = self.stats.span_ns.saturating_add(d);
+            self.max = self.max.max(ts);
+            self.last = ts;
+        } else {
+            self.unusual(number, ts, d);
+        }
+    }
+
+    /// The first frame, a step backwards or a jump.
+    #[cold]
+    #[inline(never)]
+    fn unusual(&mut self, number: u64, ts: i64, d: i64) {
         let s = &mut self.stats;
-        if let Some(prev) = s.last_ns {
-            let d = ts.saturating_sub(prev);
-            if d < 0 {
-                s.backwards += 1;
-                s.max_backwards_ns = s.max_backwards_ns.max(d.saturating_neg());
-                if d < -BACKSTEP_NOTABLE_NS {
-                    s.backwards_notable += 1;
-                    if s.examples.len() < 8 {
-                        s.examples.push((number, d));
-                    }
-                }
-            } else if d >= JUMP_NS {
-                s.jumps += 1;
+        if !self.started {
+            self.started = true;
+            s.first_ns = Some(ts);
+        } else if d < 0 {
+            s.backwards += 1;
+            s.max_backwards_ns = s.max_backwards_ns.max(d.saturating_neg());
+            if d < -BACKSTEP_NOTABLE_NS {
+                s.backwards_notable += 1;
                 if s.examples.len() < 8 {
                     s.examples.push((number, d));
                 }
-            } else {
-                s.span_ns = s.span_ns.saturating_add(d);
             }
         } else {
-            s.first_ns = Some(ts);
+            s.jumps += 1;
+            if s.examples.len() < 8 {
+                s.examples.push((number, d));
+            }
         }
-        s.last_ns = Some(ts);
+        self.last = ts;
         self.min = self.min.min(ts);
         self.max = self.max.max(ts);
     }
+
     /// What was seen.
     pub fn stats(&self) -> TimeStats {
         let mut s = self.stats.clone();
+        if self.started {
+            s.last_ns = Some(self.last);
+        }
         if self.min <= self.max {
             s.min_ns = Some(self.min);
             s.max_ns = Some(self.max);
@@ -662,13 +724,18 @@ pub fn transport_checksum(src: IpAddr, dst: IpAddr, proto: u8, l4: &[u8]) -> u16
 
 impl Checksums {
     /// Verifies this frame's transport checksum if it falls in the sample.
-    #[inline]
+    #[inline(always)]
     pub fn frame(&mut self, number: u64, pkt: &Packet<'_>) {
         // The sample is taken over all frames, before anything else is read.
         self.seen += 1;
-        if self.seen > CSUM_ALL_FIRST && !self.seen.is_multiple_of(CSUM_EVERY) {
-            return;
+        if self.seen <= CSUM_ALL_FIRST || self.seen.is_multiple_of(CSUM_EVERY) {
+            self.verify(number, pkt);
         }
+    }
+
+    /// Verifies one frame of the sample.
+    #[inline(never)]
+    fn verify(&mut self, number: u64, pkt: &Packet<'_>) {
         let Some(ip) = pkt.ip.as_ref() else { return };
         if ip.fragment.is_some() || !matches!(ip.proto, 6 | 17) {
             return;
@@ -772,7 +839,7 @@ impl Artefacts {
 
     /// Looks at one decoded frame. Returns `Some(original)` when the frame is a copy that the
     /// analysis should skip; otherwise strips link padding from `pkt` if it has some.
-    #[inline]
+    #[inline(always)]
     pub fn frame(&mut self, m: &FrameMeta, data: &[u8], pkt: &mut Packet<'_>) -> Option<u64> {
         self.time.frame(m.number, m.ts_ns);
         if let Some(orig) = self.dedup.check(m, data, pkt) {

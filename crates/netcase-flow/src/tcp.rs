@@ -613,15 +613,16 @@ impl Conn {
         if seglen > 0 && fwd.n_holes > 0 {
             fwd.fill_holes(seq, seq.wrapping_add(seglen));
         }
-        if fwd.nextseq != 0 && seq_gt(seq, fwd.nextseq) && tflags & RST == 0 {
+        // (A hole before this segment is what the reference flags as a lost segment.)
+        if r.flags.intersects(F::LOST_SEGMENT) {
             let start = fwd.nextseq;
             fwd.add_hole(start, seq, false);
         }
-        if tflags & ACK != 0 && rev.nextseq != 0 {
+        if tflags & ACK != 0 {
             if rev.n_holes > 0 {
                 rev.ack_holes(ack);
             }
-            if seq_gt(ack, rev.nextseq) {
+            if seq_gt(ack, rev.nextseq) && rev.nextseq != 0 {
                 let start = rev.nextseq;
                 rev.add_hole(start, ack, true);
             }

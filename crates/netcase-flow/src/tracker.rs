@@ -89,6 +89,9 @@ pub struct FlowTracker {
     cfg: FlowConfig,
     acfg: AnalysisCfg,
     tcp_index: FxMap<FlowKey, u32>,
+    /// The connection of the last TCP frame: the next frame is often of the same one (a
+    /// burst, or data and its ACK), which then costs one key comparison instead of a lookup.
+    last_tcp: Option<(FlowKey, u32)>,
     conns: Vec<Conn>,
     free: Vec<u32>,
     /// Evicted 4-tuples → slot in `tombs`.
@@ -123,6 +126,7 @@ impl FlowTracker {
             cfg,
             acfg: AnalysisCfg { max_unacked: cfg.max_unacked_segments },
             tcp_index: FxMap::with_capacity_and_hasher(1024, FxBuild),
+            last_tcp: None,
             conns: Vec::with_capacity(1024),
             free: Vec::new(),
             remembered: FxMap::with_hasher(FxBuild),
@@ -304,6 +308,7 @@ impl FlowTracker {
             (self.conns.len() - 1) as u32
         };
         self.tcp_index.insert(key, idx);
+        self.last_tcp = Some((key, idx));
         self.stats.tcp_peak_active = self.stats.tcp_peak_active.max(self.tcp_index.len());
         idx
     }
@@ -319,7 +324,13 @@ impl FlowTracker {
         ts: i64,
         syn_seq: Option<u32>,
     ) -> (u32, bool) {
+        if let Some((k, i)) = self.last_tcp {
+            if k == key {
+                return (i, false);
+            }
+        }
         if let Some(&i) = self.tcp_index.get(&key) {
+            self.last_tcp = Some((key, i));
             return (i, false);
         }
         if let Some(slot) = self.remembered.remove(&key) {
@@ -769,15 +780,25 @@ impl FlowTracker {
         if self.tcp_index.get(&key) == Some(&idx) {
             self.tcp_index.remove(&key);
         }
+        if self.last_tcp.is_some_and(|(_, i)| i == idx) {
+            self.last_tcp = None;
+        }
         self.free.push(idx);
         sink.closed(&summary);
     }
 
+    #[inline(always)]
     fn maybe_sweep<S: FlowSink + ?Sized>(&mut self, now: i64, sink: &mut S) {
         let last = *self.last_sweep.get_or_insert(now);
-        if now.saturating_sub(last) < self.cfg.sweep_interval_ns {
-            return;
+        if now.saturating_sub(last) >= self.cfg.sweep_interval_ns {
+            self.sweep(now, sink);
         }
+    }
+
+    /// Evicts the flows idle past their timeout (see [`maybe_sweep`](Self::maybe_sweep)).
+    #[cold]
+    #[inline(never)]
+    fn sweep<S: FlowSink + ?Sized>(&mut self, now: i64, sink: &mut S) {
         self.last_sweep = Some(now);
         let mut victims: Vec<(u32, u32)> = Vec::new();
         for &i in self.tcp_index.values() {
