@@ -414,21 +414,36 @@ impl Dedup {
     pub fn check(&mut self, m: &FrameMeta, data: &[u8], pkt: &Packet<'_>) -> Option<u64> {
         self.stats.checked += 1;
         if self.sampling {
-            if let Some(k) = sample_key(pkt) {
-                if k >> 60 != 0 {
-                    return self.check_recent(m, k, data, pkt);
-                }
+            match sample_key(pkt) {
+                Some(k) if k >> 60 != 0 => return self.check_recent(m, k, data, pkt),
+                Some(_) => {}
+                // Frames that cannot prove a copy by themselves (no IPv4 ID, not TCP/UDP):
+                // one key in sixteen too, chosen by the frame's own key.
+                None => return self.check_other(m, data, pkt),
             }
         } else if self.stats.copies == 0 && self.stats.checked >= CLEAN_FRAMES {
             self.sampling = true;
         }
-        self.check_table(m, data, pkt)
+        let (key, provable) = fast_key(data, pkt).unwrap_or_else(|| frame_key(data, pkt));
+        self.check_table(m, data, pkt, key, provable)
+    }
+
+    /// While sampling, a frame without a [`sample_key`]: looked up when its key is sampled.
+    #[inline(never)]
+    fn check_other(&mut self, m: &FrameMeta, data: &[u8], pkt: &Packet<'_>) -> Option<u64> {
+        let (key, provable) = frame_key(data, pkt);
+        if key >> 60 != 0 {
+            if provable {
+                self.stats.provable += 1;
+            }
+            return None;
+        }
+        self.check_table(m, data, pkt, key, provable)
     }
 
     /// The frame against the table of recent frames' keys (see [`check`](Self::check)).
     #[inline(never)]
-    fn check_table(&mut self, m: &FrameMeta, data: &[u8], pkt: &Packet<'_>) -> Option<u64> {
-        let (key, provable) = fast_key(data, pkt).unwrap_or_else(|| frame_key(data, pkt));
+    fn check_table(&mut self, m: &FrameMeta, data: &[u8], pkt: &Packet<'_>, key: u64, provable: bool) -> Option<u64> {
         if provable {
             self.stats.provable += 1;
         }

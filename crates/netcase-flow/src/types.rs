@@ -196,9 +196,12 @@ pub struct DirTotals {
     /// The largest TCP payload in one frame (above the peer's MSS: segmentation offload).
     pub max_segment: u32,
     /// Payload bytes the peer acknowledged that the capture never showed (capture loss, the
-    /// way Zeek's `missed_bytes` counts it: gaps the receiver ACKed).
+    /// way Zeek's `missed_bytes` counts it: gaps the receiver ACKed). Left out of the JSON
+    /// when 0, as are `missed_gaps`.
+    #[serde(skip_serializing_if = "is_zero_u64")]
     pub missed_bytes: u64,
     /// How many such gaps.
+    #[serde(skip_serializing_if = "is_zero_u32")]
     pub missed_gaps: u32,
 }
 
@@ -371,4 +374,14 @@ impl<S: FlowSink + ?Sized> FlowSink for &mut S {
     fn udp_closed(&mut self, u: &UdpSummary) {
         (**self).udp_closed(u)
     }
+}
+
+/// For `skip_serializing_if`.
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+/// For `skip_serializing_if`.
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
 }
