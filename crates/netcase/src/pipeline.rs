@@ -235,7 +235,7 @@ impl Buf for SideBatch {
 }
 
 const SIDE_MSGS: usize = 1024;
-const _: () = assert!(std::mem::size_of::<Msg>() <= 168, "side messages grew: keep them small");
+const _: () = assert!(std::mem::size_of::<Msg>() <= 176, "side messages grew: keep them small");
 const SIDE_RECORDS: usize = 256;
 
 /// Runs on the side thread: the capture rules see every message, the flow records writer

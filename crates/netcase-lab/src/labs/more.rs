@@ -403,6 +403,10 @@ pub fn iptables_redirect_hijack(ctx: &mut Ctx<'_>) -> Result<()> {
     }
     ctx.snapshot(&p.c);
     ctx.expect(p.src(End::Client), "to_port", 15001.0, "port", Tol::Abs(0.0));
+    // The capture (on every interface of the client's namespace, `lo` included) shows each SYN
+    // going to the sidecar and its SYN/ACK coming back as 10.x:80.
+    ctx.expect(Src::Capture, "to_port", 15001.0, "port", Tol::Abs(0.0));
+    ctx.expect(Src::Capture, "count", N as f64, "count", Tol::Abs(0.0));
     Ok(())
 }
 

@@ -421,6 +421,9 @@ pub fn close_wait_leak(ctx: &mut Ctx<'_>) -> Result<()> {
     std::thread::sleep(Duration::from_millis(300));
     let cw = ns::count_state(&p.s, TcpState::CloseWait, PORT)?;
     ctx.snapshot(&p.s);
+    // Held long enough for the capture to show it (a process closes within milliseconds of
+    // end-of-file; the capture rule counts a FIN left unanswered for a second or more).
+    std::thread::sleep(Duration::from_millis(1200));
     drop(held);
     if control {
         ctx.fact(format!("server closed every connection; CLOSE_WAIT {cw}"), cw == 0);
@@ -431,6 +434,8 @@ pub fn close_wait_leak(ctx: &mut Ctx<'_>) -> Result<()> {
         );
     }
     ctx.expect(p.src(End::Server), "count", N as f64, "count", Tol::Abs(0.0));
+    // The capture: every client FIN acknowledged, the server's FIN only when the process let go.
+    ctx.expect(Src::Capture, "count", N as f64, "count", Tol::Abs(0.0));
     Ok(())
 }
 

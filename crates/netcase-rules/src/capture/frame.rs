@@ -45,6 +45,8 @@ pub struct RuleFrame {
     pub ack: u32,
     /// Raw acknowledgement number.
     pub ack_raw: u32,
+    /// Raw sequence number.
+    pub seq_raw: u32,
     /// Segment length (`tcp.len`).
     pub len: u32,
     /// Window after scaling.
@@ -83,6 +85,7 @@ impl RuleFrame {
             seq: f.seq,
             ack: f.ack,
             ack_raw: f.ack_raw,
+            seq_raw: f.seq_raw,
             len: f.len,
             calc_window: f.calc_window,
             dupack_num: f.dupack_num,

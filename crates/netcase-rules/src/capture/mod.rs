@@ -20,9 +20,11 @@ use netcase_wire::Packet;
 
 mod artefacts;
 mod client_timeout;
+mod close_wait_leak;
 mod dupack;
 mod frame;
 mod ip_conflict;
+mod iptables_redirect_hijack;
 mod keepalive_race;
 mod keepalive_settings;
 mod linger_zero_rst;
@@ -284,6 +286,7 @@ impl Flow {
             zw: Default::default(),
             ng: Default::default(),
             ks: Default::default(),
+            cw: Default::default(),
         }
     }
 }
@@ -304,6 +307,7 @@ struct Flow {
     zw: zero_window::State,
     ng: nagle::State,
     ks: keepalive_settings::State,
+    cw: close_wait_leak::State,
 }
 
 /// The capture rules: per-connection state plus per-case aggregates. Feed it as a
@@ -332,6 +336,8 @@ pub struct CaptureRules {
     ng: nagle::Agg,
     ut: udp_truncation::Agg,
     ks: keepalive_settings::Agg,
+    cw: close_wait_leak::Agg,
+    rd: iptables_redirect_hijack::Agg,
     ca: artefacts::Agg,
     facts: Option<CaptureFacts>,
 }
@@ -414,6 +420,8 @@ impl CaptureRules {
             ng: Default::default(),
             ut: Default::default(),
             ks: Default::default(),
+            cw: Default::default(),
+            rd: Default::default(),
             ca: Default::default(),
             facts: None,
         }
@@ -479,6 +487,8 @@ impl CaptureRules {
         self.ng.finish(&mut out);
         self.ut.finish(&mut out);
         self.ks.finish(&mut out);
+        self.cw.finish(self.facts.as_ref().is_some_and(|f| f.artefacts.time.distorted()), &mut out);
+        self.rd.finish(&mut out);
         // Last: capture loss qualifies the findings above.
         self.ca.finish(self.facts.as_ref(), &mut out);
         Finding::sort(&mut out);
@@ -534,6 +544,7 @@ impl CaptureRules {
         self.zw.closed(&fl.zw, c);
         self.ng.closed(&fl.ng, c);
         self.ks.closed(&fl.ks, c);
+        self.cw.closed(&fl.cw, c);
     }
 }
 
@@ -557,6 +568,8 @@ impl CaptureRules {
         fl.zw.frame(c, f);
         fl.ng.frame(&mut self.ng, c, f);
         fl.ks.frame(c, f);
+        fl.cw.frame(c, f);
+        self.rd.frame(f);
         fl.c.update(f);
     }
 }
