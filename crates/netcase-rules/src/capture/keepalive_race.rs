@@ -4,7 +4,7 @@
 
 use netcase_flow::{AnalysisFlags as AF, Endpoint};
 use netcase_model::{CaseId, Evidence, Finding, Severity};
-use netcase_wire::tcp_flags::{FIN, RST};
+use netcase_wire::tcp_flags::{ACK, FIN, RST};
 
 use super::util::{pl, round, secs, seq_gt, sorted, FastMap, FlowGroup, FrameSample, Samples};
 use super::RuleFrame;
@@ -33,9 +33,17 @@ pub(super) struct State {
     race: Option<u64>,
     /// The server's RST after it: frame.
     lost: Option<u64>,
+    /// The server closed by RST, not FIN.
+    by_rst: bool,
 }
 
 impl State {
+    /// The server reset an idle connection while a request was on its way (this case, not an
+    /// SO_LINGER abort).
+    pub(super) fn idle_reset_race(&self) -> bool {
+        self.by_rst && self.lost.is_some()
+    }
+
     #[inline]
     pub(super) fn frame(&mut self, c: &Common, f: &RuleFrame) {
         let from_client = f.side == c.client;
@@ -53,14 +61,26 @@ impl State {
             }
             return;
         }
-        if f.tcp_flags & FIN != 0 && !c.closing() {
+        // The server's close of an idle connection: a FIN, or a RST (an idle timer that
+        // aborts, SO_LINGER 0, a middlebox's session timeout) — the same race for a request.
+        let rst_close = f.tcp_flags & RST != 0 && self.server_fin.is_none() && !c.closing();
+        if (f.tcp_flags & FIN != 0 || rst_close) && !c.closing() {
             self.server_fin = Some((f.ts_ns, f.frame));
+            self.by_rst = rst_close;
             let mut last = c.last_data_ts[0].max(c.last_data_ts[1]);
             // A request in flight that the FIN does not acknowledge crossed it; the server was
             // idle since the data before that request.
             let ci = c.client.index();
+            let si = c.client.other().index();
             if let Some((fr, seq, before)) = self.burst {
-                if c.sent_data[ci] && seq_gt(c.nxt[ci], f.ack) && !seq_gt(f.ack, seq) {
+                // Not acknowledged by the close (a RST without ACK acknowledges nothing: then
+                // the request is unanswered when the server sent nothing since it came).
+                let unacked = if f.tcp_flags & ACK != 0 {
+                    seq_gt(c.nxt[ci], f.ack) && !seq_gt(f.ack, seq)
+                } else {
+                    rst_close && c.last_data_ts[si] <= before
+                };
+                if c.sent_data[ci] && unacked {
                     self.race = Some(fr);
                     last = before;
                 }
@@ -68,6 +88,11 @@ impl State {
             if c.sent_data.iter().any(|x| *x) && last > 0 {
                 self.idle_close_ns = Some(f.ts_ns - last);
             }
+            if rst_close && self.race.is_some() {
+                // The reset itself killed the request in flight.
+                self.lost = Some(f.frame);
+            }
+            return;
         }
         if f.tcp_flags & RST != 0 && self.race.is_some() && self.lost.is_none() && self.server_fin.is_some() {
             self.lost = Some(f.frame);
@@ -81,6 +106,8 @@ struct Entry {
     idle_s: Samples,
     races: u64,
     lost: u64,
+    /// Closes by RST rather than FIN.
+    rst_closes: u64,
     frames: FrameSample,
 }
 
@@ -97,6 +124,9 @@ impl Agg {
         let e = self.by_server.entry(c.server()).or_default();
         if let Some(i) = st.idle_close_ns {
             e.idle_s.push(secs(i.max(0)));
+        }
+        if st.by_rst {
+            e.rst_closes += 1;
         }
         // A race is with an *idle* close: a server that closes right after speaking (a
         // protocol-level goodbye) is not timing out idle connections.
@@ -119,16 +149,17 @@ impl Agg {
             }
             let sev = if e.lost >= ERROR_LOST { Severity::Error } else { Severity::Warning };
             let idle = e.idle_s.median();
+            let how = if e.rst_closes > 0 { format!(", {} of them by RST", e.rst_closes) } else { String::new() };
             let idle_txt = idle.map_or_else(String::new, |i| {
-                format!(" It closes idle connections after {i:.2} s ({} closes seen).", e.idle_s.len())
+                format!(" It closes idle connections after {i:.2} s ({} closes seen{how}).", e.idle_s.len())
             });
             let mut f = Finding::new(
                 CaseId::KeepaliveRace502,
                 sev,
                 e.group.subject("tcp", server),
                 format!(
-                    "{server} closed keep-alive connections while requests were on their way: {} crossed its FIN and \
-                     {} answered by RST (lost; a proxy reports 502).{idle_txt}",
+                    "{server} closed keep-alive connections while requests were on their way: {} crossed its close \
+                     (FIN or RST) and {} answered by RST (lost; a proxy reports 502).{idle_txt}",
                     pl(e.races, "request", "requests"),
                     pl(e.lost, "was", "were"),
                 ),
@@ -136,7 +167,8 @@ impl Agg {
             .with_measure("count", e.lost as f64, "count")
             .with_measure("requests_lost", e.lost as f64, "count")
             .with_measure("races", e.races as f64, "count")
-            .with_measure("server_closes", e.idle_s.len() as f64, "count");
+            .with_measure("server_closes", e.idle_s.len() as f64, "count")
+            .with_measure("server_resets", e.rst_closes as f64, "count");
             if let Some(i) = idle {
                 let share = e.idle_s.share_near(i, (i * CLUSTER_REL).max(CLUSTER_ABS_S));
                 f = f.with_measure("idle_timeout_s", round(i, 3), "s").with_measure(
@@ -201,6 +233,41 @@ mod tests {
         assert_eq!(f.measure("requests_lost"), Some(3.0));
         assert!((f.measure("idle_timeout_s").unwrap() - 5.0).abs() < 0.01);
         assert_eq!(f.measure("server_closes"), Some(6.0));
+    }
+
+    /// A server (or a middlebox in front of it) that resets connections idle for 5 s: the
+    /// requests sent just before the reset die with it.
+    #[test]
+    fn idle_reset_that_kills_requests_is_the_race() {
+        let mut s = Script::new();
+        for i in 0..6u16 {
+            let t0 = f64::from(i) * 10.0;
+            let mut c = s.conn(42000 + i, 8080);
+            c.handshake(t0);
+            c.client_data(t0 + 0.01, 200);
+            c.server_data(t0 + 0.02, 500);
+            c.client_ack(t0 + 0.0205);
+            if i % 2 == 0 {
+                c.client_data(t0 + 5.0199, 200);
+                let saved = c.c.nxt;
+                c.c.nxt = c.c.nxt.wrapping_sub(200);
+                c.server_rst(t0 + 5.02);
+                c.c.nxt = saved;
+            } else {
+                c.server_rst(t0 + 5.02);
+            }
+        }
+        let all = s.run();
+        let f = one(&all, CaseId::KeepaliveRace502);
+        assert_eq!(f.measure("requests_lost"), Some(3.0));
+        assert_eq!(f.measure("server_resets"), Some(6.0));
+        assert!((f.measure("idle_timeout_s").unwrap() - 5.0).abs() < 0.01);
+        assert_eq!(f.severity, netcase_model::Severity::Warning);
+        // The resets that killed requests are this race, not SO_LINGER aborts; the other three
+        // (nothing in flight) stay an info.
+        let l = one(&all, CaseId::LingerZeroRst);
+        assert_eq!(l.measure("count"), Some(3.0));
+        assert_eq!(l.severity, netcase_model::Severity::Info);
     }
 
     #[test]

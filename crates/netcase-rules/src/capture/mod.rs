@@ -527,7 +527,9 @@ impl CaptureRules {
 
     fn fold(&mut self, fl: &Flow, s: Option<&ConnSummary>) {
         let c = &fl.c;
-        let accept_rst = fl.qo.rst_after_ack.is_some();
+        // A RST explained by another case is not an SO_LINGER abort: the accept queue's
+        // overflow (abort_on_overflow), or a server's idle reset that a request crossed.
+        let accept_rst = fl.qo.rst_after_ack.is_some() || fl.kr.idle_reset_race();
         // SYN drops against TSval direction: PAWS (nat_paws) drops only backwards SYNs.
         let syn_dropped = fl.qo.syn_dropped(c);
         let backwards = fl.np.went_backwards();
