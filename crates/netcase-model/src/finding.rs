@@ -379,6 +379,19 @@ impl Finding {
         })
     }
 
+    /// The severity policy, then [`Finding::sort`]: an error is for a finding whose cause is
+    /// certain ([`Confidence::Certain`]); one that is only likely or possible is a warning,
+    /// however large its numbers (the alternatives it did not exclude may be the cause). Every
+    /// rule set ends with this.
+    pub fn settle(findings: &mut [Finding]) {
+        for f in findings.iter_mut() {
+            if f.severity == Severity::Error && f.confidence != Confidence::Certain {
+                f.severity = Severity::Warning;
+            }
+        }
+        Self::sort(findings);
+    }
+
     /// Sorts findings deterministically: severity (worst first), case, subject, summary.
     pub fn sort(findings: &mut [Finding]) {
         findings.sort_by(|a, b| {

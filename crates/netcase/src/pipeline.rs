@@ -663,7 +663,7 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
             }),
             (p, _) => run_rules(taken(), p),
         };
-        Finding::sort(&mut findings);
+        Finding::settle(&mut findings);
         if profiling() {
             eprintln!(
                 "profile: tracker.finish {t_fin:?}, side joined {t_side:?}, proto joined {t_proto:?}, rules done {:?}; peak RSS at loop end {hwm_loop} KiB, at the end {} KiB",

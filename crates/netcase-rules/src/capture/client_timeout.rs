@@ -179,7 +179,9 @@ impl Agg {
             if let Some(ev) = e.frames.evidence("frames") {
                 f = f.with(ev);
             }
-            out.push(f.with_fix(match e.late_s.max() {
+            // What the capture shows happened (requests answered after the client gave up, or
+            // lost to an idle close): observed, not inferred.
+            out.push(f.with_confidence(netcase_model::Confidence::Certain, &[]).with_fix(match e.late_s.max() {
                 Some(m) => format!(
                     "Raise the client's timeout above the server's real latency (the server answered after up to \
                      {m:.2} s), or make the server answer within {t:.1} s; the client holds FIN_WAIT2 and the server \

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use netcase_model::{CaseId, Evidence, Finding, Severity, Subject};
+use netcase_model::{CaseId, Confidence, Evidence, Finding, Severity, Subject};
 use netcase_wire::tcp_flags::{ACK, RST, SYN};
 use netcase_wire::{Packet, Transport};
 
@@ -194,7 +194,11 @@ impl Agg {
             if let Some(ev) = frames.evidence("first_frames") {
                 f = f.with(ev);
             }
-            out.push(f.with_fix(format!(
+            // Two link-layer holders answering one address differently (one refuses, one
+            // accepts) is the conflict itself; without the split a router or balancer with
+            // several MACs is not excluded.
+            let confidence = if split { Confidence::Certain } else { Confidence::Likely };
+            out.push(f.with_confidence(confidence, &[]).with_fix(format!(
                 "Find the hosts or containers holding {ip} (`arping -D {ip}`, `ip -all netns exec ip -br addr`) and give \
                  one of them another address; if one MAC is not a legitimate holder, look for ARP spoofing."
             )));

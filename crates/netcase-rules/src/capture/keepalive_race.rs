@@ -191,7 +191,9 @@ impl Agg {
                          (e.g. proxy 60 s, server 65 s) so the client always closes first."
                     .to_owned(),
             };
-            out.push(f.with_fix(fix));
+            // What the capture shows happened (requests answered after the client gave up, or
+            // lost to an idle close): observed, not inferred.
+            out.push(f.with_confidence(netcase_model::Confidence::Certain, &[]).with_fix(fix));
         }
     }
 }

@@ -491,7 +491,7 @@ impl CaptureRules {
         self.rd.finish(&mut out);
         // Last: capture loss qualifies the findings above.
         self.ca.finish(self.facts.as_ref(), &mut out);
-        Finding::sort(&mut out);
+        Finding::settle(&mut out);
         out
     }
 

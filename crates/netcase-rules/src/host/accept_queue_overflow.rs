@@ -48,7 +48,7 @@ pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
         push_opt(&mut f, counter(ev, "TcpExt.ListenDrops"));
         push_opt(&mut f, sysctl(ev, "net.core.somaxconn"));
         push_opt(&mut f, sysctl(ev, "net.ipv4.tcp_abort_on_overflow"));
-        out.push(f.with_fix(format!(
+        out.push(f.with_confidence(netcase_model::Confidence::Certain, &[]).with_fix(format!(
             "accept faster (more acceptor threads, no blocking work before accept()); raise net.core.somaxconn (now {}) and the listen() backlog together; net.ipv4.tcp_abort_on_overflow=1 makes clients fail fast with RST instead of retrying",
             somaxconn.map_or_else(|| "?".into(), |v| v.to_string())
         )));
@@ -71,7 +71,7 @@ pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
         push_opt(&mut f, counter(ev, "TcpExt.ListenOverflows"));
         push_opt(&mut f, counter(ev, "TcpExt.ListenDrops"));
         push_opt(&mut f, sysctl(ev, "net.core.somaxconn"));
-        out.push(f.with_fix("find the listener whose Recv-Q reaches its Send-Q (ss -lnt) during bursts; raise somaxconn and its backlog, accept faster"));
+        out.push(f.with_confidence(netcase_model::Confidence::Certain, &[]).with_fix("find the listener whose Recv-Q reaches its Send-Q (ss -lnt) during bursts; raise somaxconn and its backlog, accept faster"));
     }
 }
 

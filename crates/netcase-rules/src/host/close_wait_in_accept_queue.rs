@@ -47,7 +47,7 @@ pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
             f = f.with_measure("fill_pct", f64::from(q) * 100.0 / f64::from(backlog), "%");
         }
         push_opt(&mut f, sysctl(ev, "net.core.somaxconn"));
-        out.push(f.with_fix("accept connections faster: raise or remove the connection limit in front of accept(), unblock the accept loop; a larger listen backlog only buys time"));
+        out.push(f.with_confidence(netcase_model::Confidence::Certain, &[]).with_fix("accept connections faster: raise or remove the connection limit in front of accept(), unblock the accept loop; a larger listen backlog only buys time"));
     }
 }
 

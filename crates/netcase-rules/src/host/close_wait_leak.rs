@@ -92,7 +92,7 @@ pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
             .map(|((_, port, peer), (n, q))| format!(":{port} <- {peer}: {n} sockets, Recv-Q {q} B"))
             .collect();
         f = f.with(Evidence::text("groups_by_local_port_and_peer", list.join("; ")));
-        out.push(f.with_fix(
+        out.push(f.with_confidence(netcase_model::Confidence::Certain, &[]).with_fix(
             "close the socket when read() returns 0 (the peer's FIN): roll back or finish the transaction and close on every path; \
              give pool checkouts and reads a timeout so stuck handlers release their connections",
         ));

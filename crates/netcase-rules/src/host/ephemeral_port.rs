@@ -43,6 +43,6 @@ pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
             f = f.with(Evidence::text("netns", n));
         }
         push_opt(&mut f, sysctl(ev, "net.ipv4.ip_local_port_range"));
-        out.push(f.with_fix("widen net.ipv4.ip_local_port_range, spread over more destination addresses or ports, reuse connections; tcp_tw_reuse=1 for TIME_WAIT ports"));
+        out.push(f.with_confidence(netcase_model::Confidence::Certain, &[]).with_fix("widen net.ipv4.ip_local_port_range, spread over more destination addresses or ports, reuse connections; tcp_tw_reuse=1 for TIME_WAIT ports"));
     }
 }

@@ -53,7 +53,7 @@ fn finding(ip: IpAddr, h: &[Holder], seen_from: Option<(&str, String)>) -> Findi
     if let Some((ns, how)) = seen_from {
         f = f.with(Evidence::text("checked_netns", ns)).with(Evidence::text("relation", how));
     }
-    f.with_fix("give each namespace (container) its own address: fix the IPAM or static configuration that assigned it twice; arping -D shows the duplicate on a shared segment")
+    f.with_confidence(netcase_model::Confidence::Certain, &[]).with_fix("give each namespace (container) its own address: fix the IPAM or static configuration that assigned it twice; arping -D shows the duplicate on a shared segment")
 }
 
 /// How the checked namespace relates to `ip`, if it does: holds it, has sockets to it, or a

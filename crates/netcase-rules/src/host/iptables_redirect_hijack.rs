@@ -107,7 +107,10 @@ pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
         if let Some(n) = ns(ev) {
             f = f.with(Evidence::text("netns", n));
         }
-        out.push(f.with_fix(format!(
+        // The nat table was walked: certain, unless matches netcase does not evaluate decide.
+        let confidence =
+            if v.conditional { netcase_model::Confidence::Likely } else { netcase_model::Confidence::Certain };
+        out.push(f.with_confidence(confidence, &[]).with_fix(format!(
             "if this is not intended, delete the rule (iptables -t nat -D {} ...) or exclude the real destination before it (-d DEST -j RETURN); check which sidecar or agent installed it",
             r.chain
         )));

@@ -49,7 +49,7 @@ pub fn check(ev: &HostEvidence) -> Vec<Finding> {
     ephemeral_port::check(ev, &mut out);
     dupack_no_fast_retransmit::check(ev, &mut out);
     packet_drop_layers::check(ev, &mut out);
-    Finding::sort(&mut out);
+    Finding::settle(&mut out);
     out
 }
 
@@ -57,7 +57,7 @@ pub fn check(ev: &HostEvidence) -> Vec<Finding> {
 pub fn check_all(evs: &[HostEvidence]) -> Vec<Finding> {
     let mut out: Vec<Finding> = evs.iter().flat_map(check).collect();
     ip_conflict::check(evs, &mut out);
-    Finding::sort(&mut out);
+    Finding::settle(&mut out);
     out
 }
 

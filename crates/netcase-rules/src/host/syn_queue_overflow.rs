@@ -41,7 +41,7 @@ pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
         push_opt(&mut f, sysctl(ev, "net.ipv4.tcp_syncookies"));
         push_opt(&mut f, counter(ev, "TcpExt.TCPReqQFullDrop"));
         push_opt(&mut f, counter(ev, "TcpExt.ListenDrops"));
-        out.push(f.with_fix("enable net.ipv4.tcp_syncookies=1, raise net.ipv4.tcp_max_syn_backlog and the listen backlog; check for a SYN flood or a peer that never completes the handshake"));
+        out.push(f.with_confidence(netcase_model::Confidence::Certain, &[]).with_fix("enable net.ipv4.tcp_syncookies=1, raise net.ipv4.tcp_max_syn_backlog and the listen backlog; check for a SYN flood or a peer that never completes the handshake"));
     }
     if !any && (qfull_growing || qfull_set || cookie_growing) {
         let mut f = Finding::new(
@@ -62,6 +62,9 @@ pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
         push_opt(&mut f, counter(ev, "TcpExt.ListenDrops"));
         push_opt(&mut f, sysctl(ev, "net.ipv4.tcp_max_syn_backlog"));
         push_opt(&mut f, sysctl(ev, "net.ipv4.tcp_syncookies"));
-        out.push(f.with_fix("raise net.ipv4.tcp_max_syn_backlog and the listen backlog; keep syncookies on"));
+        out.push(
+            f.with_confidence(netcase_model::Confidence::Certain, &[])
+                .with_fix("raise net.ipv4.tcp_max_syn_backlog and the listen backlog; keep syncookies on"),
+        );
     }
 }

@@ -63,7 +63,7 @@ pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
         push_opt(&mut f, sysctl(ev, "net.ipv4.tcp_tw_reuse"));
         push_opt(&mut f, sysctl(ev, "net.ipv4.tcp_timestamps"));
         f = f.with(netcase_model::Evidence::text("who_closes_first", "client (this namespace)"));
-        out.push(f.with_fix(format!(
+        out.push(f.with_confidence(netcase_model::Confidence::Certain, &[]).with_fix(format!(
             "reuse connections (HTTP keep-alive, a pool) instead of one per request; set net.ipv4.tcp_tw_reuse=1 on this client (now {reuse}, needs tcp_timestamps=1); widen net.ipv4.ip_local_port_range (e.g. 10240 65535)"
         )));
     }
@@ -90,7 +90,7 @@ pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
             ));
         }
         push_opt(&mut f, sysctl(ev, "net.ipv4.tcp_max_tw_buckets"));
-        out.push(f.with_fix("let clients close first or keep connections alive (nginx keepalive_requests/keepalive_timeout higher); raise net.ipv4.tcp_max_tw_buckets"));
+        out.push(f.with_confidence(netcase_model::Confidence::Certain, &[]).with_fix("let clients close first or keep connections alive (nginx keepalive_requests/keepalive_timeout higher); raise net.ipv4.tcp_max_tw_buckets"));
     }
 }
 

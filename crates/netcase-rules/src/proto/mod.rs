@@ -64,7 +64,7 @@ pub fn check_with(cfg: &ProtoRules, ev: &ProtoEvidence<'_>) -> Vec<Finding> {
     resolver_order::check(cfg, ev, &mut out);
     http_204_content_length::check(cfg, ev, &mut out);
     http_timing_breakdown::check(cfg, ev, &mut out);
-    Finding::sort(&mut out);
+    Finding::settle(&mut out);
     out
 }
 

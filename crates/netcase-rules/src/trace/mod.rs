@@ -22,6 +22,6 @@ use netcase_trace::DropReport;
 /// Every rule over a drop trace, with the default thresholds; findings sorted.
 pub fn check(ev: &DropReport) -> Vec<Finding> {
     let mut out = drops::check(ev, &DropThresholds::default());
-    Finding::sort(&mut out);
+    Finding::settle(&mut out);
     out
 }

@@ -61,7 +61,7 @@ pub fn check_tcp(ev: &TcpReport) -> Vec<Finding> {
             );
         }
     }
-    Finding::sort(&mut out);
+    Finding::settle(&mut out);
     out
 }
 
