@@ -193,11 +193,23 @@ impl Agg {
             if let Some(ev) = e.frames.evidence("frames") {
                 f = f.with(ev);
             }
-            out.push(f.with_fix(
-                "Check the sender's kernel: CentOS 7 3.10.0-957 (after the 2019 SACK fixes) stops fast-retransmitting \
-                 (TcpExtTCPWqueueTooBig grows) — upgrade to 3.10.0-1062.1.1 or later; also check \
-                 net.ipv4.tcp_reordering is not raised.",
-            ));
+            // The capture cannot see the sender's kernel: the fix says what to look at there.
+            let fix = if e.sack {
+                format!(
+                    "Look at the {} host: `nstat -az TcpExtTCPWqueueTooBig` growing means it refuses to split its \
+                     retransmit queue (the 2019 SACK-panic mitigation; on CentOS 7 3.10.0-957 it stops fast \
+                     retransmits, fixed in 3.10.0-1062.1.1); a raised net.ipv4.tcp_reordering makes it wait for \
+                     more duplicate ACKs; a middlebox that strips SACK options or a non-Linux stack behaves \
+                     otherwise. `netcase check` on that host reads the counter.",
+                    sender.as_str()
+                )
+            } else {
+                "Without SACK a sender repairs a second loss in one window only by its retransmission timer \
+                 (NewReno): enable SACK on both ends (net.ipv4.tcp_sack=1) and check that no middlebox strips the \
+                 SACK-permitted option."
+                    .to_owned()
+            };
+            out.push(f.with_fix(fix));
         }
     }
 }

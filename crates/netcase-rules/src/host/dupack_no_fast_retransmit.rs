@@ -29,5 +29,19 @@ pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
     }
     push_opt(&mut f, counter(ev, "TcpExt.TCPWqueueTooBig"));
     push_opt(&mut f, sysctl(ev, "net.ipv4.tcp_reordering"));
-    out.push(f.with_fix("upgrade the kernel (CentOS 7: 3.10.0-1062.1.1 or later fixes the 3.10.0-957 regression)"));
+    // Kernel advice only for the kernel the counter's regression is known on.
+    let fix = if ev.kernel.starts_with("3.10.0-957") {
+        "upgrade the kernel: 3.10.0-1062.1.1 or later fixes this CentOS 7 regression (the 2019 SACK-panic fix refuses to \
+         split the retransmit queue, so holes are not fast-retransmitted)"
+            .to_owned()
+    } else {
+        format!(
+            "retransmissions refused on a fragmented write queue (the 2019 SACK-panic mitigation); kernel {} is not the \
+             known CentOS 7 3.10.0-957 regression: look for senders with very large send buffers filled by small writes \
+             (tcp_wmem, SO_SNDBUF) and compare with `netcase pcap` of their traffic (duplicate ACKs without fast \
+             retransmit)",
+            ev.kernel
+        )
+    };
+    out.push(f.with_confidence(netcase_model::Confidence::Certain, &[]).with_fix(fix));
 }
