@@ -27,6 +27,7 @@ mod ip_conflict;
 mod iptables_redirect_hijack;
 mod keepalive_race;
 mod keepalive_settings;
+mod limits;
 mod linger_zero_rst;
 mod nagle;
 mod nat_paws;
@@ -287,6 +288,7 @@ impl Flow {
             ng: Default::default(),
             ks: Default::default(),
             cw: Default::default(),
+            lm: Default::default(),
         }
     }
 }
@@ -308,6 +310,7 @@ struct Flow {
     ng: nagle::State,
     ks: keepalive_settings::State,
     cw: close_wait_leak::State,
+    lm: limits::State,
 }
 
 /// The capture rules: per-connection state plus per-case aggregates. Feed it as a
@@ -540,10 +543,10 @@ impl CaptureRules {
         self.pu.closed(&fl.pu, c);
         self.qo.closed(&fl.qo, c, backwards);
         self.np.closed(&fl.np, c, syn_dropped);
-        self.rh.closed(&fl.rh, c);
+        self.rh.closed(&fl.rh, c, &fl.lm);
         self.da.closed(&fl.da, c);
-        self.ws.closed(&fl.ws, c, s);
-        self.zw.closed(&fl.zw, c);
+        self.ws.closed(&fl.ws, c, s, &fl.lm);
+        self.zw.closed(&fl.zw, c, &fl.lm);
         self.ng.closed(&fl.ng, c);
         self.ks.closed(&fl.ks, c);
         self.cw.closed(&fl.cw, c);
@@ -571,6 +574,7 @@ impl CaptureRules {
         fl.ng.frame(&mut self.ng, c, f);
         fl.ks.frame(c, f);
         fl.cw.frame(c, f);
+        fl.lm.frame(c, f);
         self.rd.frame(f);
         fl.c.update(f);
     }

@@ -235,6 +235,7 @@ struct Entry {
     data_segs: u64,
     retrans_segs: u64,
     frames: FrameSample,
+    limits: super::limits::Limits,
 }
 
 #[derive(Debug, Default)]
@@ -249,7 +250,7 @@ impl Agg {
         e.frames.push(frame);
     }
 
-    pub(super) fn closed(&mut self, st: &State, c: &Common) {
+    pub(super) fn closed(&mut self, st: &State, c: &Common, lm: &super::limits::State) {
         for side in [c.client, c.client.other()] {
             let d = &st.dirs[side.index()];
             if let Some((stall, frame, _)) = d.pending {
@@ -262,6 +263,7 @@ impl Agg {
                 e.group.add(c.stream, c.client_ep(), c.server());
                 e.data_segs += u64::from(d.data_segs);
                 e.retrans_segs += u64::from(d.retrans_segs);
+                e.limits.add(&lm.of(side));
             }
         }
     }
@@ -315,6 +317,7 @@ impl Agg {
             if let Some(ev) = e.frames.evidence("stall_end_frames") {
                 f = f.with(ev);
             }
+            f = e.limits.annotate(f, "loss_recovery_time_pct", e.limits.loss);
             out.push(f.with_fix(FIX));
         }
     }

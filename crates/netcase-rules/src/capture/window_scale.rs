@@ -78,6 +78,7 @@ struct Entry {
     pinned_pct: Samples,
     missing: &'static str,
     frames: FrameSample,
+    limits: super::limits::Limits,
 }
 
 #[derive(Debug, Default)]
@@ -86,7 +87,7 @@ pub(super) struct Agg {
 }
 
 impl Agg {
-    pub(super) fn closed(&mut self, st: &State, c: &Common, s: Option<&ConnSummary>) {
+    pub(super) fn closed(&mut self, st: &State, c: &Common, s: Option<&ConnSummary>, lm: &super::limits::State) {
         let Some(s) = s else { return };
         let (Some(syn), Some(synack)) = (s.syn, s.synack) else { return };
         let missing = match (syn.wscale.is_some(), synack.wscale.is_some()) {
@@ -124,6 +125,7 @@ impl Agg {
             e.window = e.window.max(win);
             e.rtt_ms.push(secs(rtt) * 1e3);
             e.bytes += d.bytes;
+            e.limits.add(&lm.of(side));
             e.pinned_pct.push(pinned * 100.0);
             e.missing = missing;
             if d.first_pinned > 0 {
@@ -169,6 +171,7 @@ impl Agg {
             if let Some(ev) = e.frames.evidence("frames") {
                 f = f.with(ev);
             }
+            f = e.limits.annotate(f, "receive_window_limited_time_pct", e.limits.rwnd);
             out.push(f.with_fix(format!(
                 "Enable net.ipv4.tcp_window_scaling=1 on the {} side and check that no middlebox strips the option \
                  from SYNs; with scaling the window can grow past 64 KiB and the rate past {:.0} KB/s.",
@@ -217,6 +220,10 @@ mod tests {
         let ach = f.measure("throughput_bytes_per_s").unwrap();
         assert!(ach > 0.8 * cap && ach < 1.2 * cap, "{ach} vs {cap}");
         assert_eq!(f.text("missing_wscale"), Some("client"));
+        // The flight classification agrees: the window held the sender most of the time.
+        let held = f.measure("receive_window_limited_time_pct").unwrap();
+        assert!(held >= 80.0, "{held}");
+        assert!(f.text("limited_by").unwrap().starts_with("receive window"), "{:?}", f.text("limited_by"));
     }
 
     #[test]

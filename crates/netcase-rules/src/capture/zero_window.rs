@@ -85,6 +85,8 @@ struct Entry {
     frames_n: u64,
     probes: u64,
     frames: FrameSample,
+    /// What limited the sender the zero window held (the peer of the advertiser).
+    limits: super::limits::Limits,
 }
 
 #[derive(Debug, Default)]
@@ -93,7 +95,7 @@ pub(super) struct Agg {
 }
 
 impl Agg {
-    pub(super) fn closed(&mut self, st: &State, c: &Common) {
+    pub(super) fn closed(&mut self, st: &State, c: &Common, lm: &super::limits::State) {
         for side in [c.client, c.client.other()] {
             let mut d = st.dirs[side.index()];
             d.end(c.last_ts);
@@ -106,6 +108,7 @@ impl Agg {
             e.total_ms += millis(d.total);
             e.longest_ms.push(millis(d.longest));
             e.frames_n += u64::from(d.frames);
+            e.limits.add(&lm.of(side.other()));
             e.probes += u64::from(d.probes);
             e.frames.push(d.first_frame);
         }
@@ -140,6 +143,7 @@ impl Agg {
             if let Some(ev) = e.frames.evidence("first_zero_window_frames") {
                 f = f.with(ev);
             }
+            f = e.limits.annotate(f, "zero_window_time_pct", e.limits.zero);
             out.push(f.with_fix(format!(
                 "Make the {} read its socket faster (no blocking work between reads, more workers), or give it a \
                  larger receive buffer (SO_RCVBUF, net.ipv4.tcp_rmem) if the bursts are short.",
