@@ -7,7 +7,7 @@ use netcase_flow::{ConnSummary, UdpSummary};
 use netcase_model::{CaseId, Finding, Severity};
 
 struct Keep(Vec<ConnSummary>);
-impl netcase::pipeline::FlowRecords for Keep {
+impl netcase_analysis::FlowRecords for Keep {
     fn tcp(&mut self, c: &ConnSummary) {
         self.0.push(c.clone());
     }
@@ -23,15 +23,16 @@ fn wild(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/wild").join(name)
 }
 
-fn analyse(p: &Path, keep_duplicates: bool) -> (netcase::pipeline::Analysis, Vec<ConnSummary>) {
-    let opts = netcase::pipeline::Options { events: false, proto: true, rules: true, keep_duplicates };
+fn analyse(p: &Path, keep_duplicates: bool) -> (netcase_analysis::Analysis, Vec<ConnSummary>) {
+    let opts =
+        netcase_analysis::Options { events: false, proto: true, rules: true, keep_duplicates, single_thread: false };
     let mut k = Keep(Vec::new());
-    let a = netcase::pipeline::analyse_file::<std::io::Sink, _>(p, opts, None, &mut k, &mut |_, _| {})
+    let a = netcase_analysis::analyse_file::<std::io::Sink, _>(p, opts, None, &mut k, &mut |_, _| {})
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     (a, k.0)
 }
 
-fn of(a: &netcase::pipeline::Analysis, case: CaseId) -> Vec<&Finding> {
+fn of(a: &netcase_analysis::Analysis, case: CaseId) -> Vec<&Finding> {
     a.findings.iter().filter(|f| f.case == case).collect()
 }
 

@@ -21,7 +21,7 @@ const WILD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../corpus/wild");
 const VERDICTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../corpus/review/verdicts.tsv");
 
 struct Drop;
-impl netcase::pipeline::FlowRecords for Drop {
+impl netcase_analysis::FlowRecords for Drop {
     fn tcp(&mut self, _c: &ConnSummary) {}
     fn udp(&mut self, _u: &UdpSummary) {}
 }
@@ -65,8 +65,14 @@ fn every_warning_and_error_has_a_correct_verdict() {
     let (mut all, mut correct, mut errors, mut errors_wrong) = (0u32, 0u32, 0u32, 0u32);
     for p in &caps {
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let opts = netcase::pipeline::Options { events: false, proto: true, rules: true, keep_duplicates: false };
-        let a = netcase::pipeline::analyse_file::<std::io::Sink, _>(p, opts, None, &mut Drop, &mut |_, _| {})
+        let opts = netcase_analysis::Options {
+            events: false,
+            proto: true,
+            rules: true,
+            keep_duplicates: false,
+            single_thread: false,
+        };
+        let a = netcase_analysis::analyse_file::<std::io::Sink, _>(p, opts, None, &mut Drop, &mut |_, _| {})
             .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         for f in a.findings.iter().filter(|f| f.severity >= Severity::Warning) {
             all += 1;

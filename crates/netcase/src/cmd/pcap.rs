@@ -1,7 +1,7 @@
 //! `netcase pcap FILE`: analyse a capture and name what went wrong.
 
-use crate::pipeline::{self, Analysis, FlowRecords, Options};
 use anyhow::Context;
+use netcase_analysis::{self as pipeline, Analysis, FlowRecords, Options};
 use netcase_flow::{ConnEnd, ConnSummary, Side, UdpSummary};
 use netcase_model::{Severity, SCHEMA_VERSION};
 use netcase_report::{human_bytes, utc_time, write_findings_text};
@@ -82,8 +82,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Not locked: the flow records are written from the side thread.
     let mut out = BufWriter::with_capacity(1 << 16, stdout);
     let want_proto = !args.no_proto && !args.events;
-    let opts =
-        Options { events: args.events, proto: want_proto, rules: !args.events, keep_duplicates: args.keep_duplicates };
+    let opts = Options {
+        events: args.events,
+        proto: want_proto,
+        rules: !args.events,
+        keep_duplicates: args.keep_duplicates,
+        single_thread: false,
+    };
     let show_progress = io::stderr().is_terminal() && !args.events;
     let mut progress = |info: &netcase_capture::CaptureInfo, offset: u64| {
         if show_progress {

@@ -1,9 +1,14 @@
-//! The capture pipeline: capture → wire → flow tracker → (events, flow records, protocol
-//! transactions, capture rules) → findings.
+//! netcase's capture analysis as a library: capture → artefact checks and IP reassembly →
+//! wire → flow tracker → (events, flow records, protocol transactions, capture rules) →
+//! findings, in one call ([`analyse_file`], [`analyse`]).
 //!
 //! One pass over the file, streaming: frames are lent by the reader, decoded in place, and
 //! every consumer sees them through one [`FlowSink`] fan-out. Flow records are handed to a
-//! caller-supplied callback as connections finish, so memory is bounded by open flows.
+//! caller-supplied [`FlowRecords`] as connections finish, so memory is bounded by open flows.
+//! Threads and memory policy live here: the capture rules and the flow records run on a side
+//! thread, the DNS/HTTP/TLS tracker on another, both fed recycled batches;
+//! [`Options::single_thread`] runs everything on the calling thread instead (the same
+//! results — the tests compare the two).
 
 use netcase_capture::{CaptureInfo, CaptureReader, Damage, Skipped};
 use netcase_flow::{
@@ -28,6 +33,9 @@ pub struct Options {
     /// Analyse copies of frames too (tshark's view; by default a frame captured twice is
     /// analysed once).
     pub keep_duplicates: bool,
+    /// Everything on the calling thread (no side or protocol thread): slower, the same
+    /// results; for tests and for callers that manage their own threads.
+    pub single_thread: bool,
 }
 
 /// Receives flow records as they finish.
@@ -84,7 +92,7 @@ struct Fanout<'a, W: Write, R: FlowRecords> {
     events_error: Option<std::io::Error>,
     /// Flow records go here directly when no side thread runs (events only).
     direct: Option<&'a mut R>,
-    proto: Option<ProtoFeed>,
+    proto: Option<ProtoSink>,
     /// The capture rules and the flow records, on their own thread.
     side: Option<Pipe<SideBatch>>,
     /// The capture rules on this thread (when the side thread could not start).
@@ -383,6 +391,51 @@ struct ProtoFeed {
     worker: Option<std::thread::JoinHandle<ProtoOutput>>,
 }
 
+/// The protocol tracker on its thread, or on the calling one.
+enum ProtoSink {
+    Thread(ProtoFeed),
+    Inline(Box<ProtoTracker>),
+}
+
+impl ProtoSink {
+    fn new(single_thread: bool) -> Self {
+        if single_thread {
+            ProtoSink::Inline(Box::new(ProtoTracker::with_config(netcase_proto::Config {
+                spill_http: true,
+                ..Default::default()
+            })))
+        } else {
+            ProtoSink::Thread(ProtoFeed::spawn())
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, seg: Seg, payload: &[u8]) {
+        match self {
+            ProtoSink::Thread(p) => p.push(seg, payload),
+            ProtoSink::Inline(t) => feed(t, &seg, payload),
+        }
+    }
+
+    fn finish(self) -> ProtoOutput {
+        match self {
+            ProtoSink::Thread(p) => p.finish(),
+            ProtoSink::Inline(t) => t.finish(),
+        }
+    }
+}
+
+/// Hands one segment or datagram to the tracker.
+#[inline]
+fn feed(t: &mut ProtoTracker, s: &Seg, payload: &[u8]) {
+    match s.stream {
+        Some(st) => {
+            t.tcp(s.frame, s.ts_ns, s.src, s.dst, s.seq, s.ack, s.flags, payload, s.wire_len, Some(u64::from(st)))
+        }
+        None => t.udp(s.frame, s.ts_ns, s.src, s.dst, payload, s.wire_len),
+    }
+}
+
 impl ProtoFeed {
     fn spawn() -> Self {
         let (pipe, (full_rx, empty_tx)) = Pipe::new(|| Batch {
@@ -396,21 +449,7 @@ impl ProtoFeed {
                 while let Ok(mut b) = full_rx.recv() {
                     for s in &b.segs {
                         let payload = b.bytes.get(s.off as usize..(s.off + s.len) as usize).unwrap_or(&[]);
-                        match s.stream {
-                            Some(st) => t.tcp(
-                                s.frame,
-                                s.ts_ns,
-                                s.src,
-                                s.dst,
-                                s.seq,
-                                s.ack,
-                                s.flags,
-                                payload,
-                                s.wire_len,
-                                Some(u64::from(st)),
-                            ),
-                            None => t.udp(s.frame, s.ts_ns, s.src, s.dst, payload, s.wire_len),
-                        }
+                        feed(&mut t, s, payload);
                     }
                     b.clear();
                     // The feeder may be gone at the end; then the batch is simply dropped.
@@ -478,7 +517,7 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
     std::thread::scope(|s| {
         let mut side = None;
         let mut side_handle = None;
-        if opts.rules {
+        if opts.rules && !opts.single_thread {
             let (pipe, (rx, back)) = Pipe::new(|| SideBatch {
                 msgs: Vec::with_capacity(SIDE_MSGS),
                 conns: Vec::with_capacity(SIDE_RECORDS),
@@ -501,7 +540,7 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
             events: if opts.events { events_out } else { None },
             events_error: None,
             direct: if inline { take_records() } else { None },
-            proto: opts.proto.then(ProtoFeed::spawn),
+            proto: opts.proto.then(|| ProtoSink::new(opts.single_thread)),
             side,
             rules: (inline && opts.rules).then(CaptureRules::new),
         };
@@ -615,7 +654,7 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
         if profiling() {
             eprintln!("profile: RSS after the side thread {} KiB (peak {} KiB)", status_kib("VmRSS:"), peak_rss_kib());
         }
-        let proto = fan.proto.take().map(ProtoFeed::finish);
+        let proto = fan.proto.take().map(ProtoSink::finish);
         let t_proto = t_loop.elapsed();
         if profiling() {
             eprintln!("profile: RSS after the proto thread {} KiB (peak {} KiB)", status_kib("VmRSS:"), peak_rss_kib());
@@ -638,6 +677,10 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
         let rules_cell = std::sync::Mutex::new(rules);
         let taken = || rules_cell.lock().ok().and_then(|mut g| g.take());
         let mut findings = match (proto.as_ref(), records) {
+            (Some(p), Some(recs)) if opts.single_thread => {
+                recs.proto(p);
+                run_rules(taken(), Some(p))
+            }
             (Some(p), Some(recs)) => std::thread::scope(|s2| {
                 match std::thread::Builder::new().name("netcase-rules".into()).spawn_scoped(s2, || {
                     let t = std::time::Instant::now();
