@@ -40,6 +40,7 @@ const VERDICT_READY: &[&str] = &[
     "port-unreachable",
     "resolver-order",
     "retrans-hol-blocking",
+    "snat-port-collision",
     "syn-queue-overflow",
     "time-wait-pileup",
     "udp-rcvbuf-drops",
@@ -61,6 +62,7 @@ const TSHARK: &[(&str, &str, usize)] = &[
     ("udp-truncation", "udp.length > 1032", 20),
     ("http-204-content-length", "http.response.code == 204 && http.content_length_header", 1),
     ("nat-timestamp-paws", "tcp.flags.syn == 1 && tcp.flags.ack == 0 && tcp.analysis.retransmission", 1),
+    ("snat-port-collision", "tcp.flags.syn == 1 && tcp.flags.ack == 0 && tcp.analysis.retransmission", 1),
 ];
 
 fn env_list(name: &str) -> Option<Vec<String>> {
