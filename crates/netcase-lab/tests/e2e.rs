@@ -2,7 +2,9 @@
 //!
 //! For each run the test asserts the lab's own ground truth (the fault happened; the control
 //! stayed healthy), checks a few captures with tshark, and asserts the verdict for the labs
-//! whose diagnosis rules exist (`VERDICT_READY`, or `NETCASE_LAB_VERDICT=all|id,id`).
+//! whose diagnosis rules exist (`VERDICT_READY`, or `NETCASE_LAB_VERDICT=all|id,id`). On every
+//! control run, a finding of severity warning or error of any case, from any source the lab
+//! diagnosed (its capture, its namespaces), fails the test.
 //!
 //! Environment:
 //! - `NETCASE_BIN`: the netcase executable for the diagnosis (default `target/debug/netcase`;
@@ -207,6 +209,18 @@ fn every_lab_reproduces_and_its_control_stays_healthy() {
                 }
                 None => failures.push(format!("{} {mode}: tshark could not read the capture", o.lab)),
                 _ => {}
+            }
+        }
+        // A healthy twin must draw no warning or error of any case from any source (a
+        // finding of another case is as wrong there as one of the lab's own).
+        if o.control && bin.is_some() {
+            for d in &r.diagnosis {
+                for f in d.findings.iter().filter(|f| f.severity == "warning" || f.severity == "error") {
+                    failures.push(format!(
+                        "{} {mode}: {} [{}] {} on the healthy twin: {}",
+                        o.lab, d.source, f.severity, f.case, f.summary
+                    ));
+                }
             }
         }
         let verdict_on = ready.iter().any(|x| x == &o.lab) && bin.is_some();
