@@ -273,7 +273,7 @@ impl SpinBarrier {
             }
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
-            if spins % 4096 == 0 && Instant::now() > until {
+            if spins & 4095 == 0 && Instant::now() > until {
                 self.broken.store(true, Ordering::Relaxed);
                 return false;
             }
