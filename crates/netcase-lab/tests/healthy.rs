@@ -12,6 +12,10 @@
 //! - clients without keep-alive that close first: thousands of TIME_WAIT in `cli`, well within
 //!   its local port range.
 //!
+//! The capture is taken on `srv`'s interface with the labs' AF_PACKET capture, which keeps at
+//! most 200,000 frames: the keep-alive load alone fills that in about 3 of the 4 s, so the
+//! file holds the first part of the load (every kind of traffic is in it).
+//!
 //! Needs root and `dnsmasq`, `iperf3`, `wrk` (Debian: dnsmasq-base, iperf3, wrk); skipped with
 //! a message without them, except under CI (`CI=true`), where a missing tool fails.
 //! `NETCASE_BIN` names the netcase executable (default `target/debug/netcase`).
