@@ -142,10 +142,13 @@ pub fn send_get(s: &mut TcpStream, host: &str, path: &str) -> std::io::Result<()
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: netcase-lab\r\n\r\n").as_bytes())
 }
 
-/// Sends a response with a body and `Content-Length`.
+/// Sends a response with a body and `Content-Length`, head and body in one write (two writes
+/// of a small response on a keep-alive connection are the write-write-read pattern that Nagle
+/// and the peer's delayed ACK stall by 40 ms: the nagle-delayed-ack case, not a healthy server).
 pub fn send_response(s: &mut TcpStream, status: &str, extra: &str, body: &[u8]) -> std::io::Result<()> {
-    s.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n{extra}\r\n", body.len()).as_bytes())?;
-    s.write_all(body)
+    let mut msg = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n{extra}\r\n", body.len()).into_bytes();
+    msg.extend_from_slice(body);
+    s.write_all(&msg)
 }
 
 /// Reads a response head and a body of `Content-Length` bytes; returns (status, body).

@@ -640,6 +640,20 @@ pub fn run(id: &str, opts: &RunOptions, diag: &dyn Diagnose) -> Result<Report> {
     };
     (spec.run)(&mut ctx).with_context(|| format!("lab {id}"))?;
     ctx.stop_capture()?;
+    // A healthy twin must look healthy everywhere: every namespace it made that the lab did
+    // not diagnose itself is checked as it is at the end (the verdict reads only the sources
+    // the lab requires; callers judge the rest, e.g. no warning of any case on a control).
+    if ctx.control {
+        let undiagnosed: Vec<String> = ctx
+            .namespaces
+            .iter()
+            .filter(|n| !ctx.diagnosis.iter().any(|d| d.source == Src::Netns((*n).clone())))
+            .cloned()
+            .collect();
+        for n in undiagnosed {
+            ctx.snapshot(&n);
+        }
+    }
     // A capture that saw nothing is still diagnosed (a healthy twin may send no packet at all,
     // e.g. a name answered from /etc/hosts): "no finding" is then the capture's answer.
     let captured = ctx.frames.is_some();

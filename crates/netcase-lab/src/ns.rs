@@ -117,6 +117,41 @@ pub fn counters(ns: &str) -> Result<BTreeMap<String, u64>> {
     })
 }
 
+/// The conntrack statistics of `ns` (`/proc/net/stat/nf_conntrack`, what `conntrack -S`
+/// shows), summed over CPUs: `insert_failed`, `drop`, `early_drop`, ... Fails when conntrack
+/// is not active in the namespace.
+pub fn conntrack_stats(ns: &str) -> Result<BTreeMap<String, u64>> {
+    within(ns, || {
+        let text = std::fs::read_to_string("/proc/thread-self/net/stat/nf_conntrack")
+            .context("read /proc/net/stat/nf_conntrack (is conntrack active in the namespace?)")?;
+        Ok(parse_conntrack_stat(&text))
+    })
+}
+
+/// Parses `/proc/net/stat/nf_conntrack`: a header of column names, then one line of hex
+/// values per CPU; returns each column summed over CPUs (`entries` is the table size, the same
+/// on every line, and is kept from the first line).
+pub fn parse_conntrack_stat(text: &str) -> BTreeMap<String, u64> {
+    let mut lines = text.lines();
+    let Some(head) = lines.next() else { return BTreeMap::new() };
+    let names: Vec<&str> = head.split_whitespace().collect();
+    let mut out = BTreeMap::new();
+    for (i, l) in lines.enumerate() {
+        for (name, v) in names.iter().zip(l.split_whitespace()) {
+            let Ok(n) = u64::from_str_radix(v, 16) else { continue };
+            let e = out.entry((*name).to_owned()).or_insert(0u64);
+            if *name == "entries" {
+                if i == 0 {
+                    *e = n;
+                }
+            } else {
+                *e += n;
+            }
+        }
+    }
+    out
+}
+
 /// Parses the header/value line pairs of `/proc/net/netstat` or `/proc/net/snmp`.
 pub fn parse_counters(text: &str, out: &mut BTreeMap<String, u64>) {
     let lines: Vec<&str> = text.lines().collect();
@@ -245,6 +280,18 @@ pub fn count_state(ns: &str, state: TcpState, port: u16) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sums_conntrack_stats_over_cpus() {
+        let t = "entries  clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop\n\
+                 00000010  00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000003 00000003 00000000\n\
+                 00000010  00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 0000000a 0000000b 00000001\n";
+        let m = parse_conntrack_stat(t);
+        assert_eq!(m.get("insert_failed"), Some(&13));
+        assert_eq!(m.get("drop"), Some(&14));
+        assert_eq!(m.get("early_drop"), Some(&1));
+        assert_eq!(m.get("entries"), Some(&16));
+    }
 
     #[test]
     fn parses_netstat_pairs() {

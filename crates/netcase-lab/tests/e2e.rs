@@ -2,7 +2,9 @@
 //!
 //! For each run the test asserts the lab's own ground truth (the fault happened; the control
 //! stayed healthy), checks a few captures with tshark, and asserts the verdict for the labs
-//! whose diagnosis rules exist (`VERDICT_READY`, or `NETCASE_LAB_VERDICT=all|id,id`).
+//! whose diagnosis rules exist (`VERDICT_READY`, or `NETCASE_LAB_VERDICT=all|id,id`). On every
+//! control run, a finding of severity warning or error of any case, from any source the lab
+//! diagnosed (its capture, its namespaces), fails the test.
 //!
 //! Environment:
 //! - `NETCASE_BIN`: the netcase executable for the diagnosis (default `target/debug/netcase`;
@@ -40,6 +42,7 @@ const VERDICT_READY: &[&str] = &[
     "port-unreachable",
     "resolver-order",
     "retrans-hol-blocking",
+    "snat-port-collision",
     "syn-queue-overflow",
     "time-wait-pileup",
     "udp-rcvbuf-drops",
@@ -61,6 +64,7 @@ const TSHARK: &[(&str, &str, usize)] = &[
     ("udp-truncation", "udp.length > 1032", 20),
     ("http-204-content-length", "http.response.code == 204 && http.content_length_header", 1),
     ("nat-timestamp-paws", "tcp.flags.syn == 1 && tcp.flags.ack == 0 && tcp.analysis.retransmission", 1),
+    ("snat-port-collision", "tcp.flags.syn == 1 && tcp.flags.ack == 0 && tcp.analysis.retransmission", 1),
 ];
 
 fn env_list(name: &str) -> Option<Vec<String>> {
@@ -205,6 +209,18 @@ fn every_lab_reproduces_and_its_control_stays_healthy() {
                 }
                 None => failures.push(format!("{} {mode}: tshark could not read the capture", o.lab)),
                 _ => {}
+            }
+        }
+        // A healthy twin must draw no warning or error of any case from any source (a
+        // finding of another case is as wrong there as one of the lab's own).
+        if o.control && bin.is_some() {
+            for d in &r.diagnosis {
+                for f in d.findings.iter().filter(|f| f.severity == "warning" || f.severity == "error") {
+                    failures.push(format!(
+                        "{} {mode}: {} [{}] {} on the healthy twin: {}",
+                        o.lab, d.source, f.severity, f.case, f.summary
+                    ));
+                }
             }
         }
         let verdict_on = ready.iter().any(|x| x == &o.lab) && bin.is_some();

@@ -193,7 +193,8 @@ pub fn doc(case: CaseId) -> CaseDoc {
              server, conntrack's insert race drops one of them, and the lookup waits for the 5 s resolver \
              timeout (sometimes 10 s).",
             "Capture: A and AAAA from one source port within milliseconds, one never answered, the lookup \
-             completed after a ~5 s retry. Host: conntrack insert_failed, resolv.conf options, libc flavour.",
+             completed after a ~5 s retry. Host: conntrack insert_failed in a namespace with DNS traffic (sockets \
+             to or from port 53, nat rules for port 53), resolv.conf options, libc flavour.",
             "glibc: `options single-request-reopen` (or single-request) in resolv.conf; any libc: `use-vc` (TCP) \
              or a node-local DNS cache; musl ignores those options.",
         ),
@@ -233,7 +234,10 @@ pub fn doc(case: CaseId) -> CaseDoc {
         ),
         ConntrackTableFull => (
             "The conntrack table has reached nf_conntrack_max: every new flow is dropped.",
-            "Host: nf_conntrack_count against nf_conntrack_max, the drop and early_drop statistics.",
+            "Host: the fill (nf_conntrack_count against nf_conntrack_max: a warning from 90 %, an error from \
+             95 %) and the drops only a full table causes (early_drop, and drop beyond insert_failed). \
+             insert_failed with headroom is an insert race (snat-port-collision, dns-conntrack-race-5s), not a \
+             full table.",
             "Raise net.netfilter.nf_conntrack_max (and the hash size), shorten timeouts, or exempt high-volume \
              flows with NOTRACK.",
         ),

@@ -162,6 +162,13 @@ pub static ALL: &[LabSpec] = &[
         run: dns::resolver_order,
     },
     LabSpec {
+        case: CaseId::SnatPortCollision,
+        summary: "two clients masqueraded to one address (MASQUERADE without --random-fully) connect at the same instant from one source port, threads on CPU 0 and 1, 200 rounds: conntrack insert_failed, SYNs retransmitted after 1 s (control: --random-fully)",
+        host_changes: false,
+        note: None,
+        run: nat::snat_port_collision,
+    },
+    LabSpec {
         case: CaseId::NatTimestampPaws,
         summary: "two clients masqueraded to one address, 15 connects each (a random TSval offset per connection); a relay makes tcp_tw_recycle's per-peer PAWS check: SYNs older than the last accepted TSval go unanswered (control: relay forwards all)",
         host_changes: false,

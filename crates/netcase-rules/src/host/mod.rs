@@ -3,7 +3,8 @@
 //! [`check`] runs every per-namespace rule on one namespace; [`check_all`] runs them on each
 //! namespace and adds the cross-namespace ones (ip-conflict).
 
-use netcase_host::HostEvidence;
+use netcase_host::netfilter::Rule;
+use netcase_host::{Conntrack, HostEvidence};
 use netcase_model::{Evidence, Finding, Subject};
 
 mod accept_queue_overflow;
@@ -103,6 +104,66 @@ pub(crate) fn moving_or_set(ev: &HostEvidence, name: &str) -> (bool, bool) {
     }
 }
 
+/// A conntrack statistic (`insert_failed`, `drop`, `early_drop`): its total over CPUs and,
+/// when two samples were taken, its growth per second.
+pub(crate) fn ct_stat(ct: &Conntrack, key: &str) -> (u64, Option<f64>) {
+    (ct.totals.get(key).copied().unwrap_or(0), ct.per_s.get(key).copied())
+}
+
+/// Whether a conntrack statistic shows the event happening: growing between the samples, or
+/// (one sample) non-zero at all.
+pub(crate) fn ct_active(ct: &Conntrack, key: &str) -> bool {
+    match ct_stat(ct, key) {
+        (_, Some(r)) => r > 0.0,
+        (total, None) => total > 0,
+    }
+}
+
+/// The source-NAT rules (MASQUERADE, SNAT) without `--random-fully`: they keep a connection's
+/// source port when no confirmed connection uses it yet, so concurrent connections can be
+/// translated to the same port (snat-port-collision).
+pub(crate) fn snat_without_random_fully(ev: &HostEvidence) -> Vec<&Rule> {
+    ev.netfilter
+        .as_ref()
+        .map(|rs| rs.with_target("nat", &["MASQUERADE", "SNAT"]).filter(|r| !r.random_fully).collect())
+        .unwrap_or_default()
+}
+
+/// What shows DNS traffic in a namespace: its own sockets to or from port 53 (lookups in
+/// flight, a DNS server or stub listening), and nat rules for port 53 (DNS of other
+/// namespaces translated here, as kube-proxy's rules for the cluster DNS service).
+#[derive(Debug, Default)]
+pub(crate) struct DnsTraffic {
+    /// Sockets with local or remote port 53.
+    pub sockets: usize,
+    /// The nat rules matching destination port 53, as printed.
+    pub nat_rules: Vec<String>,
+}
+
+impl DnsTraffic {
+    /// Any DNS traffic at all.
+    pub fn any(&self) -> bool {
+        self.sockets > 0 || !self.nat_rules.is_empty()
+    }
+}
+
+/// The DNS traffic evidence of `ev`.
+pub(crate) fn dns_traffic(ev: &HostEvidence) -> DnsTraffic {
+    let sockets = ev.sockets.iter().filter(|s| s.local.port() == 53 || s.remote.port() == 53).count();
+    let nat_rules = ev
+        .netfilter
+        .as_ref()
+        .map(|rs| {
+            rs.rules
+                .iter()
+                .filter(|r| r.table == "nat" && r.dports.iter().any(|&(lo, hi)| (lo..=hi).contains(&53)))
+                .map(|r| r.text.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    DnsTraffic { sockets, nat_rules }
+}
+
 /// Appends optional evidence.
 pub(crate) fn push_opt(f: &mut Finding, e: Option<Evidence>) {
     if let Some(e) = e {
@@ -121,9 +182,10 @@ pub(crate) fn owner_subject(ev: &HostEvidence, owner: Option<(u32, &str)>, local
 #[cfg(test)]
 pub(crate) mod fixture {
     //! Synthetic evidence for rule unit tests.
+    use netcase_host::netfilter::{parse_iptables_save, Ruleset};
     use netcase_host::resolver::{Libc, Resolver};
     use netcase_host::sockdiag::{Proto, Socket, TcpState};
-    use netcase_host::{HostEvidence, NetnsRef};
+    use netcase_host::{Conntrack, HostEvidence, NetnsRef};
     use std::collections::BTreeMap;
 
     pub fn empty() -> HostEvidence {
@@ -169,6 +231,38 @@ pub(crate) mod fixture {
             unavailable: vec![],
             decode_errors: 0,
         }
+    }
+
+    /// Conntrack state: `count` of `max` entries, statistics totals and (when `rates` is not
+    /// empty, as with two samples) their growth per second.
+    pub fn conntrack(count: u64, max: u64, totals: &[(&str, u64)], rates: &[(&str, f64)]) -> Conntrack {
+        Conntrack {
+            count: Some(count),
+            max: Some(max),
+            per_cpu: vec![],
+            totals: totals.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            per_s: rates.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            source: "/proc/net/stat/nf_conntrack".into(),
+        }
+    }
+
+    /// A ruleset from iptables-save text (IPv4).
+    pub fn rules(save: &str) -> Ruleset {
+        let mut rs = Ruleset::default();
+        parse_iptables_save(save, "ipv4", &mut rs);
+        rs
+    }
+
+    /// `-A POSTROUTING -o eth0 -j MASQUERADE` (with `--random-fully` when asked).
+    pub fn masquerade(random_fully: bool) -> Ruleset {
+        rules(&format!(
+            "*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o eth0 -j MASQUERADE{}\nCOMMIT\n",
+            if random_fully { " --random-fully" } else { "" }
+        ))
+    }
+
+    pub fn udp(local: &str, remote: &str) -> Socket {
+        Socket { proto: Proto::Udp, ..tcp(TcpState::Close, local, remote) }
     }
 
     pub fn tcp(state: TcpState, local: &str, remote: &str) -> Socket {

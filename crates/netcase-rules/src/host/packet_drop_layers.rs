@@ -4,7 +4,7 @@
 
 use super::ns;
 use netcase_host::HostEvidence;
-use netcase_model::{CaseId, Evidence, Finding, Severity, Subject};
+use netcase_model::{CaseId, Confidence, Evidence, Finding, Severity, Subject};
 
 /// One lost packet per second, sustained, is a real loss for any service.
 pub const WARN_PER_S: f64 = 1.0;
@@ -58,18 +58,20 @@ pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
     } else {
         ev.softnet.iter().map(|c| c.dropped as f64).sum()
     };
-    let netfilter: f64 = ev.conntrack.as_ref().map_or(0.0, |ct| {
-        ["drop", "early_drop", "insert_failed"]
-            .iter()
-            .map(|k| {
-                if rates {
-                    ct.per_s.get(*k).copied().unwrap_or(0.0)
-                } else {
-                    ct.totals.get(*k).copied().unwrap_or(0) as f64
-                }
-            })
-            .sum()
-    });
+    // Conntrack's `drop` counts every packet it dropped, lost insert races (also counted in
+    // `insert_failed`) and full-table refusals alike; `early_drop` evicts an entry, it drops no
+    // packet. Adding the three counted each lost race twice.
+    let ct_value = |k: &str| -> f64 {
+        ev.conntrack.as_ref().map_or(0.0, |ct| {
+            if rates {
+                ct.per_s.get(k).copied().unwrap_or(0.0)
+            } else {
+                ct.totals.get(k).copied().unwrap_or(0) as f64
+            }
+        })
+    };
+    let netfilter = ct_value("drop");
+    let races = ct_value("insert_failed").min(netfilter);
     let socket: f64 = if rates {
         ev.sockets
             .iter()
@@ -110,10 +112,59 @@ pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
             if rates { "/s" } else { "" }
         ),
     )
+    // The counters show the drops themselves; which layer loses most is read, not inferred.
+    .with_confidence(Confidence::Certain, &[])
     .with(Evidence::text("worst_layer", worst.0))
     .with(Evidence::text("table", table.join(", ")));
+    if netfilter > 0.0 {
+        f = f.with(Evidence::text(
+            "netfilter_detail",
+            format!(
+                "{races:.1} of the {netfilter:.1} conntrack drops were lost insert races (insert_failed: \
+                 snat-port-collision, dns-conntrack-race-5s), the rest refused entries (a full table, \
+                 conntrack-table-full)"
+            ),
+        ));
+    }
     for (n, v) in layers {
         f = f.with_measure(n, v, unit);
     }
     out.push(f.with_fix("follow the worst layer: device → ring sizes/driver; softnet → netdev_max_backlog/RPS; netfilter → conntrack limits; tcp → listen queues/memory; udp/socket → receive buffers and readers; `netcase drops` names kernel locations"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::fixture::{conntrack, empty};
+
+    #[test]
+    fn lost_insert_races_count_once_in_the_netfilter_layer() {
+        // 351 lost races: the kernel counts each in insert_failed and in drop.
+        let mut ev = empty();
+        ev.conntrack = Some(conntrack(10, 1000, &[("insert_failed", 351), ("drop", 351), ("early_drop", 0)], &[]));
+        let mut out = vec![];
+        check(&ev, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].measure("netfilter"), Some(351.0));
+        assert_eq!(out[0].severity, Severity::Info); // totals, no rate
+        assert!(out[0].text("netfilter_detail").is_some_and(|t| t.starts_with("351.0 of the 351.0")));
+    }
+
+    #[test]
+    fn drops_per_second_above_one_are_a_warning() {
+        let mut ev = empty();
+        ev.interval_s = 1.0;
+        ev.conntrack = Some(conntrack(10, 1000, &[("drop", 400)], &[("drop", 5.0), ("insert_failed", 0.0)]));
+        let mut out = vec![];
+        check(&ev, &mut out);
+        assert_eq!(out[0].severity, Severity::Warning);
+        assert_eq!(out[0].measure("netfilter"), Some(5.0));
+    }
+
+    #[test]
+    fn no_drops_is_silent() {
+        let mut out = vec![];
+        check(&empty(), &mut out);
+        assert!(out.is_empty());
+    }
 }
