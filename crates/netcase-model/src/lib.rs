@@ -13,8 +13,10 @@ mod finding;
 pub use case::{CaseId, CaseIdError, Source};
 pub use finding::{Confidence, Evidence, Finding, Severity, Subject};
 
-/// Version of the JSON documents netcase prints (`"netcase": N` in every report).
+/// Version of the JSON documents netcase prints (`"schema"` in the `"netcase"` envelope every
+/// document starts with; the documents are described in the repository's `schema/`).
 ///
 /// New fields keep the version; renaming or removing a field, or changing a unit or a
-/// meaning, bumps it.
-pub const SCHEMA_VERSION: u32 = 1;
+/// meaning, bumps it. 2: the envelope `{"netcase": {"version", "schema", "command"}}` on every
+/// command (1 had `"netcase": 1` on some).
+pub const SCHEMA_VERSION: u32 = 2;

@@ -4,7 +4,55 @@
 //! nothing of where the evidence came from.
 
 use netcase_model::{Finding, Severity};
+use serde::Serialize;
 use std::io::{self, Write};
+
+/// What every JSON document netcase prints starts with: `"netcase": {"version": "0.1.0",
+/// "schema": 2, "command": "pcap"}` — the program's version, the document schema's version
+/// ([`netcase_model::SCHEMA_VERSION`], the files in `schema/`), and the command that made it.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Envelope {
+    /// netcase's version.
+    pub version: &'static str,
+    /// The JSON schema version.
+    pub schema: u32,
+    /// The command (`pcap`, `pcap-events`, `check`, `drops`, `trace`, `cases`, `explain`,
+    /// `lab-run`, `lab-list`).
+    pub command: &'static str,
+}
+
+/// The envelope for `command`.
+pub fn envelope(command: &'static str) -> Envelope {
+    Envelope { version: env!("CARGO_PKG_VERSION"), schema: netcase_model::SCHEMA_VERSION, command }
+}
+
+/// A document: the envelope, then the body's fields (`{"netcase": {..}, ...body}`).
+#[derive(Debug, Serialize)]
+pub struct Document<'a, T: Serialize> {
+    /// The envelope.
+    pub netcase: Envelope,
+    /// The body, its fields beside the envelope.
+    #[serde(flatten)]
+    pub body: &'a T,
+}
+
+/// Writes `body` as one JSON document of `command` (pretty when `pretty`), then a newline.
+pub fn write_json<W: Write, T: Serialize>(w: &mut W, command: &'static str, body: &T, pretty: bool) -> io::Result<()> {
+    let doc = Document { netcase: envelope(command), body };
+    if pretty {
+        serde_json::to_writer_pretty(&mut *w, &doc)?;
+    } else {
+        serde_json::to_writer(&mut *w, &doc)?;
+    }
+    writeln!(w)
+}
+
+/// Exit status: analysed, nothing at or above the failure severity.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: findings at or above the failure severity (`--fail-on`, default warning).
+pub const EXIT_FINDINGS: u8 = 1;
+/// Exit status: error (bad usage, nothing readable, no privilege for what was asked).
+pub const EXIT_ERROR: u8 = 2;
 
 /// Writes findings as text, grouped by severity (worst first), each with its evidence and fix.
 pub fn write_findings_text<W: Write>(w: &mut W, findings: &[Finding]) -> io::Result<()> {
@@ -40,9 +88,14 @@ pub fn write_findings_text<W: Write>(w: &mut W, findings: &[Finding]) -> io::Res
     Ok(())
 }
 
-/// The exit code policy: 1 when any finding is at or above `fail_on`, else 0.
+/// The exit code policy of every command that reports findings: [`EXIT_FINDINGS`] when any
+/// finding is at or above `fail_on`, else [`EXIT_OK`].
 pub fn exit_code_for(findings: &[Finding], fail_on: Severity) -> u8 {
-    u8::from(findings.iter().any(|f| f.severity >= fail_on))
+    if findings.iter().any(|f| f.severity >= fail_on) {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    }
 }
 
 /// Formats a byte count with binary units (`1.5 MiB`).
@@ -105,6 +158,17 @@ mod tests {
         assert!(s.contains("count = 3 sockets"));
         assert_eq!(exit_code_for(&v, Severity::Warning), 1);
         assert_eq!(exit_code_for(&v[1..], Severity::Warning), 0);
+    }
+
+    #[test]
+    fn documents_start_with_the_envelope() {
+        let mut out = Vec::new();
+        write_json(&mut out, "cases", &serde_json::json!({"cases": []}), false).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["netcase"]["command"], "cases");
+        assert_eq!(v["netcase"]["schema"], netcase_model::SCHEMA_VERSION);
+        assert!(v["cases"].is_array());
+        assert!(String::from_utf8(out).unwrap().starts_with("{\"netcase\":{"));
     }
 
     #[test]

@@ -10,12 +10,7 @@ pub mod tables;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-/// Exit code: analysed, nothing at or above the failure severity.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: findings at or above the failure severity.
-pub const EXIT_FINDINGS: u8 = 1;
-/// Exit code: error (bad usage, nothing readable).
-pub const EXIT_ERROR: u8 = 2;
+pub use netcase_report::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
 
 /// netcase — diagnose Linux network failures and name the case.
 #[derive(Debug, Parser)]

@@ -26,7 +26,8 @@ fn json_envelope_states_the_packet_count() {
     let out = bin().args(["pcap", "--json"]).arg(repo_data("zeek-206_example_b.pcap")).output().unwrap();
     assert!(out.status.code().unwrap() <= 1, "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["netcase"], 1);
+    assert_eq!(v["netcase"]["command"], "pcap");
+    assert_eq!(v["netcase"]["schema"], netcase_model::SCHEMA_VERSION);
     assert_eq!(v["capture"]["packets"], 1556);
     assert_eq!(v["capture"]["tcp_streams"], 2);
     let flows = v["flows"].as_array().unwrap();
@@ -42,7 +43,12 @@ fn events_match_tshark_frames_tsv() {
         let out = bin().args(["pcap", "--events"]).arg(dir.join(name)).output().unwrap();
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
         let mut ours = Vec::new();
-        for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut lines = text.lines();
+        // The first line is the envelope.
+        let head: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+        assert_eq!(head["netcase"]["command"], "pcap-events");
+        for line in lines {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             let flags: Vec<&str> = v["flags"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
             ours.push((v["frame"].as_u64().unwrap(), v["stream"].as_u64().unwrap(), flags.join(",")));
@@ -127,7 +133,8 @@ fn closed_stdout_is_not_an_error() {
 fn explain_knows_every_case_and_suggests_near_ids() {
     let out = bin().args(["cases", "--json"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let ids: Vec<String> = v.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> =
+        v["cases"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(ids.len(), 46);
     for id in &ids {
         let out = bin().args(["explain", id]).output().unwrap();

@@ -40,8 +40,7 @@ pub fn run_cases(a: CasesArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|c| serde_json::json!({"id": c.as_str(), "title": c.title(), "sources": c.sources()}))
             .collect();
-        serde_json::to_writer_pretty(&mut out, &v)?;
-        writeln!(out)?;
+        netcase_report::write_json(&mut out, "cases", &serde_json::json!({ "cases": v }), true)?;
     } else {
         let w = CaseId::ALL.iter().map(|c| c.as_str().len()).max().unwrap_or(0);
         for c in CaseId::ALL {
@@ -68,8 +67,7 @@ pub fn run_explain(a: ExplainArgs) -> anyhow::Result<ExitCode> {
             "id": case.as_str(), "title": case.title(), "sources": case.sources(),
             "what": d.what, "detect": d.detect, "fix": d.fix,
         });
-        serde_json::to_writer_pretty(&mut out, &v)?;
-        writeln!(out)?;
+        netcase_report::write_json(&mut out, "explain", &serde_json::json!({ "case": v }), true)?;
     } else {
         writeln!(out, "{} — {}\nevidence: {}\n", case, case.title(), sources(case))?;
         for (head, text) in [("What happens", d.what), ("How netcase detects it", d.detect), ("Fix", d.fix)] {

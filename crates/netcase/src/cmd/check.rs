@@ -36,6 +36,9 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Lowest severity that makes the exit status 1 (info, warning, error).
+    #[arg(long, default_value = "warning", value_name = "SEVERITY")]
+    pub fail_on: Severity,
 }
 
 impl Args {
@@ -86,16 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         render_text(&outcome, &mut w)?;
     }
     w.flush()?;
-    Ok(exit_code(&outcome.findings))
-}
-
-/// 1 when any finding is a warning or worse, else 0.
-pub fn exit_code(findings: &[Finding]) -> ExitCode {
-    if findings.iter().any(|f| f.severity >= Severity::Warning) {
-        ExitCode::from(crate::EXIT_FINDINGS)
-    } else {
-        ExitCode::from(crate::EXIT_OK)
-    }
+    Ok(ExitCode::from(netcase_report::exit_code_for(&outcome.findings, args.fail_on)))
 }
 
 fn ns_name(ev: &HostEvidence) -> String {
@@ -112,12 +106,11 @@ fn unavailable(o: &Outcome) -> Vec<&Unavailable> {
     v
 }
 
-/// Renders the JSON document:
-/// `{"netcase": N, "host": {..}, "findings": [..], "evidence": {..}, "unavailable": [..]}`.
+/// Renders the JSON document (schema/check.json):
+/// `{"netcase": {..}, "host": {..}, "findings": [..], "evidence": {..}, "unavailable": [..]}`.
 pub fn render_json(o: &Outcome, w: &mut impl Write) -> anyhow::Result<()> {
     let kernel = o.evidence.first().map(|e| e.kernel.clone()).unwrap_or_default();
     let doc = serde_json::json!({
-        "netcase": netcase_model::SCHEMA_VERSION,
         "host": {
             "kernel": kernel,
             "netns": o.evidence.iter().map(ns_name).collect::<Vec<_>>(),
@@ -128,8 +121,7 @@ pub fn render_json(o: &Outcome, w: &mut impl Write) -> anyhow::Result<()> {
         "evidence": { "namespaces": o.evidence },
         "unavailable": unavailable(o),
     });
-    serde_json::to_writer(&mut *w, &doc)?;
-    writeln!(w)?;
+    netcase_report::write_json(w, "check", &doc, false)?;
     Ok(())
 }
 
@@ -162,7 +154,15 @@ mod tests {
     use super::*;
 
     fn args() -> Args {
-        Args { netns: None, pid: None, all_netns: false, root: None, interval: 0.0, json: false }
+        Args {
+            netns: None,
+            pid: None,
+            all_netns: false,
+            root: None,
+            interval: 0.0,
+            json: false,
+            fail_on: Severity::Warning,
+        }
     }
 
     #[test]
@@ -186,7 +186,8 @@ mod tests {
         let mut json = Vec::new();
         render_json(&o, &mut json).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
-        assert_eq!(v["netcase"], netcase_model::SCHEMA_VERSION);
+        assert_eq!(v["netcase"]["schema"], netcase_model::SCHEMA_VERSION);
+        assert_eq!(v["netcase"]["command"], "check");
         assert!(v["findings"].is_array());
         assert!(v["evidence"]["namespaces"].is_array());
     }

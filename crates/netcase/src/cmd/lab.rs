@@ -24,7 +24,7 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 enum LabCommand {
     /// List the reproducible cases, one line each.
-    List,
+    List(ListArgs),
     /// Build the lab, make the failure happen, capture it, diagnose it, print the verdict.
     Run(RunArgs),
     /// Remove a lab's namespaces (kept with --keep, or left by a crashed run).
@@ -58,6 +58,13 @@ struct RunArgs {
 }
 
 #[derive(Debug, clap::Args)]
+struct ListArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
 struct DownArgs {
     /// The lab whose namespaces to remove.
     #[arg(required_unless_present = "all")]
@@ -76,15 +83,27 @@ struct ResolveArgs {
 /// Runs `netcase lab`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
-        LabCommand::List => list(),
+        LabCommand::List(a) => list(&a),
         LabCommand::Run(a) => run_lab(a),
         LabCommand::Down(a) => down(a),
         LabCommand::Resolve(a) => resolve(&a.name),
     }
 }
 
-fn list() -> anyhow::Result<ExitCode> {
+fn list(a: &ListArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
+    if a.json {
+        let labs: Vec<_> = netcase_lab::catalogue()
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "id": l.id(), "summary": l.summary, "host_changes": l.host_changes, "note": l.note,
+                })
+            })
+            .collect();
+        netcase_report::write_json(&mut out, "lab-list", &serde_json::json!({ "labs": labs }), true)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     for l in netcase_lab::catalogue() {
         let mut extra = String::new();
         if l.host_changes {
@@ -123,8 +142,7 @@ fn run_lab(a: RunArgs) -> anyhow::Result<ExitCode> {
     let report = netcase_lab::run(&a.id, &opts, &ExeDiagnose { exe })?;
     let mut out = std::io::stdout().lock();
     if a.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
+        netcase_report::write_json(&mut out, "lab-run", &report, true)?;
     } else {
         out.write_all(report.render_text().as_bytes())?;
     }

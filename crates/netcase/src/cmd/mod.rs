@@ -38,8 +38,7 @@ impl TracingArgs {
 
     /// The exit code for these findings under `--fail-on`.
     pub(crate) fn exit_code(&self, findings: &[netcase_model::Finding]) -> std::process::ExitCode {
-        let fail = findings.iter().any(|f| f.severity >= self.fail_on);
-        std::process::ExitCode::from(if fail { crate::EXIT_FINDINGS } else { crate::EXIT_OK })
+        std::process::ExitCode::from(netcase_report::exit_code_for(findings, self.fail_on))
     }
 }
 
@@ -49,20 +48,14 @@ pub(crate) fn announce_tracing(what: &str, duration: Option<std::time::Duration>
     eprintln!("netcase: tracing {what} {how}...");
 }
 
-/// Writes the JSON document of a tracing command: {"netcase", "command", "report", "findings"}.
+/// Writes the JSON document of a tracing command: {"netcase", "report", "findings"}.
 pub(crate) fn write_trace_json<W: std::io::Write, R: serde::Serialize>(
     out: &mut W,
-    command: &str,
+    command: &'static str,
     report: &R,
     findings: &[netcase_model::Finding],
 ) -> anyhow::Result<()> {
-    let doc = serde_json::json!({
-        "netcase": netcase_model::SCHEMA_VERSION,
-        "command": command,
-        "report": report,
-        "findings": findings,
-    });
-    serde_json::to_writer_pretty(&mut *out, &doc)?;
-    writeln!(out)?;
+    let doc = serde_json::json!({ "report": report, "findings": findings });
+    netcase_report::write_json(out, command, &doc, true)?;
     Ok(())
 }

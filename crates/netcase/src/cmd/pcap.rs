@@ -3,7 +3,7 @@
 use anyhow::Context;
 use netcase_analysis::{self as pipeline, Analysis, FlowRecords, Options};
 use netcase_flow::{ConnEnd, ConnSummary, Side, UdpSummary};
-use netcase_model::{Severity, SCHEMA_VERSION};
+use netcase_model::Severity;
 use netcase_report::{human_bytes, utc_time, write_findings_text};
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
@@ -105,7 +105,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             scratch: Vec::with_capacity(1024),
             proto_written: false,
         };
-        write!(rec.out, "{{\"netcase\":{SCHEMA_VERSION},\"flows\":[")?;
+        write!(rec.out, "{{\"netcase\":")?;
+        serde_json::to_writer(&mut *rec.out, &netcase_report::envelope("pcap"))?;
+        write!(rec.out, ",\"flows\":[")?;
         analysis = pipeline::analyse_file::<io::Sink, _>(&args.file, opts, None, &mut rec, &mut progress)
             .with_context(|| format!("{}", args.file.display()))?;
         if let Some(e) = rec.err.take() {
@@ -120,6 +122,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("profile: json tail {:?}", t.elapsed());
         }
     } else if args.events {
+        // JSON lines: the envelope first, then one line per flagged frame.
+        write!(out, "{{\"netcase\":")?;
+        serde_json::to_writer(&mut out, &netcase_report::envelope("pcap-events"))?;
+        writeln!(out, "}}")?;
         let mut rec = NoRecords;
         analysis = pipeline::analyse_file(&args.file, opts, Some(&mut out), &mut rec, &mut progress)
             .with_context(|| format!("{}", args.file.display()))?;
