@@ -171,18 +171,215 @@ impl fmt::Display for Subject {
     }
 }
 
+/// The unit of a measure: a closed set, so each renderer formats a unit in one place (text
+/// shows `stall = 6063.4 ms`, never `stall_ms = 6063.400 ms`). Serialized as its short name
+/// (`"ms"`, `"bytes"`, …), which is the JSON contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Unit {
+    /// A count of things (connections, frames, SYNs…).
+    Count,
+    /// Bytes.
+    Bytes,
+    /// Bytes per second.
+    BytesPerS,
+    /// Events per second (a counter's rate).
+    PerS,
+    /// Percent (0–100).
+    Percent,
+    /// Seconds.
+    Seconds,
+    /// Milliseconds.
+    Millis,
+    /// A TCP/UDP port number.
+    Port,
+    /// A process id.
+    Pid,
+    /// A CPU number.
+    Cpu,
+    /// A dimensionless ratio.
+    Ratio,
+    /// Yes (1) or no (0).
+    Flag,
+    /// TCP timestamp ticks.
+    Ticks,
+    /// A TCP sequence number (relative).
+    Seq,
+}
+
+impl Unit {
+    /// Every unit.
+    pub const ALL: [Unit; 14] = [
+        Unit::Count,
+        Unit::Bytes,
+        Unit::BytesPerS,
+        Unit::PerS,
+        Unit::Percent,
+        Unit::Seconds,
+        Unit::Millis,
+        Unit::Port,
+        Unit::Pid,
+        Unit::Cpu,
+        Unit::Ratio,
+        Unit::Flag,
+        Unit::Ticks,
+        Unit::Seq,
+    ];
+
+    /// The short name (the JSON value).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Count => "count",
+            Unit::Bytes => "bytes",
+            Unit::BytesPerS => "bytes/s",
+            Unit::PerS => "per_s",
+            Unit::Percent => "%",
+            Unit::Seconds => "s",
+            Unit::Millis => "ms",
+            Unit::Port => "port",
+            Unit::Pid => "pid",
+            Unit::Cpu => "cpu",
+            Unit::Ratio => "ratio",
+            Unit::Flag => "bool",
+            Unit::Ticks => "ticks",
+            Unit::Seq => "seq",
+        }
+    }
+
+    /// The unit named `s` (its short name; `"sockets"`, `"datagrams"`… and an empty name are
+    /// counts).
+    pub fn parse(s: &str) -> Unit {
+        Unit::ALL.iter().copied().find(|u| u.as_str() == s).unwrap_or(Unit::Count)
+    }
+
+    /// The key suffixes that repeat this unit (`stall_ms` with unit ms): the text drops them.
+    fn suffixes(self) -> &'static [&'static str] {
+        match self {
+            Unit::Millis => &["_ms"],
+            Unit::Seconds => &["_s"],
+            Unit::Percent => &["_pct"],
+            Unit::Bytes => &["_bytes"],
+            Unit::BytesPerS => &["_bytes_per_s"],
+            Unit::PerS => &["_per_s"],
+            _ => &[],
+        }
+    }
+
+    /// `key` without a suffix that repeats the unit.
+    pub fn bare_key(self, key: &str) -> &str {
+        self.suffixes().iter().find_map(|suf| key.strip_suffix(suf)).filter(|k| !k.is_empty()).unwrap_or(key)
+    }
+
+    /// `value` as a person reads it, with the unit once: `6063.4 ms`, `1.0 MiB`, `yes`.
+    pub fn format(self, value: f64) -> String {
+        let num = |v: f64, max_dec: usize| {
+            if v.fract() == 0.0 && v.abs() < 1e15 {
+                format!("{v:.0}")
+            } else {
+                let s = format!("{v:.max_dec$}");
+                let s = s.trim_end_matches('0').trim_end_matches('.');
+                s.to_owned()
+            }
+        };
+        match self {
+            Unit::Count | Unit::Port | Unit::Pid | Unit::Seq => num(value, 2),
+            Unit::Cpu => format!("cpu {}", num(value, 0)),
+            Unit::Ratio => num(value, 3),
+            Unit::Flag => (if value != 0.0 { "yes" } else { "no" }).to_owned(),
+            Unit::Percent => format!("{} %", num(value, 1)),
+            Unit::Seconds => format!("{} s", num(value, 3)),
+            Unit::Millis => format!("{} ms", num(value, 1)),
+            Unit::Ticks => format!("{} ticks", num(value, 0)),
+            Unit::PerS => format!("{}/s", num(value, 1)),
+            Unit::Bytes => {
+                if value.abs() < 10_000.0 {
+                    format!("{} bytes", num(value, 0))
+                } else {
+                    format!("{} ({} bytes)", binary(value), num(value, 0))
+                }
+            }
+            Unit::BytesPerS => format!("{}/s", decimal(value)),
+        }
+    }
+}
+
+/// `905.7 kB` (rates are decimal, as link speeds are).
+fn decimal(v: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut x = v;
+    let mut u = 0;
+    while x.abs() >= 1000.0 && u + 1 < UNITS.len() {
+        x /= 1000.0;
+        u += 1;
+    }
+    let name = UNITS.get(u).copied().unwrap_or("B");
+    if u == 0 {
+        format!("{x:.0} {name}")
+    } else {
+        format!("{x:.1} {name}")
+    }
+}
+
+/// `1.5 MiB`.
+fn binary(v: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut x = v;
+    let mut u = 0;
+    while x.abs() >= 1024.0 && u + 1 < UNITS.len() {
+        x /= 1024.0;
+        u += 1;
+    }
+    let name = UNITS.get(u).copied().unwrap_or("B");
+    if u == 0 {
+        format!("{x:.0} {name}")
+    } else {
+        format!("{x:.1} {name}")
+    }
+}
+
+impl Serialize for Unit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    #[test]
+    fn units_are_written_once() {
+        let e = Evidence::measure("stall_ms", 6063.4, "ms");
+        assert_eq!(e.to_string(), "stall = 6063.4 ms");
+        assert_eq!(Evidence::measure("sack", 0.0, "bool").to_string(), "sack = no");
+        assert_eq!(Evidence::measure("hole_seq", 145.0, "seq").to_string(), "hole_seq = 145");
+        assert_eq!(Evidence::measure("loss_rate_pct", 33.333, "%").to_string(), "loss_rate = 33.3 %");
+        assert_eq!(Evidence::measure("bytes", 1_094_108.0, "bytes").to_string(), "bytes = 1.0 MiB (1094108 bytes)");
+        assert_eq!(Evidence::measure("s", 2.0, "s").to_string(), "s = 2 s");
+        // JSON keeps the key and the unit's short name.
+        let j = serde_json::to_value(Evidence::measure("stall_ms", 1.5, "ms")).unwrap();
+        assert_eq!(j["key"], "stall_ms");
+        assert_eq!(j["unit"], "ms");
+    }
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One piece of evidence behind a finding. Units sit in the data, keys are snake_case.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Evidence {
-    /// A measured number with its unit (`ms`, `s`, `bytes`, `per_s`, `bit/s`, `%`, `count`...).
+    /// A measured number with its unit.
     Measure {
         /// What was measured.
         key: String,
         /// The value.
         value: f64,
         /// Its unit.
-        unit: String,
+        unit: Unit,
     },
     /// Frame numbers (1-based, as tshark counts them) that show the problem; a sample.
     Frames {
@@ -219,7 +416,8 @@ pub enum Evidence {
 impl Evidence {
     /// A measure.
     pub fn measure(key: &str, value: f64, unit: &str) -> Self {
-        Evidence::Measure { key: key.to_owned(), value, unit: unit.to_owned() }
+        debug_assert!(Unit::ALL.iter().any(|u| u.as_str() == unit), "unknown unit {unit:?} for {key}");
+        Evidence::Measure { key: key.to_owned(), value, unit: Unit::parse(unit) }
     }
     /// A text fact.
     pub fn text(key: &str, value: impl Into<String>) -> Self {
@@ -242,17 +440,7 @@ impl fmt::Display for Evidence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Evidence::Measure { key, value, unit } => {
-                if value.fract() == 0.0 && value.abs() < 1e15 {
-                    write!(f, "{key} = {value:.0}")?;
-                } else {
-                    write!(f, "{key} = {value:.3}")?;
-                }
-                // A bare count needs no unit after it.
-                if unit.is_empty() || unit == "count" {
-                    Ok(())
-                } else {
-                    write!(f, " {unit}")
-                }
+                write!(f, "{} = {}", unit.bare_key(key), unit.format(*value))
             }
             Evidence::Frames { key, frames } => {
                 write!(f, "{key}: frames ")?;

@@ -148,14 +148,14 @@ mod tests {
         let mut v = vec![
             Finding::new(CaseId::ZeroWindow, Severity::Info, Subject::Capture, "a"),
             Finding::new(CaseId::CloseWaitLeak, Severity::Error, Subject::Host, "b")
-                .with_measure("count", 3.0, "sockets"),
+                .with_measure("count", 3.0, "count"),
         ];
         Finding::sort(&mut v);
         let mut out = Vec::new();
         write_findings_text(&mut out, &v).unwrap();
         let s = String::from_utf8(out).unwrap();
         assert!(s.find("ERROR").unwrap() < s.find("INFO").unwrap());
-        assert!(s.contains("count = 3 sockets"));
+        assert!(s.contains("count = 3"));
         assert_eq!(exit_code_for(&v, Severity::Warning), 1);
         assert_eq!(exit_code_for(&v[1..], Severity::Warning), 0);
     }

@@ -131,3 +131,31 @@ fn threaded_pipeline_finds_the_same() {
         assert_eq!(got, want, "{}", p.display());
     }
 }
+
+/// The text report of every corpus capture writes each unit once: no `stall_ms = 6063.400 ms`,
+/// no `sack = 0 bool`, no `hole_seq = 145 seq` (the renderer formats units in one place).
+#[test]
+fn text_reports_write_units_once() {
+    let caps = captures();
+    if caps.is_empty() {
+        eprintln!("corpus not found at {CORPUS}: skipped");
+        return;
+    }
+    let mut bad = Vec::new();
+    for p in &caps {
+        let mut out = Vec::new();
+        netcase_report::write_findings_text(&mut out, &analyse(p)).expect("render");
+        for line in String::from_utf8_lossy(&out).lines() {
+            let Some(m) = line.trim_start().strip_prefix("- ") else { continue };
+            let Some((key, value)) = m.split_once(" = ") else { continue };
+            let doubled = [("_ms", " ms"), ("_s", " s"), ("_pct", " %"), ("_bytes", " bytes"), ("_per_s", "/s")]
+                .iter()
+                .any(|(suf, unit)| key.ends_with(suf) && value.ends_with(unit));
+            let invented = [" bool", " seq", " count", " port", " pid"].iter().any(|u| value.ends_with(u));
+            if doubled || invented {
+                bad.push(format!("{}: {m}", p.display()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "units written twice or invented:\n{}", bad.join("\n"));
+}

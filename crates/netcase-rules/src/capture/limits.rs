@@ -97,7 +97,7 @@ impl Limits {
         ];
         v.sort_by_key(|x| std::cmp::Reverse(x.1));
         v.iter()
-            .filter(|(_, t)| *t > 0)
+            .filter(|(_, t)| *t > 0 && self.share(*t) >= 0.005)
             .map(|(what, t)| format!("{what} {:.0}%", self.share(*t) * 100.0))
             .collect::<Vec<_>>()
             .join(", ")
@@ -122,6 +122,8 @@ struct Dir {
     flight: Option<Flight>,
     /// The last payload this side sent (ts).
     last_data: i64,
+    /// The receiver advertised a zero window since this side's last payload.
+    zero_seen: bool,
 }
 
 /// Per connection: the classification of both directions.
@@ -163,6 +165,10 @@ impl State {
     /// it), unless it is long enough to be idle.
     #[inline]
     pub(super) fn frame(&mut self, c: &Common, f: &RuleFrame) {
+        if f.flags.intersects(AF::ZERO_WINDOW) {
+            // This side's zero window holds the other side's data.
+            self.dirs[f.side.other().index()].zero_seen = true;
+        }
         if f.len == 0 || f.flags.intersects(AF::KEEP_ALIVE | AF::ZERO_WINDOW_PROBE) {
             return;
         }
@@ -173,9 +179,9 @@ impl State {
         let me = f.side.index();
         let peer = f.side.other().index();
         let win = c.win[peer];
-        let zero = win == 0 && c.acked[peer];
         let retrans = f.flags.intersects(AF::RETRANSMISSION);
         let d = &mut self.dirs[me];
+        let zero = (win == 0 && c.acked[peer]) || d.zero_seen;
         let gap = f.ts_ns.saturating_sub(d.last_data);
         if let Some(fl) = d.flight {
             if gap > rtt {
@@ -203,6 +209,7 @@ impl State {
             fl.bytes += u64::from(f.len);
         }
         d.last_data = f.ts_ns;
+        d.zero_seen = false;
     }
 }
 

@@ -151,7 +151,7 @@ impl Agg {
                 Severity::Warning,
                 e.group.subject("tcp", server),
                 format!(
-                    "Data from the {} ran at {:.0} KB/s against a cap of {:.0} KB/s ({} bytes of window per {rtt:.1} ms \
+                    "Data from the {} ran at {:.0} kB/s against a cap of {:.0} kB/s ({} bytes of window per {rtt:.1} ms \
                      round trip; {pinned:.0} % of segments sent with the window full): {who}.",
                     sender.as_str(),
                     ach / 1e3,
@@ -174,7 +174,7 @@ impl Agg {
             f = e.limits.annotate(f, "receive_window_limited_time_pct", e.limits.rwnd);
             out.push(f.with_fix(format!(
                 "Enable net.ipv4.tcp_window_scaling=1 on the {} side and check that no middlebox strips the option \
-                 from SYNs; with scaling the window can grow past 64 KiB and the rate past {:.0} KB/s.",
+                 from SYNs; with scaling the window can grow past 64 KiB and the rate past {:.0} kB/s.",
                 if e.missing == "both" { "client and server" } else { e.missing },
                 cap / 1e3
             )));
