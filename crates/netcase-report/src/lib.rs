@@ -98,6 +98,15 @@ pub fn exit_code_for(findings: &[Finding], fail_on: Severity) -> u8 {
     }
 }
 
+/// `n` things, in the right number: `1 frame`, `2 frames`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 /// Formats a byte count with binary units (`1.5 MiB`).
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -39,6 +39,18 @@ enum Command {
     Cases(cmd::cases::CasesArgs),
     /// Explain one case: what it is, how netcase detects it, and the fix.
     Explain(cmd::cases::ExplainArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Example: netcase completions bash > /etc/bash_completion.d/netcase")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) of netcase, or of one command.
+    #[command(after_help = "Examples:\n  netcase man > netcase.1 && man ./netcase.1\n  netcase man pcap | man -l -")]
+    Man {
+        /// The command (pcap, check, drops, trace, lab, cases, explain); netcase itself without.
+        command: Option<String>,
+    },
 }
 
 /// Parses the command line, runs the subcommand and maps the outcome to an exit code.
@@ -53,6 +65,8 @@ pub fn main() -> ExitCode {
         Command::Lab(a) => cmd::lab::run(a),
         Command::Cases(a) => cmd::cases::run_cases(a),
         Command::Explain(a) => cmd::cases::run_explain(a),
+        Command::Completions { shell } => completions(shell),
+        Command::Man { command } => man(command.as_deref()),
     };
     match result {
         Ok(code) => code,
@@ -64,6 +78,34 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// `netcase completions SHELL`.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "netcase", &mut std::io::stdout());
+    Ok(ExitCode::from(EXIT_OK))
+}
+
+/// `netcase man [COMMAND]`: the manual page of netcase or of one command.
+fn man(command: Option<&str>) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let page = match command {
+        None => cmd,
+        Some(name) => {
+            let Some(sub) = cmd.get_subcommands().find(|s| s.get_name() == name && !s.is_hide_set()) else {
+                let names: Vec<&str> =
+                    cmd.get_subcommands().filter(|s| !s.is_hide_set()).map(|s| s.get_name()).collect();
+                anyhow::bail!("no command '{name}': one of {}", names.join(", "));
+            };
+            let full = format!("netcase-{}", sub.get_name());
+            sub.clone().name(full)
+        }
+    };
+    clap_mangen::Man::new(page).render(&mut std::io::stdout().lock())?;
+    Ok(ExitCode::from(EXIT_OK))
 }
 
 /// Whether an error chain ends in a closed pipe.

@@ -163,7 +163,35 @@ fn nothing_analysable_exits_2_with_the_reason() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("none of the 1556 frame(s) could be analysed"), "{err}");
+    assert!(err.contains("none of the 1556 frames could be analysed"), "{err}");
     assert!(err.contains("link type 105"), "{err}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("no findings"));
+}
+
+#[test]
+fn completions_and_manual_pages() {
+    let out = bin().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("_netcase()"));
+    let out = bin().args(["man"]).output().unwrap();
+    assert!(out.status.success());
+    let page = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(page.contains(".TH") && page.contains("pcap"), "{page}");
+    let out = bin().args(["man", "pcap"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\\-\\-fail\\-on"));
+    let out = bin().args(["man", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn bad_values_are_refused_before_any_work() {
+    // A negative interval is a value, not an unknown flag.
+    let out = bin().args(["check", "--interval", "-1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--interval must be"));
+    // A sort key the table does not know, before the capture is read.
+    let out = bin().args(["pcap", "/nonexistent.pcap", "--dns", "--sort", "bogus"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("'--sort'") && err.contains("rtt"), "{err}");
 }

@@ -31,7 +31,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Seconds between the two samples that give rates; 0 reads absolute values only.
-    #[arg(long, value_name = "S", default_value_t = 1.0)]
+    #[arg(long, value_name = "S", default_value_t = 1.0, allow_negative_numbers = true)]
     pub interval: f64,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -132,9 +132,10 @@ pub fn render_text(o: &Outcome, w: &mut impl Write) -> anyhow::Result<()> {
     let interval = o.evidence.first().map_or(0.0, |e| e.interval_s);
     writeln!(
         w,
-        "netcase check: kernel {kernel}, {} network namespace(s) [{}], {sockets} sockets, {}",
-        o.evidence.len(),
+        "netcase check: kernel {kernel}, {} [{}], {}, {}",
+        netcase_report::count(o.evidence.len() as u64, "network namespace", "network namespaces"),
         o.evidence.iter().map(ns_name).collect::<Vec<_>>().join(", "),
+        netcase_report::count(sockets as u64, "socket", "sockets"),
         if interval > 0.0 { format!("rates over {interval:.1} s") } else { "absolute values only".to_owned() }
     )?;
     writeln!(w)?;

@@ -11,7 +11,7 @@ pub mod trace;
 #[derive(Debug, clap::Args)]
 pub struct TracingArgs {
     /// Seconds to trace; 0 traces until Ctrl-C.
-    #[arg(long, default_value_t = 5.0, value_name = "S")]
+    #[arg(long, default_value_t = 5.0, value_name = "S", allow_negative_numbers = true)]
     pub duration: f64,
     /// Print one JSON document instead of text.
     #[arg(long)]

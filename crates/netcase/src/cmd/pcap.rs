@@ -4,6 +4,7 @@ use anyhow::Context;
 use netcase_analysis::{self as pipeline, Analysis, FlowRecords, Options};
 use netcase_flow::{ConnEnd, ConnSummary, Side, UdpSummary};
 use netcase_model::Severity;
+use netcase_report::count;
 use netcase_report::{human_bytes, utc_time, write_findings_text};
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
@@ -53,7 +54,8 @@ pub struct Args {
     /// DNS/HTTP: only transactions slower than MS milliseconds (or unanswered).
     #[arg(long, value_name = "MS")]
     pub slow: Option<f64>,
-    /// DNS/HTTP: sort by time (default), duration, ttl, answers, name or id.
+    /// DNS/HTTP: sort key. Both: time (default), duration. DNS: rtt, ttl, answers, name, id,
+    /// attempts. HTTP: total, ttfb, size, status.
     #[arg(long, value_name = "KEY", default_value = "time")]
     pub sort: String,
     /// Sort descending.
@@ -75,8 +77,30 @@ pub struct Args {
     pub keep_duplicates: bool,
 }
 
+/// The `--sort` keys each table takes, checked before the capture is read.
+fn check_sort(args: &Args) -> anyhow::Result<()> {
+    const DNS: &[&str] =
+        &["time", "duration", "rtt", "response-time", "slow", "ttl", "answers", "name", "id", "attempts"];
+    const HTTP: &[&str] = &["time", "duration", "total", "slow", "ttfb", "first-byte", "size", "status"];
+    let k = args.sort.as_str();
+    let bad = |table: &str, keys: &[&str]| {
+        anyhow::anyhow!("invalid value '{k}' for '--sort' with --{table}: one of {}", keys.join(", "))
+    };
+    if args.dns && !DNS.contains(&k) {
+        return Err(bad("dns", DNS));
+    }
+    if args.http && !HTTP.contains(&k) {
+        return Err(bad("http", HTTP));
+    }
+    if !args.dns && !args.http && !DNS.contains(&k) && !HTTP.contains(&k) {
+        anyhow::bail!("invalid value '{k}' for '--sort' (it orders the --dns and --http tables)");
+    }
+    Ok(())
+}
+
 /// Runs `netcase pcap`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    check_sort(&args)?;
     pipeline::tune_allocator();
     let stdout = io::stdout();
     // Not locked: the flow records are written from the side thread.
@@ -149,9 +173,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if analysis.info.frames > 0 && analysis.analysable_frames == 0 {
         // Nothing netcase reads (IP or ARP) was in the file: "no findings" would be a lie.
         eprintln!(
-            "netcase: {}: none of the {} frame(s) could be analysed: {}",
+            "netcase: {}: none of the {} could be analysed: {}",
             args.file.display(),
-            analysis.info.frames,
+            count(analysis.info.frames, "frame", "frames"),
             not_analysed_text(&analysis).unwrap_or_else(|| "no IP or ARP frames".into())
         );
         return Ok(ExitCode::from(crate::EXIT_ERROR));
@@ -162,9 +186,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn report_damage(args: &Args, a: &Analysis) {
     if let Some(d) = &a.damage {
         eprintln!(
-            "netcase: {}: {d}; the {} frame(s) before it were analysed, the rest of the file was skipped",
+            "netcase: {}: {d}; the {} before it analysed, the rest of the file skipped",
             args.file.display(),
-            a.info.frames
+            count(a.info.frames, "frame", "frames")
         );
     }
 }
@@ -382,12 +406,12 @@ fn capture_json(args: &Args, a: &Analysis) -> serde_json::Value {
 fn not_analysed_text(a: &Analysis) -> Option<String> {
     let mut parts = Vec::new();
     for (link, n) in &a.unknown_links {
-        parts.push(format!("{n} frame(s) of link type {} (not decoded)", link.as_u32()));
+        parts.push(format!("{} of link type {} (not decoded)", count(*n, "frame", "frames"), link.as_u32()));
     }
     let non_ip: u64 = a.non_ip_types.iter().map(|e| e.1).sum();
     if non_ip > 0 {
         let types: Vec<String> = a.non_ip_types.iter().map(|(t, n)| format!("{} ×{n}", ethertype_name(*t))).collect();
-        parts.push(format!("{non_ip} non-IP frame(s) ({})", types.join(", ")));
+        parts.push(format!("{} ({})", count(non_ip, "non-IP frame", "non-IP frames"), types.join(", ")));
     }
     (!parts.is_empty()).then(|| parts.join(", "))
 }
@@ -439,12 +463,12 @@ fn write_text<W: Write>(out: &mut W, args: &Args, a: &Analysis, rec: &mut TextRe
     links.dedup();
     writeln!(
         out,
-        "capture  {} ({}{}, {}), {} frames, {}",
+        "capture  {} ({}{}, {}), {}, {}",
         args.file.display(),
         i.format,
         if i.gzip { ", gzip" } else { "" },
         links.join("+"),
-        i.frames,
+        count(i.frames, "frame", "frames"),
         human_bytes(i.wire_bytes)
     )?;
     if let (Some(f), Some(l)) = (i.first_ts_ns, i.last_ts_ns) {
@@ -452,23 +476,29 @@ fn write_text<W: Write>(out: &mut W, args: &Args, a: &Analysis, rec: &mut TextRe
     }
     writeln!(
         out,
-        "flows    {} TCP streams ({} still open at the end), {} UDP flows",
-        a.tracker.tcp_streams, rec.open, a.tracker.udp_streams
+        "flows    {} ({} still open at the end), {}",
+        count(u64::from(a.tracker.tcp_streams), "TCP stream", "TCP streams"),
+        rec.open,
+        count(u64::from(a.tracker.udp_streams), "UDP flow", "UDP flows")
     )?;
     if let Some(d) = &a.damage {
-        writeln!(out, "damaged  {d}; the {} frame(s) before it were analysed", i.frames)?;
+        writeln!(out, "damaged  {d}; the {} before it analysed", count(i.frames, "frame", "frames"))?;
     }
     if a.decode_errors > 0 {
         if let Some((f, e)) = &a.first_decode_error {
             writeln!(
                 out,
-                "skipped  {} frame(s) not decodable to their transport header (first: frame {f}, {e})",
-                a.decode_errors
+                "skipped  {} not decodable to their transport header (first: frame {f}, {e})",
+                count(a.decode_errors, "frame", "frames")
             )?;
         }
     }
     if i.skipped_blocks > 0 {
-        writeln!(out, "skipped  {} pcapng block(s) of unknown or unused type", i.skipped_blocks)?;
+        writeln!(
+            out,
+            "skipped  {} of unknown or unused type",
+            count(i.skipped_blocks, "pcapng block", "pcapng blocks")
+        )?;
     }
     if let Some(t) = not_analysed_text(a) {
         writeln!(out, "skipped  {t}")?;
@@ -477,30 +507,32 @@ fn write_text<W: Write>(out: &mut W, args: &Args, a: &Analysis, rec: &mut TextRe
     if ar.dups.copies > 0 {
         writeln!(
             out,
-            "copies   {} frame(s) are copies of earlier frames, left out of the analysis (capture-duplicates)",
-            ar.dups.copies
+            "copies   {} of earlier frames left out of the analysis (capture-duplicates)",
+            count(ar.dups.copies, "copy", "copies")
         )?;
     }
     if ar.padded_acks > 0 {
         writeln!(
             out,
-            "padding  {} pure ACK(s) carried link padding inside their IP length (first: frame {}); read as ACKs, not data",
-            ar.padded_acks,
+            "padding  {} carried link padding inside their IP length (first: frame {}); read as ACKs, not data",
+            count(ar.padded_acks, "pure ACK", "pure ACKs"),
             ar.first_padded_ack.unwrap_or(0)
         )?;
     }
     if a.frag.stats.fragments > 0 {
         writeln!(
             out,
-            "frags    {} IP fragment(s): {} datagram(s) reassembled, {} incomplete (ip-fragments)",
-            a.frag.stats.fragments, a.frag.stats.reassembled, a.frag.incomplete_total
+            "frags    {}: {} reassembled, {} incomplete (ip-fragments)",
+            count(a.frag.stats.fragments, "IP fragment", "IP fragments"),
+            count(a.frag.stats.reassembled, "datagram", "datagrams"),
+            a.frag.incomplete_total
         )?;
     }
     if ar.time.distorted() {
         writeln!(
             out,
-            "clock    timestamps step back or jump {} time(s): {:.3} s of capture without the steps (capture-time)",
-            ar.time.backwards_notable + ar.time.jumps,
+            "clock    timestamps step back or jump {}: {:.3} s of capture without the steps (capture-time)",
+            count(ar.time.backwards_notable + ar.time.jumps, "time", "times"),
             ar.time.span_ns as f64 / 1e9
         )?;
     }
