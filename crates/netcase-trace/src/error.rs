@@ -6,7 +6,8 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file of tracefs, procfs or sysfs could not be read.
-    #[error("cannot read {path}: {source}")]
+    // The cause is the error's source: printed once by whoever prints the chain.
+    #[error("cannot read {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -26,10 +27,16 @@ pub enum Error {
     #[error("the kernel has no tracepoint {0} (is it older than the tracepoint, or built without it?)")]
     NoTracepoint(String),
     /// tracefs is not mounted and could not be mounted.
-    #[error("tracefs is not mounted and mounting it failed: {0}")]
-    NoTracefs(std::io::Error),
+    #[error("tracefs is not mounted and mounting it failed")]
+    NoTracefs(#[source] std::io::Error),
+    /// Kernel tracing needs privilege this process does not have (the reason says which).
+    #[error(
+        "kernel tracing needs root ({0}); run it with sudo. Without privilege, `netcase check` reads the kernel's \
+         drop and retransmission counters (/proc/net/snmp, /proc/net/netstat, softnet_stat) by layer"
+    )]
+    NoPrivilege(String),
     /// A system call failed.
-    #[error("{call}: {source}")]
+    #[error("{call}")]
     Sys {
         /// The call and its object (`perf_event_open skb/kfree_skb cpu 1`).
         call: String,
@@ -38,7 +45,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A named network namespace does not exist or cannot be entered.
-    #[error("network namespace {name}: {source}")]
+    #[error("network namespace {name}")]
     Netns {
         /// Its name.
         name: String,

@@ -32,16 +32,32 @@ impl Tracefs {
     /// Finds a mounted tracefs (or the old debugfs path), mounting one if there is none.
     pub fn open() -> Result<Self> {
         let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        let mut candidates = tracefs_mounts(&mounts);
+        let mounted = tracefs_mounts(&mounts);
+        let mut candidates = mounted.clone();
         candidates.push(PathBuf::from("/sys/kernel/debug/tracing"));
         if let Some(root) = candidates.into_iter().find(|p| p.join("events").is_dir()) {
             return Ok(Tracefs { root, mounted_here: false });
         }
+        // Mounted, but closed to this user: say so rather than try (and fail) to mount it.
+        if let Some(root) = mounted
+            .into_iter()
+            .find(|p| std::fs::read_dir(p).is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied))
+        {
+            return Err(Error::NoPrivilege(format!("tracefs at {} is not readable by this user", root.display())));
+        }
         let base = if Path::new("/run").is_dir() { PathBuf::from("/run") } else { std::env::temp_dir() };
         let root = base.join(format!("netcase-tracefs-{}", std::process::id()));
-        std::fs::create_dir_all(&root).map_err(Error::NoTracefs)?;
+        if let Err(e) = std::fs::create_dir_all(&root) {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                return Err(Error::NoPrivilege("tracefs is not mounted and only root can mount it".into()));
+            }
+            return Err(Error::NoTracefs(e));
+        }
         if let Err(e) = crate::sys::mount_tracefs(&root) {
             let _ = std::fs::remove_dir(&root);
+            if e.kind() == std::io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(1) {
+                return Err(Error::NoPrivilege("tracefs is not mounted and only root can mount it".into()));
+            }
             return Err(Error::NoTracefs(e));
         }
         Ok(Tracefs { root, mounted_here: true })
