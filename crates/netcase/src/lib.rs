@@ -74,7 +74,7 @@ pub fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::from(EXIT_OK);
             }
-            eprintln!("netcase: {e:#}");
+            eprintln!("netcase: {}", error_text(&e));
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -108,7 +108,35 @@ fn man(command: Option<&str>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(EXIT_OK))
 }
 
+/// An error and its causes on one line, each cause once (a message that already quotes its
+/// cause does not get it appended again).
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if text.is_empty() {
+            text = c;
+        } else if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
+}
+
 /// Whether an error chain ends in a closed pipe.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn causes_are_printed_once() {
+        let io = std::io::Error::from_raw_os_error(1);
+        let e = anyhow::Error::new(io).context("cannot enter netns x: Operation not permitted (os error 1)");
+        assert_eq!(super::error_text(&e), "cannot enter netns x: Operation not permitted (os error 1)");
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(super::error_text(&e), "outer: inner");
+    }
 }
