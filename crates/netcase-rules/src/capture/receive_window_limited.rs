@@ -79,8 +79,11 @@ struct Edges {
     b: [(u32, u32, u32); BUCKETS],
     head: u8,
     len: u8,
-    /// Bucket width, ns (0 = not in use: the capture is at the sender).
+    /// Bucket width, ns: 0 until the direction's first data segment, then -1 when the capture
+    /// is at the sender (no buckets), else an eighth of `lag`.
     width: i64,
+    /// The capture point's round trip to the sender (the receiver's reply gap), ns.
+    lag: i64,
 }
 
 impl Edges {
@@ -88,13 +91,22 @@ impl Edges {
         self.b.get((usize::from(self.head) + i) % BUCKETS)
     }
 
-    /// An edge advertised at `ts`; `lag` is the capture point's round trip to the sender.
-    fn push(&mut self, ts: i64, edge: u32, win: u32, lag: i64) {
-        if self.width == 0 {
-            if lag < MIN_LAG_NS {
-                return;
-            }
+    /// Decides, at the direction's first data segment, whether buckets are needed: `lag` is
+    /// the capture point's round trip to the sender.
+    fn start(&mut self, lag: i64) {
+        if lag >= MIN_LAG_NS {
             self.width = (lag / BUCKETS_PER_LAG).max(1);
+            self.lag = lag;
+        } else {
+            self.width = -1;
+        }
+    }
+
+    /// An edge advertised at `ts`.
+    #[inline]
+    fn push(&mut self, ts: i64, edge: u32, win: u32) {
+        if self.width <= 0 {
+            return;
         }
         let idx = (ts / self.width) as u32;
         let n = usize::from(self.len);
@@ -117,7 +129,7 @@ impl Edges {
     /// The (edge, window) of the last bucket that began at or before `t`, and how far beyond
     /// the edge wanted it may be (the bucket's share of the window).
     fn known(&self, t: i64) -> Option<(u32, u32, u32)> {
-        if self.width == 0 {
+        if self.width <= 0 {
             return None;
         }
         let idx = (t / self.width) as u32;
@@ -170,6 +182,7 @@ impl State {
             let d = &mut self.dirs[f.side.other().index()];
             if d.data_frames > 0 {
                 d.rwin_max = d.rwin_max.max(f.calc_window);
+                d.edges.push(f.ts_ns, f.ack.wrapping_add(f.calc_window), f.calc_window);
                 if let Some(r) = f.ack_rtt_ns.filter(|r| *r > 0) {
                     // Frugal streaming median: one step of 1/64 towards each sample (±1.5 %
                     // once it has settled; a stray sample moves it one step, not to itself).
@@ -181,8 +194,6 @@ impl State {
                     };
                 }
             }
-            let lag = c.reply_gap(f.side);
-            d.edges.push(f.ts_ns, f.ack.wrapping_add(f.calc_window), f.calc_window, lag);
         }
         if f.len == 0 || f.flags.intersects(AF::RETRANSMISSION) {
             return;
@@ -197,6 +208,9 @@ impl State {
         }
         if d.data_frames == 0 {
             d.first_ts = f.ts_ns;
+            // From the capture point to the sender and back: the receiver's SYN → the
+            // sender's SYN/ACK (or the other way round), final once data flows.
+            d.edges.start(c.reply_gap(f.side.other()));
         }
         d.data_frames += 1;
         d.bytes += u64::from(f.len);
@@ -207,16 +221,15 @@ impl State {
             d.full += 1;
         }
         // Away from the sender, the edge the sender knew: from a round trip (capture point to
-        // sender and back: the receiver's SYN → the sender's SYN/ACK, or the other way round)
-        // before. The handshake ran on an empty path, and queues only add to the real delay,
-        // so this picks an edge no older than the one the sender acted on. At the sender (a
-        // reply gap under a millisecond: its own stack's) the current edge.
+        // sender and back) before. The handshake ran on an empty path, and queues only add to
+        // the real delay, so this picks an edge no older than the one the sender acted on. At
+        // the sender (a reply gap under a millisecond: its own stack's), and in the first
+        // round trip elsewhere, the current edge (larger, if anything).
         let y = f.side.other().index();
-        let lag = c.reply_gap(f.side.other());
-        let (edge, w, slack) = match d.edges.known(f.ts_ns - lag) {
-            Some(k) if lag >= MIN_LAG_NS => k,
-            _ if c.acked[y] => (c.ack[y].wrapping_add(c.win[y]), c.win[y], 0),
-            _ => return,
+        let (edge, w, slack) = match d.edges.known(f.ts_ns - d.edges.lag) {
+            Some(k) => k,
+            None if c.acked[y] => (c.ack[y].wrapping_add(c.win[y]), c.win[y], 0),
+            None => return,
         };
         if w == 0 {
             return;
