@@ -37,6 +37,8 @@ pub struct Tcp {
     pub len: usize,
     /// Whether the options carry Window Scale.
     pub wscale: bool,
+    /// The Window Scale shift, when the options carry one.
+    pub wscale_shift: Option<u8>,
     /// The Timestamps option's TSval, when the options carry one.
     pub tsval: Option<u32>,
 }
@@ -93,7 +95,8 @@ pub fn parse(frame: &[u8]) -> Option<Ip<'_>> {
                 flags: *l4.get(13)?,
                 win: be16(l4, 14)?,
                 len: l4.len().saturating_sub(doff),
-                wscale: has_wscale(opts),
+                wscale: wscale_shift(opts).is_some(),
+                wscale_shift: wscale_shift(opts),
                 tsval: tsval(opts),
             });
         }
@@ -104,19 +107,33 @@ pub fn parse(frame: &[u8]) -> Option<Ip<'_>> {
     Some(out)
 }
 
-fn has_wscale(mut o: &[u8]) -> bool {
+fn wscale_shift(mut o: &[u8]) -> Option<u8> {
     while let Some(&kind) = o.first() {
         match kind {
-            0 => return false,
+            0 => return None,
             1 => o = o.get(1..).unwrap_or_default(),
-            3 => return true,
+            3 => return o.get(2).copied(),
             _ => {
                 let len = usize::from(o.get(1).copied().unwrap_or(0)).max(2);
                 o = o.get(len..).unwrap_or_default();
             }
         }
     }
-    false
+    None
+}
+
+/// The next-hop MTU of an ICMP fragmentation-needed (type 3 code 4) in an Ethernet/IPv4 frame.
+pub fn icmp_frag_needed_mtu(frame: &[u8]) -> Option<u16> {
+    if be16(frame, 12)? != 0x0800 {
+        return None;
+    }
+    let ip = frame.get(14..)?;
+    let ihl = usize::from(ip.first()? & 0x0f) * 4;
+    if *ip.get(9)? != 1 {
+        return None;
+    }
+    let icmp = ip.get(ihl..)?;
+    (icmp.first() == Some(&3) && icmp.get(1) == Some(&4)).then(|| be16(icmp, 6)).flatten()
 }
 
 /// The TSval of a Timestamps option (kind 8, length 10) in TCP options `o`.

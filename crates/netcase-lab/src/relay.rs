@@ -315,6 +315,7 @@ mod tests {
             win: 0,
             len: 0,
             wscale: false,
+            wscale_shift: None,
             tsval: Some(ts),
         }
     }

@@ -39,7 +39,9 @@ const VERDICT_READY: &[&str] = &[
     "nagle-delayed-ack",
     "nat-timestamp-paws",
     "no-window-scale",
+    "pmtu-blackhole",
     "port-unreachable",
+    "receive-window-limited",
     "resolver-order",
     "retrans-hol-blocking",
     "snat-port-collision",
@@ -65,6 +67,12 @@ const TSHARK: &[(&str, &str, usize)] = &[
     ("http-204-content-length", "http.response.code == 204 && http.content_length_header", 1),
     ("nat-timestamp-paws", "tcp.flags.syn == 1 && tcp.flags.ack == 0 && tcp.analysis.retransmission", 1),
     ("snat-port-collision", "tcp.flags.syn == 1 && tcp.flags.ack == 0 && tcp.analysis.retransmission", 1),
+    // Full-size segments (1448 bytes) resent: in the control the ICMP arrives and the resends
+    // are 1348 bytes.
+    ("pmtu-blackhole", "tcp.analysis.retransmission && tcp.len > 1400", 2),
+    // Captured at the sender: segments that end exactly at the edge of a window under 20 KB
+    // (the control's autotuned window can be filled once in slow start, at 64 KB or more).
+    ("receive-window-limited", "tcp.analysis.window_full && tcp.analysis.bytes_in_flight <= 20000", 20),
 ];
 
 fn env_list(name: &str) -> Option<Vec<String>> {

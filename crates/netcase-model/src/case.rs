@@ -149,9 +149,9 @@ cases! {
     /// A DNS server that answers nothing.
     DnsServerUnresponsive => "dns-server-unresponsive", "DNS server does not answer", [Pcap, Host];
     /// Large segments vanish on a path with a smaller MTU.
-    PmtuBlackhole => "pmtu-blackhole", "path MTU black hole", [Pcap, Host];
+    PmtuBlackhole => "pmtu-blackhole", "path MTU black hole", [Pcap, Host, Lab];
     /// A small receive window caps the transfer.
-    ReceiveWindowLimited => "receive-window-limited", "transfer capped by a small receive window", [Pcap];
+    ReceiveWindowLimited => "receive-window-limited", "transfer capped by a small receive window", [Pcap, Lab];
 }
 
 impl CaseId {

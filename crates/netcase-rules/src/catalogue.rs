@@ -381,8 +381,11 @@ pub fn doc(case: CaseId) -> CaseDoc {
             "Large segments vanish on a path with a smaller MTU (tunnels, PPPoE 1492) while small ones pass: the \
              ICMP \"fragmentation needed\"/\"packet too big\" is blocked or ignored, so connections hang at the \
              first full-size segment.",
-            "Capture: full-size segments retransmitted without ACK while small ones are answered, ICMP \
-             fragmentation-needed with the next-hop MTU, MSS options against the path.",
+            "Capture: a segment of 1024 bytes or more, larger than anything the sender got acknowledged, sent \
+             three times or more at that size and never acknowledged, while the receiver's small packets keep \
+             coming and nothing sent after it is acknowledged; ICMP fragmentation-needed / packet-too-big quoting \
+             the flow, with the next-hop MTU. Certain when an ICMP shows it or a smaller resend got through at \
+             once; working PMTU discovery (ICMP, then smaller resends) is healthy.",
             "Clamp the MSS on the tunnel (`iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j \
              TCPMSS --clamp-mss-to-pmtu`), let ICMP type 3 code 4 / ICMPv6 type 2 through, or set \
              net.ipv4.tcp_mtu_probing=1.",
@@ -390,8 +393,11 @@ pub fn doc(case: CaseId) -> CaseDoc {
         ReceiveWindowLimited => (
             "A receiver advertises a small (non-zero) window that caps the transfer below what the path carries: \
              the sender fills the window again and again and waits.",
-            "Capture: bytes in flight pinned at the advertised window, window-full events, achieved rate against \
-             window/RTT.",
+            "Capture: transfers of 256 KiB or more lasting a second or more in which the sender waited for window \
+             at least half of the time (no room left for another full segment in the window it knew of, taking \
+             the capture point into account), filled it at least every other round trip, and ran at half of \
+             window / RTT or more. Flows whose 64 KiB ceiling comes from missing window scaling are \
+             no-window-scale's; receivers that advertised a zero window for a tenth of the transfer, zero-window's.",
             "Give the receiver larger buffers (do not set SO_RCVBUF small; check net.ipv4.tcp_rmem and that \
              autotuning is on).",
         ),

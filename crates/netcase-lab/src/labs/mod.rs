@@ -3,6 +3,7 @@
 mod dns;
 mod more;
 mod nat;
+mod path;
 mod tcp;
 
 use crate::LabSpec;
@@ -197,6 +198,20 @@ pub static ALL: &[LabSpec] = &[
         host_changes: false,
         note: None,
         run: more::http_204_content_length,
+    },
+    LabSpec {
+        case: CaseId::PmtuBlackhole,
+        summary: "c - r1 - r2 - s, the r1-r2 link MTU 1400, r2 drops its ICMP fragmentation-needed: the 1448-byte segments of a download vanish, the client gives up after 2.5 s (control: ICMP allowed, PMTU discovery works)",
+        host_changes: false,
+        note: None,
+        run: path::pmtu_blackhole,
+    },
+    LabSpec {
+        case: CaseId::ReceiveWindowLimited,
+        summary: "relay with 40 ms RTT, the client sets SO_RCVBUF 16 KiB: a 2 MiB download runs at window / RTT (control: default buffers)",
+        host_changes: false,
+        note: None,
+        run: path::receive_window_limited,
     },
 ];
 

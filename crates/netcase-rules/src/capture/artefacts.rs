@@ -165,7 +165,13 @@ impl Agg {
         let mut withheld = Vec::new();
         for f in findings.iter_mut() {
             let Subject::Flow { stream: Some(st), .. } = f.subject else { continue };
-            if !matches!(f.case, CaseId::RetransHolBlocking | CaseId::DupackNoFastRetransmit | CaseId::LingerZeroRst) {
+            if !matches!(
+                f.case,
+                CaseId::RetransHolBlocking
+                    | CaseId::DupackNoFastRetransmit
+                    | CaseId::LingerZeroRst
+                    | CaseId::PmtuBlackhole
+            ) {
                 continue;
             }
             let Ok(st32) = u32::try_from(st) else { continue };

@@ -31,8 +31,10 @@ mod limits;
 mod linger_zero_rst;
 mod nagle;
 mod nat_paws;
+mod pmtu_blackhole;
 mod port_unreachable;
 mod queue_overflow;
+mod receive_window_limited;
 mod retrans_hol;
 mod time_wait;
 mod udp_truncation;
@@ -289,6 +291,8 @@ impl Flow {
             ks: Default::default(),
             cw: Default::default(),
             lm: Default::default(),
+            pm: Default::default(),
+            rw: Default::default(),
         }
     }
 }
@@ -311,13 +315,15 @@ struct Flow {
     ks: keepalive_settings::State,
     cw: close_wait_leak::State,
     lm: limits::State,
+    pm: pmtu_blackhole::State,
+    rw: receive_window_limited::State,
 }
 
 /// The capture rules: per-connection state plus per-case aggregates. Feed it as a
 /// [`FlowSink`] and through [`CaptureRules::packet`], then call [`CaptureRules::finish`].
 pub struct CaptureRules {
     /// Open connections: `tcp.stream` → slot in `slots`. The map holds only indices so a
-    /// connection's state (about 1.3 KB) is written once where it lives and never moved by
+    /// connection's state (about 2.5 KB) is written once where it lives and never moved by
     /// inserts, removals or rehashing; closed slots are reused.
     flows: HashMap<u32, u32, IntBuild>,
     slots: Vec<Flow>,
@@ -341,6 +347,8 @@ pub struct CaptureRules {
     ks: keepalive_settings::Agg,
     cw: close_wait_leak::Agg,
     rd: iptables_redirect_hijack::Agg,
+    pm: pmtu_blackhole::Agg,
+    rw: receive_window_limited::Agg,
     ca: artefacts::Agg,
     facts: Option<CaptureFacts>,
 }
@@ -376,6 +384,15 @@ pub enum PacketNote {
     },
     /// An ICMP port unreachable quoting a UDP datagram.
     PortUnreachable(netcase_wire::Quoted),
+    /// An ICMP fragmentation-needed (ICMPv6 packet-too-big) quoting a TCP segment.
+    FragNeeded {
+        /// The router that sent it.
+        from: std::net::IpAddr,
+        /// The quoted segment's header (its source is the sender told to shrink).
+        quoted: netcase_wire::Quoted,
+        /// The next-hop MTU announced (0 = none).
+        mtu: u32,
+    },
 }
 
 /// What kind of frame claimed an address in [`PacketNote::Holder`].
@@ -396,7 +413,11 @@ impl PacketNote {
         if let Some(n) = ip_conflict::holder(pkt) {
             return Some(n);
         }
-        port_unreachable::unreachable_udp(pkt).map(PacketNote::PortUnreachable)
+        if let Some(q) = port_unreachable::unreachable_udp(pkt) {
+            return Some(PacketNote::PortUnreachable(q));
+        }
+        let (quoted, mtu) = pmtu_blackhole::frag_needed(pkt)?;
+        Some(PacketNote::FragNeeded { from: pkt.ip.as_ref()?.src, quoted, mtu })
     }
 }
 
@@ -425,6 +446,8 @@ impl CaptureRules {
             ks: Default::default(),
             cw: Default::default(),
             rd: Default::default(),
+            pm: Default::default(),
+            rw: Default::default(),
             ca: Default::default(),
             facts: None,
         }
@@ -442,7 +465,8 @@ impl CaptureRules {
     }
 
     /// Every decoded frame, in order (after the flow engine has seen it): ARP and link-layer
-    /// addresses for `ip-conflict`, ICMP port unreachable for UDP for `port-unreachable`.
+    /// addresses for `ip-conflict`, ICMP port unreachable for UDP for `port-unreachable`, ICMP
+    /// fragmentation-needed / packet-too-big for `pmtu-blackhole`.
     /// The same as [`PacketNote::of`] then [`CaptureRules::note`].
     #[inline]
     pub fn packet(&mut self, frame: u64, ts_ns: i64, pkt: &Packet<'_>) {
@@ -456,6 +480,7 @@ impl CaptureRules {
         match *n {
             PacketNote::Holder { ip, vlan, mac, kind, ttl } => self.ic.note(ip, vlan, mac, kind, frame, ttl),
             PacketNote::PortUnreachable(q) => self.pu.unreachable(frame, ts_ns, &q),
+            PacketNote::FragNeeded { from, quoted, mtu } => self.pm.frag_needed(frame, from, &quoted, mtu),
         }
     }
 
@@ -492,6 +517,8 @@ impl CaptureRules {
         self.ks.finish(&mut out);
         self.cw.finish(self.facts.as_ref().is_some_and(|f| f.artefacts.time.distorted()), &mut out);
         self.rd.finish(&mut out);
+        self.pm.finish(&mut out);
+        self.rw.finish(&mut out);
         // Last: capture loss qualifies the findings above.
         self.ca.finish(self.facts.as_ref(), &mut out);
         Finding::settle(&mut out);
@@ -550,6 +577,8 @@ impl CaptureRules {
         self.ng.closed(&fl.ng, c);
         self.ks.closed(&fl.ks, c);
         self.cw.closed(&fl.cw, c);
+        self.pm.closed(&fl.pm, c, s);
+        self.rw.closed(&fl.rw, c, s);
     }
 }
 
@@ -576,6 +605,8 @@ impl CaptureRules {
         fl.cw.frame(c, f);
         fl.lm.frame(c, f);
         self.rd.frame(f);
+        fl.pm.frame(c, f);
+        fl.rw.frame(c, f);
         fl.c.update(f);
     }
 }

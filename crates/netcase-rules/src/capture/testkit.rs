@@ -130,6 +130,34 @@ impl Script {
         self.push(t, f);
     }
 
+    /// An ICMP fragmentation-needed (type 3 code 4) from `router` announcing `mtu`, quoting a
+    /// 1500-byte TCP segment `src` → `dst` with absolute sequence number `seq` (to `src`).
+    pub fn icmp_frag_needed(
+        &mut self,
+        t: f64,
+        router: [u8; 4],
+        src: ([u8; 4], u16),
+        dst: ([u8; 4], u16),
+        seq: u32,
+        mtu: u16,
+    ) {
+        let mut tcp = Vec::new();
+        tcp.extend_from_slice(&src.1.to_be_bytes());
+        tcp.extend_from_slice(&dst.1.to_be_bytes());
+        tcp.extend_from_slice(&seq.to_be_bytes());
+        tcp.extend_from_slice(&[0, 0, 0, 0, 0x50, ACK, 0x01, 0xf5, 0, 0, 0, 0]);
+        let mut quoted = eth_ip([0; 6], [0; 6], src.0, dst.0, 6, &tcp).split_off(14);
+        // The quoted header keeps the original packet's length: 1500 bytes.
+        if let Some(l) = quoted.get_mut(2..4) {
+            l.copy_from_slice(&1500u16.to_be_bytes());
+        }
+        let mut l4 = vec![3, 4, 0, 0, 0, 0];
+        l4.extend_from_slice(&mtu.to_be_bytes());
+        l4.extend_from_slice(&quoted);
+        let f = eth_ip([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 8], router, src.0, 1, &l4);
+        self.push(t, f);
+    }
+
     /// An ARP reply: `ip` is at `mac`.
     pub fn arp_reply(&mut self, t: f64, ip: [u8; 4], mac: [u8; 6]) {
         let mut f = Vec::new();
@@ -318,6 +346,20 @@ impl Conn<'_> {
     pub fn client_window(&mut self, t: f64, win: u16) {
         self.c.win = win;
         self.seg(t, true, ACK, 0, None);
+    }
+    /// An ICMP fragmentation-needed from `router` announcing `mtu`, quoting the server's segment at
+    /// relative sequence `rel`.
+    pub fn server_icmp_frag_needed(&mut self, t: f64, router: [u8; 4], rel: u32, mtu: u16) {
+        let seq = self.sv.isn.wrapping_add(rel);
+        let (sv, c) = (self.sv, self.c);
+        self.s.icmp_frag_needed(t, router, (sv.ip, sv.port), (c.ip, c.port), seq, mtu);
+    }
+    /// A client FIN acknowledging server bytes up to relative sequence `rel` only.
+    pub fn client_fin_at(&mut self, t: f64, rel: u32) {
+        let saved = self.sv.nxt;
+        self.sv.nxt = self.sv.isn.wrapping_add(rel);
+        self.seg(t, true, FIN | ACK, 0, None);
+        self.sv.nxt = saved;
     }
     /// A zero-window probe from the server (one byte at the next sequence number).
     pub fn server_zw_probe(&mut self, t: f64) {
