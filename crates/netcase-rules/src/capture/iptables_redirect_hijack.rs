@@ -7,14 +7,14 @@
 //! `any` or `lo` shows of a sidecar's nat rule: the redirected SYN leaves on `lo` with its new
 //! destination, the reply is translated back before it is captured.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 
 use netcase_flow::Endpoint;
 use netcase_model::{CaseId, Confidence, Evidence, Finding, Severity};
 use netcase_wire::tcp_flags::{ACK, SYN};
 
-use super::util::{pl, sa, FrameSample};
+use super::util::{pl, sa, FastMap, FrameSample};
 use super::RuleFrame;
 
 /// SYNs remembered while their SYN/ACK may still come (bounded: the oldest leave first).
@@ -24,9 +24,25 @@ const PAIR_WINDOW_NS: i64 = 10_000_000_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Syn {
+    /// The (client, client port, ISN) it was filed under (the map is keyed by its hash).
+    key: (IpAddr, u16, u32),
     dst: Endpoint,
     ts: i64,
     frame: u64,
+}
+
+/// (client, client port, ISN) as one word for the map (every SYN and SYN/ACK is hashed: a
+/// multiply, not SipHash; the full key is checked on a hit).
+#[inline]
+fn word(k: &(IpAddr, u16, u32)) -> u64 {
+    let a = match k.0 {
+        IpAddr::V4(v) => u64::from(u32::from(v)),
+        IpAddr::V6(v) => {
+            let x = u128::from(v);
+            (x as u64) ^ ((x >> 64) as u64).rotate_left(29)
+        }
+    };
+    (a ^ (u64::from(k.1) << 32) ^ u64::from(k.2).rotate_left(48)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// Connections whose SYN went to `actual` while the client dialled `intended`.
@@ -40,8 +56,8 @@ struct Entry {
 /// Pairs SYNs and SYN/ACKs across flows by (client, client port, ISN).
 #[derive(Debug, Default)]
 pub(super) struct Agg {
-    pending: HashMap<(IpAddr, u16, u32), Syn>,
-    order: VecDeque<(IpAddr, u16, u32)>,
+    pending: FastMap<u64, Syn>,
+    order: VecDeque<u64>,
     /// (intended, actual) → what was seen.
     by: BTreeMap<(Endpoint, Endpoint), Entry>,
 }
@@ -61,8 +77,9 @@ impl Agg {
         }
         if f.tcp_flags & ACK == 0 {
             let key = (f.src.addr, f.src.port, f.seq_raw);
-            if self.pending.insert(key, Syn { dst: f.dst, ts: f.ts_ns, frame: f.frame }).is_none() {
-                self.order.push_back(key);
+            let w = word(&key);
+            if self.pending.insert(w, Syn { key, dst: f.dst, ts: f.ts_ns, frame: f.frame }).is_none() {
+                self.order.push_back(w);
                 while self.order.len() > PENDING_MAX {
                     if let Some(old) = self.order.pop_front() {
                         self.pending.remove(&old);
@@ -73,7 +90,10 @@ impl Agg {
         }
         // A SYN/ACK: which SYN does it acknowledge?
         let key = (f.dst.addr, f.dst.port, f.ack_raw.wrapping_sub(1));
-        let Some(syn) = self.pending.remove(&key) else { return };
+        let Some(syn) = self.pending.remove(&word(&key)) else { return };
+        if syn.key != key {
+            return;
+        }
         if f.ts_ns.saturating_sub(syn.ts) > PAIR_WINDOW_NS || syn.dst == f.src {
             return;
         }
