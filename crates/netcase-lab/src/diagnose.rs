@@ -8,8 +8,9 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// A finding as the lab reads it from netcase's JSON report.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// A finding as the lab reads it from netcase's JSON report. In the lab's own JSON report it is
+/// written back as netcase printed it (the `netcase_model::Finding` shape of `schema/defs.json`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct DiagFinding {
     /// The case id.
     pub case: String,
@@ -23,6 +24,22 @@ pub struct DiagFinding {
     pub values: Vec<(String, f64)>,
     /// Text facts by key.
     pub texts: Vec<(String, String)>,
+    /// The finding as netcase printed it (`null` when made by hand).
+    pub raw: serde_json::Value,
+}
+
+impl Serialize for DiagFinding {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.raw.is_object() {
+            return self.raw.serialize(s);
+        }
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("case", &self.case)?;
+        m.serialize_entry("severity", &self.severity)?;
+        m.serialize_entry("summary", &self.summary)?;
+        m.end()
+    }
 }
 
 impl DiagFinding {
@@ -63,6 +80,7 @@ impl DiagFinding {
             summary: s("summary"),
             values,
             texts,
+            raw: v.clone(),
         })
     }
 

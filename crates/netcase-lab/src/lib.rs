@@ -746,6 +746,7 @@ mod tests {
             summary: "s".into(),
             values: vec![(key.into(), v)],
             texts: vec![],
+            raw: serde_json::Value::Null,
         }
     }
 

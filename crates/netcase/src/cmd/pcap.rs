@@ -35,7 +35,7 @@ pub struct Args {
     /// {"frame": N, "stream": S, "flags": [...]}.
     #[arg(long)]
     pub events: bool,
-    /// Print a TCP conversation table (like `tshark -z conv,tcp`).
+    /// Print only the TCP conversation table (like `tshark -q -z conv,tcp`).
     #[arg(long)]
     pub conv: bool,
     /// Print the DNS transactions table.
@@ -458,6 +458,9 @@ fn end_text(c: &ConnSummary) -> String {
 }
 
 fn write_text<W: Write>(out: &mut W, args: &Args, a: &Analysis, rec: &mut TextRecords) -> anyhow::Result<()> {
+    if let Some(all) = rec.all.as_mut() {
+        return write_conv(out, a, all);
+    }
     let i = &a.info;
     let mut links: Vec<String> = i.interfaces.iter().map(|x| x.link.to_string()).collect();
     links.dedup();
@@ -549,48 +552,26 @@ fn write_text<W: Write>(out: &mut W, args: &Args, a: &Analysis, rec: &mut TextRe
     if !rec.top.is_empty() {
         rec.top.sort_by_key(|c| (std::cmp::Reverse(c.ab.bytes + c.ba.bytes), c.stream));
         writeln!(out, "\ntop TCP streams by bytes:")?;
+        // The address column as wide as its longest entry (IPv6 stays aligned), at least 45.
+        let pairs: Vec<String> = rec.top.iter().map(|c| format!("{} -> {}", c.a, c.b)).collect();
+        let w = pairs.iter().map(String::len).max().unwrap_or(0).max(45);
         writeln!(
             out,
-            "  {:>6}  {:<45}  {:>7}  {:>10}  {:>9}  {:<18}  flags",
+            "  {:>6}  {:<w$}  {:>7}  {:>10}  {:>9}  {:<18}  flags",
             "stream", "client -> server", "frames", "bytes", "duration", "end"
         )?;
-        for c in &rec.top {
+        for (c, pair) in rec.top.iter().zip(&pairs) {
             let flags: Vec<String> = c.flag_counts.nonzero().map(|(n, k)| format!("{n}={k}")).collect();
             writeln!(
                 out,
-                "  {:>6}  {:<45}  {:>7}  {:>10}  {:>8.3}s  {:<18}  {}",
+                "  {:>6}  {:<w$}  {:>7}  {:>10}  {:>8.3}s  {:<18}  {}",
                 c.stream,
-                format!("{} -> {}", c.a, c.b),
+                pair,
                 c.ab.frames + c.ba.frames,
                 human_bytes(c.ab.bytes + c.ba.bytes),
                 c.duration_ns() as f64 / 1e9,
                 end_text(c),
                 flags.join(" ")
-            )?;
-        }
-    }
-    if let Some(all) = rec.all.as_mut() {
-        all.sort_by_key(|c| c.stream);
-        writeln!(out, "\nTCP conversations:")?;
-        writeln!(
-            out,
-            "  {:<45}  {:>7} {:>10}  {:>7} {:>10}  {:>7} {:>10}  {:>12}  {:>9}",
-            "A <-> B", "A->B fr", "bytes", "B->A fr", "bytes", "total", "bytes", "rel start", "duration"
-        )?;
-        let t0 = i.first_ts_ns.unwrap_or(0);
-        for c in all.iter() {
-            writeln!(
-                out,
-                "  {:<45}  {:>7} {:>10}  {:>7} {:>10}  {:>7} {:>10}  {:>12.6}  {:>9.4}",
-                format!("{} <-> {}", c.a, c.b),
-                c.ab.frames,
-                c.ab.bytes,
-                c.ba.frames,
-                c.ba.bytes,
-                c.ab.frames + c.ba.frames,
-                c.ab.bytes + c.ba.bytes,
-                (c.first_ts_ns - t0) as f64 / 1e9,
-                c.duration_ns() as f64 / 1e9
             )?;
         }
     }
@@ -622,4 +603,35 @@ mod tests {
             assert_eq!(got, serde_json::to_vec(&items).unwrap(), "{n} items");
         }
     }
+}
+
+/// The TCP conversation table alone (`--conv`, like `tshark -q -z conv,tcp`); the address
+/// column is as wide as its longest entry, so IPv6 conversations stay aligned.
+fn write_conv<W: Write>(out: &mut W, a: &Analysis, all: &mut [ConnSummary]) -> anyhow::Result<()> {
+    all.sort_by_key(|c| c.stream);
+    let pairs: Vec<String> = all.iter().map(|c| format!("{} <-> {}", c.a, c.b)).collect();
+    let w = pairs.iter().map(String::len).max().unwrap_or(0).max("A <-> B".len());
+    writeln!(out, "TCP conversations ({}):", all.len())?;
+    writeln!(
+        out,
+        "  {:<w$}  {:>7} {:>10}  {:>7} {:>10}  {:>7} {:>10}  {:>12}  {:>9}",
+        "A <-> B", "A->B fr", "bytes", "B->A fr", "bytes", "total", "bytes", "rel start", "duration"
+    )?;
+    let t0 = a.info.first_ts_ns.unwrap_or(0);
+    for (c, pair) in all.iter().zip(&pairs) {
+        writeln!(
+            out,
+            "  {:<w$}  {:>7} {:>10}  {:>7} {:>10}  {:>7} {:>10}  {:>12.6}  {:>9.4}",
+            pair,
+            c.ab.frames,
+            c.ab.bytes,
+            c.ba.frames,
+            c.ba.bytes,
+            c.ab.frames + c.ba.frames,
+            c.ab.bytes + c.ba.bytes,
+            (c.first_ts_ns - t0) as f64 / 1e9,
+            c.duration_ns() as f64 / 1e9
+        )?;
+    }
+    Ok(())
 }
