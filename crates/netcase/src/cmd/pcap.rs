@@ -592,19 +592,6 @@ fn write_text<W: Write>(out: &mut W, args: &Args, a: &Analysis, rec: &mut TextRe
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn two_thread_json_array_is_serde_json_array() {
-        for n in [0usize, 1, 2, 1023, 1024, 1025, 3 * 1024, 4 * 1024 + 7, 9000] {
-            let items: Vec<(u64, String)> = (0..n as u64).map(|i| (i, format!("item \"{i}\""))).collect();
-            let mut got = Vec::new();
-            super::write_json_array(&mut got, &items).unwrap();
-            assert_eq!(got, serde_json::to_vec(&items).unwrap(), "{n} items");
-        }
-    }
-}
-
 /// The TCP conversation table alone (`--conv`, like `tshark -q -z conv,tcp`); the address
 /// column is as wide as its longest entry, so IPv6 conversations stay aligned.
 fn write_conv<W: Write>(out: &mut W, a: &Analysis, all: &mut [ConnSummary]) -> anyhow::Result<()> {
@@ -634,4 +621,17 @@ fn write_conv<W: Write>(out: &mut W, a: &Analysis, all: &mut [ConnSummary]) -> a
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn two_thread_json_array_is_serde_json_array() {
+        for n in [0usize, 1, 2, 1023, 1024, 1025, 3 * 1024, 4 * 1024 + 7, 9000] {
+            let items: Vec<(u64, String)> = (0..n as u64).map(|i| (i, format!("item \"{i}\""))).collect();
+            let mut got = Vec::new();
+            super::write_json_array(&mut got, &items).unwrap();
+            assert_eq!(got, serde_json::to_vec(&items).unwrap(), "{n} items");
+        }
+    }
 }
