@@ -754,7 +754,7 @@ impl Core {
                     bump(&mut d.msg_last, at);
                     let nl = data.iter().position(|&b| b == b'\n');
                     let take = nl.map_or(data.len(), |p| p + 1);
-                    let (part, rest) = data.split_at(take.min(data.len()));
+                    let (part, rest) = data.split_at_checked(take).unwrap_or((data, &[]));
                     d.body += part.len() as u64;
                     data = rest;
                     if d.line.len() + part.len() > MAX_LINE {
