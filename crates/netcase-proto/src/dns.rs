@@ -792,6 +792,49 @@ mod tests {
     }
 
     #[test]
+    fn names_end_inside_the_message_and_stay_short() {
+        // A pointer to the end of the message (no byte there) and a label running past it.
+        let mut r = query_bytes(7, "a", 1);
+        r.truncate(12);
+        let end = r.len() as u8 + 2;
+        r.extend_from_slice(&[0xc0, end]);
+        assert_eq!(parse_message(&r), Err(DnsError::BadName));
+        let mut r = query_bytes(7, "a", 1);
+        r.truncate(12);
+        r.extend_from_slice(&[5, b'a', b'b']);
+        assert_eq!(parse_message(&r), Err(DnsError::BadName));
+        // The root name, and a name past the 1 KiB cap (labels repeated through a pointer).
+        let mut r = query_bytes(7, "a", 1);
+        r.truncate(12);
+        r.extend_from_slice(&[0, 0, 1, 0, 1]);
+        assert_eq!(parse_message(&r).unwrap().qname.as_deref(), Some("<Root>"));
+        let mut r = query_bytes(7, "a", 1);
+        r[5] = 2;
+        r.truncate(12);
+        r.push(63);
+        r.extend_from_slice(&[b'x'; 63]);
+        r.extend_from_slice(&[0xc0, 12]); // loops back: 64 jumps would give 4 KiB of name
+        r.extend_from_slice(&[0, 1, 0, 1]);
+        assert_eq!(parse_message(&r), Err(DnsError::BadName));
+    }
+
+    #[test]
+    fn record_names_point_back_from_the_data() {
+        // An MX record whose exchange name is a pointer to the question name.
+        let mut r = query_bytes(3, "example.com", 15);
+        r[2] = 0x81;
+        r[7] = 1;
+        r.extend_from_slice(&[0xc0, 12, 0, 15, 0, 1, 0, 0, 0, 9, 0, 4, 0, 10, 0xc0, 12]);
+        let m = parse_message(&r).unwrap();
+        assert_eq!(m.answers[0].data, RData::Mx(10, "example.com".into()));
+        assert!(!m.partial);
+        // The same with the data cut in the middle of the name: the record is dropped.
+        r.truncate(r.len() - 1);
+        let m = parse_message(&r).unwrap();
+        assert!(m.partial && m.answers.is_empty());
+    }
+
+    #[test]
     fn pointer_loop_is_an_error() {
         let mut r = query_bytes(7, "a", 1);
         r.truncate(12);

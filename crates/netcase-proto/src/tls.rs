@@ -277,6 +277,29 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn hello_parsers_keep_the_fields_read_before_a_cut() {
+        let rec = client_hello("a.example", &["h2"]);
+        let msg = &rec[5..];
+        let mut info = TlsInfo::default();
+        assert_eq!(read_client_hello(msg, &mut info), Some(()));
+        assert_eq!((info.sni.as_deref(), info.alpn.as_slice()), (Some("a.example"), &["h2".to_string()][..]));
+        // Cut by one byte: the extensions block no longer fits its length, so none is read;
+        // the version before it stays.
+        let mut info = TlsInfo::default();
+        assert_eq!(read_client_hello(&msg[..msg.len() - 1], &mut info), None);
+        assert_eq!((info.client_version, info.sni.as_deref()), (Some(0x0303), None));
+        // Not a ServerHello.
+        assert_eq!(read_server_hello(msg, &mut TlsInfo::default()), None);
+        // A ServerHello with supported_versions (TLS 1.3).
+        let mut sh = vec![2, 0, 0, 0, 3, 3];
+        sh.extend_from_slice(&[0; 32]);
+        sh.extend_from_slice(&[0, 0x13, 0x01, 0, 0, 6, 0, 43, 0, 2, 3, 4]);
+        let mut info = TlsInfo::default();
+        assert_eq!(read_server_hello(&sh, &mut info), Some(()));
+        assert_eq!(info.version_name(), Some("TLS 1.3"));
+    }
+
+    #[test]
     fn reads_sni_and_alpn_across_segments() {
         let rec = client_hello("api.example.com", &["h2", "http/1.1"]);
         assert!(looks_like_client_hello(&rec));
