@@ -1,6 +1,7 @@
 //! One TCP connection: reassembly of both directions and the application parser on top
 //! (HTTP/1.x, TLS handshake, or DNS over TCP).
 
+use netcase_wire::Reader;
 use serde::Serialize;
 use std::net::SocketAddr;
 
@@ -589,13 +590,13 @@ impl Core {
     ) {
         let (src, dst) = if dir == 0 { (self.a, self.b) } else { (self.b, self.a) };
         let Some(d) = self.dirs.get_mut(dir) else { return };
-        // Whole messages straight from the segment when nothing is pending.
+        // Whole messages (2-byte length, then the message) straight from the segment when
+        // nothing is pending.
         while d.dns_buf.is_empty() {
-            let Some(&[h, l]) = data.get(..2) else { break };
-            let len = usize::from(u16::from_be_bytes([h, l]));
-            let Some(msg) = data.get(2..2 + len) else { break };
+            let mut r = Reader::new(data);
+            let Some(msg) = r.u16_be_prefixed() else { break };
             dns.message(at.frame, at.ts_ns, src, dst, Transport::Tcp, flavor, msg);
-            data = data.get(2 + len..).unwrap_or(&[]);
+            data = r.rest();
             if data.is_empty() {
                 return;
             }
@@ -606,11 +607,12 @@ impl Core {
             return;
         }
         d.dns_buf.extend_from_slice(data);
-        while let Some(&[h, l]) = d.dns_buf.get(..2) {
-            let len = usize::from(u16::from_be_bytes([h, l]));
-            let Some(msg) = d.dns_buf.get(2..2 + len) else { break };
+        loop {
+            let mut r = Reader::new(&d.dns_buf);
+            let Some(msg) = r.u16_be_prefixed() else { break };
             dns.message(at.frame, at.ts_ns, src, dst, Transport::Tcp, flavor, msg);
-            d.dns_buf.drain(..2 + len);
+            let used = r.offset();
+            d.dns_buf.drain(..used);
         }
     }
 
@@ -754,7 +756,7 @@ impl Core {
                     bump(&mut d.msg_last, at);
                     let nl = data.iter().position(|&b| b == b'\n');
                     let take = nl.map_or(data.len(), |p| p + 1);
-                    let (part, rest) = data.split_at(take.min(data.len()));
+                    let (part, rest) = data.split_at_checked(take).unwrap_or((data, &[]));
                     d.body += part.len() as u64;
                     data = rest;
                     if d.line.len() + part.len() > MAX_LINE {

@@ -11,6 +11,8 @@ use serde::Serialize;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use netcase_wire::Reader;
+
 use crate::text::{FxMap, List, Text};
 use crate::Transport;
 
@@ -211,46 +213,22 @@ impl fmt::Display for DnsError {
     }
 }
 
-struct Cur<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Cur<'a> {
-    fn u8(&mut self) -> Option<u8> {
-        let b = *self.buf.get(self.pos)?;
-        self.pos += 1;
-        Some(b)
-    }
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_be_bytes([self.u8()?, self.u8()?]))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_be_bytes([self.u8()?, self.u8()?, self.u8()?, self.u8()?]))
-    }
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let s = self.buf.get(self.pos..end)?;
-        self.pos = end;
-        Some(s)
-    }
-}
-
-/// Reads a (possibly compressed) name starting at `pos` of `msg` into `out`; returns the
-/// position after the name in the original sequence.
-fn read_name(msg: &[u8], mut pos: usize, out: &mut String) -> Result<usize, DnsError> {
-    let mut after: Option<usize> = None;
+/// Reads a (possibly compressed) name at `r` into `out` and leaves `r` after it: after the
+/// first compression pointer when there is one, else after the root label. `r` must read the
+/// whole message, which pointers index into.
+fn read_name(r: &mut Reader<'_>, out: &mut String) -> Result<(), DnsError> {
+    let mut cur = *r;
+    let mut jumped = false;
     let mut jumps = 0u32;
     let start_len = out.len();
     loop {
-        let len = *msg.get(pos).ok_or(DnsError::BadName)?;
+        let len = cur.u8().ok_or(DnsError::BadName)?;
         match len & 0xc0 {
             0x00 => {
-                pos += 1;
                 if len == 0 {
                     break;
                 }
-                let label = msg.get(pos..pos + usize::from(len)).ok_or(DnsError::BadName)?;
+                let label = cur.take(usize::from(len)).ok_or(DnsError::BadName)?;
                 if out.len() > start_len {
                     out.push('.');
                 }
@@ -265,22 +243,23 @@ fn read_name(msg: &[u8], mut pos: usize, out: &mut String) -> Result<usize, DnsE
                         out.push(char::from(b'0' + b % 10));
                     }
                 }
-                pos += usize::from(len);
-                if out.len() - start_len > 1024 {
+                if out.len().saturating_sub(start_len) > 1024 {
                     return Err(DnsError::BadName);
                 }
             }
             0xc0 => {
-                let lo = *msg.get(pos + 1).ok_or(DnsError::BadName)?;
+                let lo = cur.u8().ok_or(DnsError::BadName)?;
                 let target = (usize::from(len & 0x3f) << 8) | usize::from(lo);
-                if after.is_none() {
-                    after = Some(pos + 2);
+                if !jumped {
+                    *r = cur;
+                    jumped = true;
                 }
                 jumps += 1;
-                if jumps > 64 || target >= msg.len() {
+                // A pointer must land on a byte of the message (not its end).
+                if jumps > 64 || target >= cur.offset() + cur.remaining() {
                     return Err(DnsError::BadName);
                 }
-                pos = target;
+                cur.seek(target).ok_or(DnsError::BadName)?;
             }
             _ => return Err(DnsError::BadName),
         }
@@ -288,7 +267,10 @@ fn read_name(msg: &[u8], mut pos: usize, out: &mut String) -> Result<usize, DnsE
     if out.len() == start_len {
         out.push_str("<Root>");
     }
-    Ok(after.unwrap_or(pos))
+    if !jumped {
+        *r = cur;
+    }
+    Ok(())
 }
 
 /// Decodes one DNS message. Allocates only for the names and records it returns.
@@ -298,8 +280,8 @@ pub fn parse_message(msg: &[u8]) -> Result<DnsMessage, DnsError> {
 
 /// [`parse_message`] with a reusable scratch buffer for names.
 pub(crate) fn parse_message_with(msg: &[u8], scratch: &mut String) -> Result<DnsMessage, DnsError> {
-    let mut c = Cur { buf: msg, pos: 0 };
-    let hdr = (|| Some((c.u16()?, c.u16()?, c.u16()?, c.u16()?, c.u16()?, c.u16()?)))();
+    let mut r = Reader::new(msg);
+    let hdr = (|| Some((r.u16_be()?, r.u16_be()?, r.u16_be()?, r.u16_be()?, r.u16_be()?, r.u16_be()?)))();
     let (id, flags, qd, an, ns, ar) = hdr.ok_or(DnsError::ShortHeader)?;
     let mut m = DnsMessage {
         id,
@@ -310,14 +292,11 @@ pub(crate) fn parse_message_with(msg: &[u8], scratch: &mut String) -> Result<Dns
         counts: [qd, an, ns, ar],
         ..DnsMessage::default()
     };
-    let mut pos = c.pos;
     for i in 0..qd {
         scratch.clear();
-        pos = read_name(msg, pos, scratch)?;
-        let mut c = Cur { buf: msg, pos };
-        let qtype = c.u16().ok_or(DnsError::Truncated)?;
-        c.u16().ok_or(DnsError::Truncated)?;
-        pos = c.pos;
+        read_name(&mut r, scratch)?;
+        let qtype = r.u16_be().ok_or(DnsError::Truncated)?;
+        r.u16_be().ok_or(DnsError::Truncated)?;
         if i == 0 {
             m.qname = Some(Text::new(scratch));
             m.qtype = qtype;
@@ -325,7 +304,7 @@ pub(crate) fn parse_message_with(msg: &[u8], scratch: &mut String) -> Result<Dns
     }
     // Past the question a record that cannot be read (a response cut by the snap length,
     // or broken) ends the reading: the message still pairs, marked partial.
-    if read_records(msg, pos, an, u32::from(an) + u32::from(ns) + u32::from(ar), scratch, &mut m).is_err() {
+    if read_records(&mut r, an, u32::from(an) + u32::from(ns) + u32::from(ar), scratch, &mut m).is_err() {
         m.partial = true;
     }
     // Transactions keep the answers to the end: no spare capacity.
@@ -333,10 +312,9 @@ pub(crate) fn parse_message_with(msg: &[u8], scratch: &mut String) -> Result<Dns
     Ok(m)
 }
 
-/// Reads `total` records from `pos` (the first `an` are the answer section) into `m`.
+/// Reads `total` records at `r` (the first `an` are the answer section) into `m`.
 fn read_records(
-    msg: &[u8],
-    mut pos: usize,
+    r: &mut Reader<'_>,
     an: u16,
     total: u32,
     scratch: &mut String,
@@ -345,13 +323,13 @@ fn read_records(
     for i in 0..total {
         let in_answer = i < u32::from(an);
         scratch.clear();
-        pos = read_name(msg, pos, scratch)?;
-        let mut c = Cur { buf: msg, pos };
+        read_name(r, scratch)?;
         let (t, _class, ttl, rdlen) =
-            (|| Some((c.u16()?, c.u16()?, c.u32()?, c.u16()?)))().ok_or(DnsError::Truncated)?;
-        let rd_start = c.pos;
-        let rd = c.take(usize::from(rdlen)).ok_or(DnsError::Truncated)?;
-        pos = c.pos;
+            (|| Some((r.u16_be()?, r.u16_be()?, r.u32_be()?, r.u16_be()?)))().ok_or(DnsError::Truncated)?;
+        // Names in the data may point anywhere in the message: read them from a copy of
+        // the whole-message reader, not from the data alone.
+        let at_data = *r;
+        let rd = r.take(usize::from(rdlen)).ok_or(DnsError::Truncated)?;
         if t != rtype::OPT {
             m.all_ttls.push(ttl);
         }
@@ -369,7 +347,7 @@ fn read_records(
             },
             rtype::CNAME | rtype::NS | rtype::PTR => {
                 let mut n = String::new();
-                read_name(msg, rd_start, &mut n)?;
+                read_name(&mut { at_data }, &mut n)?;
                 match t {
                     rtype::CNAME => RData::Cname(n),
                     rtype::NS => RData::Ns(n),
@@ -377,10 +355,10 @@ fn read_records(
                 }
             }
             rtype::MX if rdlen >= 3 => {
-                let mut c = Cur { buf: msg, pos: rd_start };
-                let pref = c.u16().ok_or(DnsError::Truncated)?;
+                let mut c = at_data;
+                let pref = c.u16_be().ok_or(DnsError::Truncated)?;
                 let mut n = String::new();
-                read_name(msg, c.pos, &mut n)?;
+                read_name(&mut c, &mut n)?;
                 RData::Mx(pref, n)
             }
             _ => RData::Other(rdlen),
@@ -811,6 +789,49 @@ mod tests {
         assert!(!parse_message(&query_bytes(1, "a", 1)).unwrap().partial);
         // A cut question is still an error.
         assert_eq!(parse_message(&r[..20]), Err(DnsError::BadName));
+    }
+
+    #[test]
+    fn names_end_inside_the_message_and_stay_short() {
+        // A pointer to the end of the message (no byte there) and a label running past it.
+        let mut r = query_bytes(7, "a", 1);
+        r.truncate(12);
+        let end = r.len() as u8 + 2;
+        r.extend_from_slice(&[0xc0, end]);
+        assert_eq!(parse_message(&r), Err(DnsError::BadName));
+        let mut r = query_bytes(7, "a", 1);
+        r.truncate(12);
+        r.extend_from_slice(&[5, b'a', b'b']);
+        assert_eq!(parse_message(&r), Err(DnsError::BadName));
+        // The root name, and a name past the 1 KiB cap (labels repeated through a pointer).
+        let mut r = query_bytes(7, "a", 1);
+        r.truncate(12);
+        r.extend_from_slice(&[0, 0, 1, 0, 1]);
+        assert_eq!(parse_message(&r).unwrap().qname.as_deref(), Some("<Root>"));
+        let mut r = query_bytes(7, "a", 1);
+        r[5] = 2;
+        r.truncate(12);
+        r.push(63);
+        r.extend_from_slice(&[b'x'; 63]);
+        r.extend_from_slice(&[0xc0, 12]); // loops back: 64 jumps would give 4 KiB of name
+        r.extend_from_slice(&[0, 1, 0, 1]);
+        assert_eq!(parse_message(&r), Err(DnsError::BadName));
+    }
+
+    #[test]
+    fn record_names_point_back_from_the_data() {
+        // An MX record whose exchange name is a pointer to the question name.
+        let mut r = query_bytes(3, "example.com", 15);
+        r[2] = 0x81;
+        r[7] = 1;
+        r.extend_from_slice(&[0xc0, 12, 0, 15, 0, 1, 0, 0, 0, 9, 0, 4, 0, 10, 0xc0, 12]);
+        let m = parse_message(&r).unwrap();
+        assert_eq!(m.answers[0].data, RData::Mx(10, "example.com".into()));
+        assert!(!m.partial);
+        // The same with the data cut in the middle of the name: the record is dropped.
+        r.truncate(r.len() - 1);
+        let m = parse_message(&r).unwrap();
+        assert!(m.partial && m.answers.is_empty());
     }
 
     #[test]

@@ -27,7 +27,7 @@
 //! state is freed as soon as it is closed both ways or reset. Only a tombstone (its key)
 //! lingers, so that late segments (the last ACK, retransmissions) are recognised.
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used))]
 
 mod conn;
 pub mod dns;

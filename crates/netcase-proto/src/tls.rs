@@ -8,6 +8,7 @@
 //! record after that is taken as the first response byte (TLS 1.3 servers may send session
 //! tickets first, which makes that an under-estimate).
 
+use netcase_wire::Reader;
 use serde::Serialize;
 
 /// TLS facts of one connection.
@@ -100,10 +101,11 @@ impl TlsState {
                     data = rest;
                 }
                 w.hdr_len = 0;
-                w.rtype = w.hdr[0];
-                w.remaining = usize::from(u16::from_be_bytes([w.hdr[3], w.hdr[4]]));
-                w.records += 1;
-                if !(20..=24).contains(&w.rtype) || w.hdr[1] != 3 {
+                let [rtype, major, _minor, len_hi, len_lo] = w.hdr;
+                w.rtype = rtype;
+                w.remaining = usize::from(u16::from_be_bytes([len_hi, len_lo]));
+                w.records = w.records.saturating_add(1);
+                if !(20..=24).contains(&rtype) || major != 3 {
                     return false; // not TLS (any more)
                 }
                 self.record_start(dir, frame, ts_ns);
@@ -115,9 +117,8 @@ impl TlsState {
                 }
                 continue;
             }
-            let n = w.remaining.min(data.len());
-            let (body, rest) = data.split_at(n);
-            w.remaining -= n;
+            let (body, rest) = data.split_at_checked(w.remaining.min(data.len())).unwrap_or((data, &[]));
+            w.remaining = w.remaining.saturating_sub(body.len());
             data = rest;
             if w.rtype == 22 && !w.hello_done {
                 let room = MAX_HELLO.saturating_sub(w.hello.len());
@@ -163,75 +164,64 @@ impl TlsState {
 }
 
 fn w_records(d: &[Walker; 2]) -> u32 {
-    d[0].records + d[1].records
+    d.iter().fold(0, |n, w| n.saturating_add(w.records))
 }
 
-struct Cur<'a>(&'a [u8]);
-impl<'a> Cur<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.0.len() {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1)?.first().copied()
-    }
-    fn u16(&mut self) -> Option<u16> {
-        let s = self.take(2)?;
-        Some(u16::from_be_bytes([*s.first()?, *s.get(1)?]))
-    }
-    fn vec8(&mut self) -> Option<&'a [u8]> {
-        let n = self.u8()?;
-        self.take(usize::from(n))
-    }
-    fn vec16(&mut self) -> Option<&'a [u8]> {
-        let n = self.u16()?;
-        self.take(usize::from(n))
-    }
+/// Reads a ClientHello handshake message into `info`: its legacy version, the server name
+/// (SNI) and the ALPN list. `msg` is the message as it stands after the 5-byte record header
+/// (type 1, a 24-bit length, the body), possibly cut short. `None` when it is no ClientHello
+/// or ends before its extensions do; what was read before that stays in `info`, as it does
+/// for a capture. Never panics, whatever the bytes.
+pub fn read_client_hello(msg: &[u8], info: &mut TlsInfo) -> Option<()> {
+    parse_hello(msg, true, info)
+}
+
+/// Reads a ServerHello handshake message (type 2) into `info`: the version the server chose
+/// (supported_versions when present) and its ALPN choice. Otherwise as
+/// [`read_client_hello`].
+pub fn read_server_hello(msg: &[u8], info: &mut TlsInfo) -> Option<()> {
+    parse_hello(msg, false, info)
 }
 
 /// Parses a ClientHello (`client`) or ServerHello handshake message into `info`.
 fn parse_hello(msg: &[u8], client: bool, info: &mut TlsInfo) -> Option<()> {
-    let mut c = Cur(msg);
+    let mut c = Reader::new(msg);
     let htype = c.u8()?;
-    c.take(3)?;
+    c.skip(3)?;
     if (client && htype != 1) || (!client && htype != 2) {
         return None;
     }
-    let legacy = c.u16()?;
-    c.take(32)?; // random
-    c.vec8()?; // session id
+    let legacy = c.u16_be()?;
+    c.skip(32)?; // random
+    c.u8_prefixed()?; // session id
     if client {
         info.client_version = Some(legacy);
-        c.vec16()?; // cipher suites
-        c.vec8()?; // compression methods
+        c.u16_be_prefixed()?; // cipher suites
+        c.u8_prefixed()?; // compression methods
     } else {
         info.version = Some(legacy);
-        c.u16()?; // cipher suite
+        c.u16_be()?; // cipher suite
         c.u8()?; // compression
     }
-    let mut ext = Cur(c.vec16()?);
-    while !ext.0.is_empty() {
-        let et = ext.u16()?;
-        let mut body = Cur(ext.vec16()?);
+    let mut ext = Reader::new(c.u16_be_prefixed()?);
+    while !ext.is_empty() {
+        let et = ext.u16_be()?;
+        let mut body = Reader::new(ext.u16_be_prefixed()?);
         match et {
             0 if client => {
-                let mut list = Cur(body.vec16()?);
-                while !list.0.is_empty() {
+                let mut list = Reader::new(body.u16_be_prefixed()?);
+                while !list.is_empty() {
                     let kind = list.u8()?;
-                    let name = list.vec16()?;
+                    let name = list.u16_be_prefixed()?;
                     if kind == 0 && info.sni.is_none() {
                         info.sni = Some(String::from_utf8_lossy(name).into_owned());
                     }
                 }
             }
             16 => {
-                let mut list = Cur(body.vec16()?);
-                while !list.0.is_empty() {
-                    let p = String::from_utf8_lossy(list.vec8()?).into_owned();
+                let mut list = Reader::new(body.u16_be_prefixed()?);
+                while !list.is_empty() {
+                    let p = String::from_utf8_lossy(list.u8_prefixed()?).into_owned();
                     if client {
                         info.alpn.push(p);
                     } else {
@@ -240,7 +230,7 @@ fn parse_hello(msg: &[u8], client: bool, info: &mut TlsInfo) -> Option<()> {
                 }
             }
             43 if !client => {
-                info.version = Some(body.u16()?);
+                info.version = Some(body.u16_be()?);
             }
             _ => {}
         }
@@ -284,6 +274,29 @@ pub(crate) mod tests {
         rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
         rec.extend_from_slice(&hs);
         rec
+    }
+
+    #[test]
+    fn hello_parsers_keep_the_fields_read_before_a_cut() {
+        let rec = client_hello("a.example", &["h2"]);
+        let msg = &rec[5..];
+        let mut info = TlsInfo::default();
+        assert_eq!(read_client_hello(msg, &mut info), Some(()));
+        assert_eq!((info.sni.as_deref(), info.alpn.as_slice()), (Some("a.example"), &["h2".to_string()][..]));
+        // Cut by one byte: the extensions block no longer fits its length, so none is read;
+        // the version before it stays.
+        let mut info = TlsInfo::default();
+        assert_eq!(read_client_hello(&msg[..msg.len() - 1], &mut info), None);
+        assert_eq!((info.client_version, info.sni.as_deref()), (Some(0x0303), None));
+        // Not a ServerHello.
+        assert_eq!(read_server_hello(msg, &mut TlsInfo::default()), None);
+        // A ServerHello with supported_versions (TLS 1.3).
+        let mut sh = vec![2, 0, 0, 0, 3, 3];
+        sh.extend_from_slice(&[0; 32]);
+        sh.extend_from_slice(&[0, 0x13, 0x01, 0, 0, 6, 0, 43, 0, 2, 3, 4]);
+        let mut info = TlsInfo::default();
+        assert_eq!(read_server_hello(&sh, &mut info), Some(()));
+        assert_eq!(info.version_name(), Some("TLS 1.3"));
     }
 
     #[test]

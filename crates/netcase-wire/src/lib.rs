@@ -11,8 +11,8 @@
 //! IPv6 with extension headers, TCP with all options, UDP, ICMP and ICMPv6 (errors that quote
 //! a TCP or UDP header keep the quoted addresses and ports so they can be tied to their flow).
 
-#![deny(clippy::indexing_slicing, clippy::unwrap_used)]
-#![cfg_attr(test, allow(clippy::indexing_slicing, clippy::unwrap_used))]
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used))]
 
 pub mod checksum;
 mod decode;
