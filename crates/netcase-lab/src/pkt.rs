@@ -184,3 +184,22 @@ pub fn reset_connections(frames: &[Frame], server_port: u16, to_server: bool) ->
     }
     conns.len()
 }
+
+/// Connections to `server_port` refused: the server answered their SYN with RST and never sent
+/// a SYN/ACK (counted by client port). A RST at the end of an accepted connection is not a
+/// refusal.
+pub fn refused_connections(frames: &[Frame], server_port: u16) -> usize {
+    let mut accepted = std::collections::HashSet::new();
+    let mut refused = std::collections::HashSet::new();
+    for (_, _, _, t) in tcp_segments(frames) {
+        if t.sport != server_port {
+            continue;
+        }
+        if t.flags & flags::SYN != 0 && t.flags & flags::ACK != 0 {
+            accepted.insert(t.dport);
+        } else if t.flags & flags::RST != 0 && !accepted.contains(&t.dport) {
+            refused.insert(t.dport);
+        }
+    }
+    refused.len()
+}

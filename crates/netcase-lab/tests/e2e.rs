@@ -55,7 +55,7 @@ const VERDICT_READY: &[&str] = &[
 /// tshark display filters that must match at least `min` frames in the fault capture and none
 /// in the control capture.
 const TSHARK: &[(&str, &str, usize)] = &[
-    ("port-unreachable", "tcp.flags.reset == 1 && tcp.flags.ack == 1 && tcp.srcport == 8080", 5),
+    ("port-unreachable", "tcp.flags.reset == 1 && tcp.flags.ack == 1 && tcp.srcport == 8080 && tcp.ack == 1", 5),
     ("linger-zero-rst", "tcp.flags.reset == 1 && tcp.srcport == 8080", 5),
     ("client-timeout-fin-wait2", "tcp.flags.reset == 1 && tcp.dstport == 8080", 4),
     ("keepalive-race-502", "tcp.flags.reset == 1 && tcp.srcport == 8080", 5),
