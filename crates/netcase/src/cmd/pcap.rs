@@ -114,9 +114,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         single_thread: false,
     };
     let show_progress = io::stderr().is_terminal() && !args.events;
+    // The file's size, for a percentage (not for stdin; for gzip the offset counts inflated
+    // bytes, so no percentage either).
+    let gz = args.file.extension().is_some_and(|e| e == "gz");
+    let total = (args.file.as_os_str() != "-" && !gz)
+        .then(|| std::fs::metadata(&args.file).ok().map(|m| m.len()))
+        .flatten()
+        .filter(|n| *n > 0);
     let mut progress = |info: &netcase_capture::CaptureInfo, offset: u64| {
         if show_progress {
-            eprint!("\r{} frames, {} read ", info.frames, human_bytes(offset));
+            match total {
+                Some(t) => eprint!(
+                    "\r\x1b[K{:.0}% of {}: {} frames read ",
+                    (offset as f64 * 100.0 / t as f64).min(100.0),
+                    human_bytes(t),
+                    info.frames
+                ),
+                None => eprint!("\r\x1b[K{} frames, {} read ", info.frames, human_bytes(offset)),
+            }
         }
     };
 
@@ -164,6 +179,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprint!("\r\x1b[K");
         }
         write_text(&mut out, &args, &analysis, &mut rec)?;
+    }
+    if show_progress && args.json {
+        eprint!("\r\x1b[K");
     }
     out.flush()?;
     report_damage(&args, &analysis);
