@@ -294,7 +294,7 @@ impl Unit {
                 if value.abs() < 10_000.0 {
                     format!("{} bytes", num(value, 0))
                 } else {
-                    format!("{} ({} bytes)", binary(value), num(value, 0))
+                    format!("{} ({} bytes)", human_bytes(value), num(value, 0))
                 }
             }
             Unit::BytesPerS => format!("{}/s", decimal(value)),
@@ -304,31 +304,24 @@ impl Unit {
 
 /// `905.7 kB` (rates are decimal, as link speeds are).
 fn decimal(v: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut x = v;
-    let mut u = 0;
-    while x.abs() >= 1000.0 && u + 1 < UNITS.len() {
-        x /= 1000.0;
-        u += 1;
-    }
-    let name = UNITS.get(u).copied().unwrap_or("B");
-    if u == 0 {
-        format!("{x:.0} {name}")
-    } else {
-        format!("{x:.1} {name}")
-    }
+    scaled(v, 1000.0, ["B", "kB", "MB", "GB", "TB"])
 }
 
-/// `1.5 MiB`.
-fn binary(v: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+/// `1.5 MiB`: a size in binary units, one decimal above bytes (what every netcase text prints
+/// for sizes).
+pub fn human_bytes(v: f64) -> String {
+    scaled(v, 1024.0, ["B", "KiB", "MiB", "GiB", "TiB"])
+}
+
+/// `v` divided by `base` until it is under it, with the matching unit name.
+fn scaled(v: f64, base: f64, units: [&str; 5]) -> String {
     let mut x = v;
     let mut u = 0;
-    while x.abs() >= 1024.0 && u + 1 < UNITS.len() {
-        x /= 1024.0;
+    while x.abs() >= base && u + 1 < units.len() {
+        x /= base;
         u += 1;
     }
-    let name = UNITS.get(u).copied().unwrap_or("B");
+    let name = units.get(u).copied().unwrap_or("B");
     if u == 0 {
         format!("{x:.0} {name}")
     } else {

@@ -107,20 +107,9 @@ pub fn count(n: u64, one: &str, many: &str) -> String {
     }
 }
 
-/// Formats a byte count with binary units (`1.5 MiB`).
+/// Formats a byte count with binary units (`1.5 MiB`), as the findings' units do.
 pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS.get(u).copied().unwrap_or("B"))
-    }
+    netcase_model::human_bytes(n as f64)
 }
 
 /// Formats nanoseconds since the epoch as UTC `YYYY-MM-DD HH:MM:SS.ffffff`.
