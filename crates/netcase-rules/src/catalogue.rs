@@ -595,7 +595,7 @@ pub static CATALOGUE: &[CaseDoc] = &[
              autotuning is on).",
         rules: &["capture/receive_window_limited.rs", "capture/limits.rs"],
         without_rule: None,
-        fixtures: &[],
+        fixtures: &["../shared/corpus/packets-inconsistent_printer.pcapng"],
     },
 ];
 

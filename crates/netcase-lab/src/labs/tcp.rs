@@ -110,7 +110,13 @@ pub fn linger_zero_rst(ctx: &mut Ctx<'_>) -> Result<()> {
     let written = server.join().unwrap_or_default();
     let frames = ctx.stop_capture()?;
     let rsts = pkt::reset_connections(frames, PORT, false);
-    let fins = pkt::count_tcp(frames, |t| t.sport == PORT && t.flags & flags::FIN != 0);
+    // Connections the server closed with a FIN (a FIN retransmitted under load counts once).
+    let fins = pkt::tcp_segments(frames)
+        .iter()
+        .filter(|(_, _, _, t)| t.sport == PORT && t.flags & flags::FIN != 0)
+        .map(|(_, _, _, t)| t.dport)
+        .collect::<std::collections::HashSet<u16>>()
+        .len();
     let sent: usize = written.iter().sum();
     let got: usize = results.iter().map(|r| r.0).sum();
     let resets = results.iter().filter(|r| r.1).count();

@@ -56,6 +56,14 @@ const UNSCALED_OPEN_WINDOW: u32 = 49_152;
 /// A window at the limited segments below this share of the largest one the receiver
 /// advertised was shrinking: the reader falls behind, the buffer is not (only) small.
 const SHRUNK_SHARE: f64 = 0.5;
+/// A slow reader: the window filled and the receiver reopened it only after more than two
+/// round trips, so the sender sat idle with data to send. A transfer this large…
+const SLOW_READER_MIN_BYTES: u64 = 64 * 1024;
+/// …held shut this many times (one late window update can be a scheduling hiccup)…
+const SLOW_READER_MIN_STALLS: u32 = 3;
+/// …for at least this share of its time (first to last new data segment) is paced by the
+/// receiving application, not by the path or the buffer size.
+const SLOW_READER_SHARE: f64 = 0.5;
 
 /// Time buckets of right edges kept per direction: a round trip's worth of
 /// [`BUCKETS_PER_LAG`], plus two.
@@ -164,6 +172,14 @@ struct Dir {
     edges: Edges,
     /// A running median of the ACK RTTs of this direction's data, ns (0 = no sample).
     ack_rtt: i64,
+    /// The receiver's right edge (ack + window) and when it last moved forward.
+    edge: u32,
+    open_ts: i64,
+    /// Waits that ended only when the receiver reopened its window late (more than two round
+    /// trips after the wait began): their total, ns, their count and the longest.
+    reader_stall_ns: i64,
+    reader_stalls: u32,
+    reader_stall_max_ns: i64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -182,7 +198,12 @@ impl State {
             let d = &mut self.dirs[f.side.other().index()];
             if d.data_frames > 0 {
                 d.rwin_max = d.rwin_max.max(f.calc_window);
-                d.edges.push(f.ts_ns, f.ack.wrapping_add(f.calc_window), f.calc_window);
+                let edge = f.ack.wrapping_add(f.calc_window);
+                if d.open_ts == 0 || seq_gt(edge, d.edge) {
+                    d.edge = edge;
+                    d.open_ts = f.ts_ns;
+                }
+                d.edges.push(f.ts_ns, edge, f.calc_window);
                 if let Some(r) = f.ack_rtt_ns.filter(|r| *r > 0) {
                     // Frugal streaming median: one step of 1/64 towards each sample (±1.5 %
                     // once it has settled; a stray sample moves it one step, not to itself).
@@ -205,6 +226,14 @@ impl State {
             // of it is the window's, two at most.
             let most = (2 * c.rtt()).max(MIN_WAIT_CAP_NS);
             d.limited_ns += (f.ts_ns - t0).clamp(0, most);
+            // The wait ended right after the receiver moved its window forward, and that came
+            // long after the wait began: the receiver held the window shut (a slow reader).
+            let held = d.open_ts - t0;
+            if held > most && f.ts_ns - d.open_ts <= most {
+                d.reader_stall_ns += held;
+                d.reader_stalls += 1;
+                d.reader_stall_max_ns = d.reader_stall_max_ns.max(held);
+            }
         }
         if d.data_frames == 0 {
             d.first_ts = f.ts_ns;
@@ -264,9 +293,25 @@ struct Entry {
     frames: FrameSample,
 }
 
+/// Transfers paced by a slow reader (see [`SLOW_READER_SHARE`]), per server and sender.
+#[derive(Debug, Default)]
+struct SlowEntry {
+    group: FlowGroup,
+    window: Samples,
+    window_max: u32,
+    bytes: u64,
+    duration_s: f64,
+    stall_s: f64,
+    stalls: u64,
+    stall_max_s: f64,
+    stall_mean_s: Samples,
+    frames: FrameSample,
+}
+
 #[derive(Debug, Default)]
 pub(super) struct Agg {
     by: BTreeMap<(Endpoint, Role), Entry>,
+    slow: BTreeMap<(Endpoint, Role), SlowEntry>,
 }
 
 impl Agg {
@@ -278,15 +323,32 @@ impl Agg {
         for side in [c.client, c.client.other()] {
             let d = st.dirs[side.index()];
             let dur = d.last_ts - d.first_ts;
-            if d.bytes < MIN_BYTES || dur < MIN_DURATION_NS || d.pinned == 0 {
-                continue;
-            }
-            let window = (d.win_sum / u64::from(d.pinned)) as u32;
-            if !scaled && d.rwin_max >= UNSCALED_OPEN_WINDOW {
+            if d.pinned == 0 || dur < MIN_DURATION_NS || (!scaled && d.rwin_max >= UNSCALED_OPEN_WINDOW) {
                 continue;
             }
             let recv = if side == Side::A { s.ba } else { s.ab };
             if recv.zero_window_ns as f64 >= MAX_ZERO_WINDOW_SHARE * dur as f64 {
+                continue;
+            }
+            let window = (d.win_sum / u64::from(d.pinned)) as u32;
+            if d.bytes >= SLOW_READER_MIN_BYTES
+                && d.reader_stalls >= SLOW_READER_MIN_STALLS
+                && d.reader_stall_ns as f64 >= SLOW_READER_SHARE * dur as f64
+            {
+                let e = self.slow.entry((c.server(), c.role(side))).or_default();
+                e.group.add(c.stream, c.client_ep(), c.server());
+                e.window.push(f64::from(window));
+                e.window_max = e.window_max.max(d.rwin_max);
+                e.bytes += d.bytes;
+                e.duration_s += secs(dur);
+                e.stall_s += secs(d.reader_stall_ns);
+                e.stalls += u64::from(d.reader_stalls);
+                e.stall_max_s = e.stall_max_s.max(secs(d.reader_stall_max_ns));
+                e.stall_mean_s.push(secs(d.reader_stall_ns) / f64::from(d.reader_stalls));
+                e.frames.push(d.first_pinned);
+                continue;
+            }
+            if d.bytes < MIN_BYTES {
                 continue;
             }
             // At the sender the ACKs of the data give the round trip the transfer really had
@@ -328,6 +390,52 @@ impl Agg {
     }
 
     pub(super) fn finish(self, out: &mut Vec<Finding>) {
+        for ((server, sender), e) in self.slow {
+            let receiver = sender.other();
+            let (Some(win), Some(mean)) = (e.window.median(), e.stall_mean_s.median()) else { continue };
+            let mut f = Finding::new(
+                CaseId::ReceiveWindowLimited,
+                Severity::Warning,
+                e.group.subject("tcp", server),
+                format!(
+                    "The {r} read slowly and held data from the {s} back: its window (about {win:.0} bytes when full, \
+                     at most {max} offered) filled and was reopened only after {mean:.1} s on average ({n} times, \
+                     longest {long:.1} s), {stall:.1} s of the {dur:.1} s transfer; {kb:.0} KB at {rate:.1} KB/s. The \
+                     {s} had more to send: the {r}'s application, not the network, set the pace.",
+                    r = receiver.as_str(),
+                    s = sender.as_str(),
+                    max = e.window_max,
+                    n = e.stalls,
+                    long = e.stall_max_s,
+                    stall = e.stall_s,
+                    dur = e.duration_s,
+                    kb = e.bytes as f64 / 1e3,
+                    rate = e.bytes as f64 / 1e3 / e.duration_s.max(1e-9),
+                ),
+            )
+            .with_measure("count", e.group.flows as f64, "count")
+            .with_measure("window_bytes", win.round(), "bytes")
+            .with_measure("window_max_bytes", f64::from(e.window_max), "bytes")
+            .with_measure("reader_stalls", e.stalls as f64, "count")
+            .with_measure("reader_stall_s", round(e.stall_s, 3), "s")
+            .with_measure("reader_stall_mean_s", round(mean, 3), "s")
+            .with_measure("reader_stall_max_s", round(e.stall_max_s, 3), "s")
+            .with_measure("bytes", e.bytes as f64, "bytes")
+            .with_measure("duration_s", round(e.duration_s, 3), "s")
+            .with_measure("throughput_bytes_per_s", (e.bytes as f64 / e.duration_s.max(1e-9)).round(), "bytes/s")
+            .with_measure("flows", e.group.flows as f64, "count")
+            .with(Evidence::text("receiver", receiver.as_str()))
+            .with(Evidence::text("sender", sender.as_str()));
+            if let Some(ev) = e.frames.evidence("first_limited_frames") {
+                f = f.with(ev);
+            }
+            out.push(f.with_confidence(Confidence::Likely, &[CaseId::ZeroWindow]).with_fix(format!(
+                "Look at the {r}'s application, not the network: it reads its socket slowly (blocking work between \
+                     reads, a slow device such as a printer or a disk). Make it read sooner or in a separate thread; \
+                     a larger receive buffer only delays the stall.",
+                r = receiver.as_str()
+            )));
+        }
         for ((server, sender), e) in self.by {
             let (Some(win), Some(cap), Some(ach), Some(rtt)) =
                 (e.window.median(), e.cap.median(), e.achieved.median(), e.rtt_ms.median())
@@ -504,6 +612,61 @@ mod tests {
     fn half_used_window_at_the_receiver_is_not_the_limit() {
         // 256 × 128 = 32,768 bytes; 11 segments (15,928 bytes) a round trip.
         none(&transfer(Some(256), 40, 11), CaseId::ReceiveWindowLimited);
+    }
+
+    /// The client reads slowly: its 4,096-byte window fills with two segments, and each time it
+    /// acknowledges them (and reopens the window) only `stall` s later; 50 rounds, 145 KB.
+    fn slow_reader(stall: f64, fill: bool) -> Vec<netcase_model::Finding> {
+        let mut s = Script::new();
+        let mut c = s.conn(50000, 9100);
+        c.c.win = 32; // × 128
+        c.syn(0.0);
+        c.synack(0.001);
+        c.client_ack(0.002);
+        c.client_data(0.0021, 100);
+        let mut t = 0.01;
+        let mut acked = 1u32;
+        for _ in 0..50 {
+            c.server_data(t, 1448);
+            if fill {
+                c.server_data(t + 0.0001, 1448);
+                acked += 2 * 1448;
+            } else {
+                acked += 1448;
+            }
+            c.client_ack_at(t + stall, acked);
+            // The next data reaches the client a round trip (1 ms) after its ACK left.
+            t += stall + 0.0015;
+        }
+        c.server_fin(t);
+        c.client_fin(t + 0.001);
+        c.server_ack(t + 0.002);
+        s.run()
+    }
+
+    #[test]
+    fn slow_reader_paces_the_transfer() {
+        let f = one(&slow_reader(0.3, true), CaseId::ReceiveWindowLimited);
+        assert_eq!(f.text("receiver"), Some("client"));
+        // Every round but the last, which the FIN ends.
+        assert_eq!(f.measure("reader_stalls"), Some(49.0));
+        let mean = f.measure("reader_stall_mean_s").unwrap();
+        assert!((0.29..=0.31).contains(&mean), "{mean}");
+        assert!(f.measure("reader_stall_s").unwrap() > 14.0);
+        assert_eq!(f.confidence, Confidence::Likely);
+    }
+
+    /// The same pauses with room left in the window: the sender had nothing more to send (its
+    /// own application's pace), not the reader's.
+    #[test]
+    fn pauses_with_room_in_the_window_are_not_a_slow_reader() {
+        none(&slow_reader(0.3, false), CaseId::ReceiveWindowLimited);
+    }
+
+    /// A window reopened within two round trips is ACK clocking, not a stall.
+    #[test]
+    fn prompt_window_updates_are_not_a_slow_reader() {
+        none(&slow_reader(0.002, true), CaseId::ReceiveWindowLimited);
     }
 
     #[test]
