@@ -1,0 +1,210 @@
+//! `netcase probe`: active latency measurements (TCP connect, HTTP phases, DNS, TCP path);
+//! wires clap to `netcase-probe` and renders its reports.
+
+use anyhow::Context;
+use netcase_model::{Finding, Severity};
+use netcase_probe::stats::{Bucket, Percentiles};
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const AFTER_HELP: &str = "\
+Polite by default: a bounded count, at most 10 probe starts per second (--interval 100ms), one
+probe in flight (--concurrency 1), every wait bounded (--timeout). Findings name cases of the
+catalogue: latency-methodology (the percentiles), syn-unanswered (retried SYNs: a 1 s or 3 s
+jump is a dropped SYN, not latency), http-timing-breakdown (the slow phase),
+dns-conntrack-race-5s, resolver-order.
+
+`probe tcp` as root sends raw SYNs (like hping3 -S) and times the SYN-ACK; the local kernel
+answers that SYN-ACK with a RST itself, since no socket owns the half-open connection, which is
+expected. Without root it times connect(). `probe path` needs root.";
+
+/// Arguments of `netcase probe`.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = AFTER_HELP)]
+pub struct Args {
+    /// What to probe.
+    #[command(subcommand)]
+    pub what: What,
+}
+
+/// The probes.
+#[derive(Debug, clap::Subcommand)]
+pub enum What {
+    /// TCP connect latency, SYN → SYN-ACK (raw SYNs as root, like hping3 -S; connect() otherwise).
+    Tcp(TcpArgs),
+}
+
+/// Options every probe has.
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// Probes to send.
+    #[arg(short = 'c', long, value_name = "N")]
+    pub count: Option<u32>,
+    /// Gap between probe starts, over all concurrent probes (`100ms`, `1s`, `0.5`).
+    #[arg(short = 'i', long, default_value = "100ms", value_name = "DURATION", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Probes in flight at once.
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub concurrency: u32,
+    /// Run inside this network namespace (`ip netns` name).
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Lowest severity that makes the exit status 1.
+    #[arg(long, default_value = "warning", value_name = "SEVERITY")]
+    pub fail_on: Severity,
+}
+
+/// Arguments of `netcase probe tcp`.
+#[derive(Debug, clap::Args)]
+pub struct TcpArgs {
+    /// The target, HOST:PORT.
+    pub target: String,
+    /// How long a probe waits for an answer, SYN retries (at 1 s and 3 s) included.
+    #[arg(long, default_value = "4s", value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// `syn` (raw SYNs, root, IPv4) or `connect`; by default `syn` as root, else `connect`.
+    #[arg(long, value_name = "METHOD", value_parser = ["syn", "connect"])]
+    pub method: Option<String>,
+    /// Count, pacing, namespace and output options (default count 10).
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `100ms`, `1.5s`, `2` (seconds).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num.trim().parse().map_err(|_| format!("'{s}' is not a duration (100ms, 1s, 0.5)"))?;
+    if !v.is_finite() || v < 0.0 || v * scale > 3600.0 {
+        return Err(format!("'{s}' is out of range (0 to 3600 s)"));
+    }
+    Ok(Duration::from_secs_f64(v * scale))
+}
+
+/// Runs `netcase probe`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.what {
+        What::Tcp(a) => run_tcp(a),
+    }
+}
+
+fn setup(c: &Common) -> anyhow::Result<()> {
+    if c.concurrency == 0 {
+        anyhow::bail!("--concurrency must be at least 1");
+    }
+    if let Some(ns) = &c.netns {
+        netcase_probe::enter_netns(ns)?;
+    }
+    Ok(())
+}
+
+/// Writes the JSON document or the text, then the summary line; returns the exit code.
+fn finish<R: serde::Serialize>(
+    c: &Common,
+    kind: &'static str,
+    report: &R,
+    findings: &[Finding],
+    text: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    if c.json {
+        let doc = serde_json::json!({ "probe": kind, "report": report, "findings": findings });
+        netcase_report::write_json(&mut out, "probe", &doc, true)?;
+    } else {
+        text(&mut out)?;
+        writeln!(out)?;
+        netcase_report::write_findings_text(&mut out, findings)?;
+    }
+    out.flush()?;
+    Ok(ExitCode::from(netcase_report::exit_code_for(findings, c.fail_on)))
+}
+
+fn run_tcp(a: TcpArgs) -> anyhow::Result<ExitCode> {
+    setup(&a.common)?;
+    let target = netcase_probe::resolve_target(&a.target, None)?;
+    let method = match a.method.as_deref() {
+        Some("syn") => Some(netcase_probe::tcp::Method::Syn),
+        Some("connect") => Some(netcase_probe::tcp::Method::Connect),
+        _ => None,
+    };
+    let opts = netcase_probe::tcp::TcpOptions {
+        target,
+        count: a.common.count.unwrap_or(10),
+        interval: a.common.interval,
+        concurrency: a.common.concurrency,
+        timeout: a.timeout,
+        method,
+    };
+    let r = netcase_probe::tcp::run(&opts).with_context(|| format!("probe tcp {target}"))?;
+    let f = netcase_probe::tcp::findings(&r);
+    finish(&a.common, "tcp", &r, &f, |w| {
+        writeln!(
+            w,
+            "probe tcp {} ({}, {} probes, concurrency {}, interval {:.0} ms)",
+            r.target,
+            r.method.as_str(),
+            r.count,
+            r.concurrency,
+            r.interval_ms
+        )?;
+        if let Some(l) = &r.latency {
+            write_percentiles(w, "latency", l)?;
+        }
+        if let (Some(rtt), true) = (&r.rtt, r.retried > 0) {
+            write_percentiles(w, "first-SYN rtt", rtt)?;
+        }
+        write_histogram(w, &r.histogram)?;
+        let p = r.latency.as_ref().map_or_else(
+            || "no answer".to_owned(),
+            |l| {
+                format!(
+                    "p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                    l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
+                )
+            },
+        );
+        writeln!(
+            w,
+            "summary: tcp {}: {}/{} answered ({} open, {} reset), {}; {} timeouts, {} retried SYNs",
+            r.target,
+            r.open + r.reset,
+            r.sent,
+            r.open,
+            r.reset,
+            p,
+            r.timeouts,
+            r.retried
+        )
+    })
+}
+
+fn write_percentiles(w: &mut dyn Write, what: &str, p: &Percentiles) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "  {what:<14} min {:.2}  p50 {:.2}  p75 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2} ms  (mean {:.2}, stdev {:.2}, n {})",
+        p.min_ms, p.p50_ms, p.p75_ms, p.p90_ms, p.p99_ms, p.max_ms, p.mean_ms, p.stdev_ms, p.n
+    )
+}
+
+fn write_histogram(w: &mut dyn Write, h: &[Bucket]) -> std::io::Result<()> {
+    let total: u64 = h.iter().map(|b| b.count).sum();
+    if total == 0 {
+        return Ok(());
+    }
+    writeln!(w, "  histogram")?;
+    for b in h {
+        let label = b.le_ms.map_or_else(|| "> 10 s".to_owned(), |le| format!("<= {le} ms"));
+        let bar = "#".repeat(((b.count * 40).div_ceil(total)) as usize);
+        writeln!(w, "    {label:>12} {:>6}  {bar}", b.count)?;
+    }
+    Ok(())
+}
