@@ -33,6 +33,8 @@ pub struct Args {
 pub enum What {
     /// TCP connect latency, SYN → SYN-ACK (raw SYNs as root, like hping3 -S; connect() otherwise).
     Tcp(TcpArgs),
+    /// HTTP request phases like curl -w (DNS, connect, TLS, first byte, transfer), keep-alive or not.
+    Http(HttpArgs),
 }
 
 /// Options every probe has.
@@ -74,6 +76,35 @@ pub struct TcpArgs {
     pub common: Common,
 }
 
+/// Arguments of `netcase probe http`.
+#[derive(Debug, clap::Args)]
+pub struct HttpArgs {
+    /// The URL (http:// or https://).
+    pub url: String,
+    /// A new connection for each request (default: HTTP/1.1 keep-alive, one connection per
+    /// --concurrency slot).
+    #[arg(long)]
+    pub no_keepalive: bool,
+    /// Send HEAD instead of GET.
+    #[arg(long)]
+    pub head: bool,
+    /// Do not verify the server's certificate.
+    #[arg(short = 'k', long, conflicts_with = "cacert")]
+    pub insecure: bool,
+    /// Verify the server against the certificates in this PEM file (default: the system's).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
+    /// Each connect, read and write waits at most this long.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// A phase whose median reaches this is a warning.
+    #[arg(long, default_value = "200ms", value_name = "DURATION", value_parser = parse_duration)]
+    pub slow: Duration,
+    /// Count, pacing, namespace and output options (default count 10).
+    #[command(flatten)]
+    pub common: Common,
+}
+
 /// `100ms`, `1.5s`, `2` (seconds).
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
@@ -94,6 +125,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.what {
         What::Tcp(a) => run_tcp(a),
+        What::Http(a) => run_http(a),
     }
 }
 
@@ -183,6 +215,82 @@ fn run_tcp(a: TcpArgs) -> anyhow::Result<ExitCode> {
             p,
             r.timeouts,
             r.retried
+        )
+    })
+}
+
+fn run_http(a: HttpArgs) -> anyhow::Result<ExitCode> {
+    use netcase_probe::http::{self, HttpOptions, Url, Verify};
+    setup(&a.common)?;
+    let url = Url::parse(&a.url)?;
+    let verify = match (a.insecure, a.cacert) {
+        (true, _) => Verify::Insecure,
+        (false, Some(p)) => Verify::CaFile(p),
+        (false, None) => Verify::System,
+    };
+    let opts = HttpOptions {
+        url,
+        count: a.common.count.unwrap_or(10),
+        interval: a.common.interval,
+        concurrency: a.common.concurrency,
+        timeout: a.timeout,
+        keepalive: !a.no_keepalive,
+        verify,
+        head: a.head,
+        slow: a.slow,
+    };
+    let r = http::run(&opts).with_context(|| format!("probe http {}", a.url))?;
+    let f = http::findings(&r, a.slow);
+    finish(&a.common, "http", &r, &f, |w| {
+        writeln!(
+            w,
+            "probe http {} ({}; {} requests, concurrency {}, {} connections)",
+            r.url,
+            if r.keepalive { "keep-alive" } else { "new connection each" },
+            r.count,
+            r.concurrency,
+            r.connections
+        )?;
+        writeln!(w, "  {:<10} {:>9} {:>9} {:>9} {:>9} {:>9}", "phase ms", "min", "p50", "p90", "p99", "max")?;
+        for (name, p) in [
+            ("dns", &r.phases.dns),
+            ("connect", &r.phases.connect),
+            ("tls", &r.phases.tls),
+            ("ttfb", &r.phases.ttfb),
+            ("transfer", &r.phases.transfer),
+            ("total", &r.phases.total),
+        ] {
+            if let Some(p) = p {
+                writeln!(
+                    w,
+                    "  {name:<10} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+                    p.min_ms, p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms
+                )?;
+            }
+        }
+        if let Some(t) = &r.phases.total {
+            writeln!(
+                w,
+                "  latency distribution  50% {:.2} ms  75% {:.2} ms  90% {:.2} ms  99% {:.2} ms",
+                t.p50_ms, t.p75_ms, t.p90_ms, t.p99_ms
+            )?;
+        }
+        write_histogram(w, &r.histogram)?;
+        let statuses: Vec<String> = r.statuses.iter().map(|(c, n)| format!("{n}x{c}")).collect();
+        let total = r.phases.total.as_ref().map_or_else(
+            || "no response".to_owned(),
+            |t| format!("total p50 {:.1} ms p99 {:.1} ms", t.p50_ms, t.p99_ms),
+        );
+        writeln!(
+            w,
+            "summary: http {}: {}/{} ok ({}), {}, slowest phase {}, {:.1} requests/s",
+            r.url,
+            r.ok,
+            r.count,
+            if statuses.is_empty() { "no status".to_owned() } else { statuses.join(" ") },
+            total,
+            r.slow_phase.as_deref().unwrap_or("-"),
+            r.requests_per_s
         )
     })
 }
