@@ -35,6 +35,8 @@ pub enum What {
     Tcp(TcpArgs),
     /// HTTP request phases like curl -w (DNS, connect, TLS, first byte, transfer), keep-alive or not.
     Http(HttpArgs),
+    /// DNS lookups as glibc sends them (A and AAAA at once from one socket), per server; the 5 s stall; the resolver order.
+    Dns(DnsArgs),
 }
 
 /// Options every probe has.
@@ -105,6 +107,32 @@ pub struct HttpArgs {
     pub common: Common,
 }
 
+/// Arguments of `netcase probe dns`.
+#[derive(Debug, clap::Args)]
+pub struct DnsArgs {
+    /// The name to look up.
+    pub name: String,
+    /// A server to ask (IP or IP:PORT; repeatable); default: resolv.conf's nameservers.
+    #[arg(long, value_name = "IP")]
+    pub server: Vec<String>,
+    /// How A and AAAA are sent: parallel (one socket, glibc's default), single-request,
+    /// single-request-reopen (repeatable); default: what resolv.conf's options select.
+    #[arg(long, value_name = "MODE", value_parser = ["parallel", "single-request", "single-request-reopen"])]
+    pub mode: Vec<String>,
+    /// Wait before an unanswered query is sent again (default: resolv.conf's timeout, 5 s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Sends of a query at most (default: resolv.conf's attempts, 2).
+    #[arg(long, value_name = "N")]
+    pub attempts: Option<u32>,
+    /// Do not follow stalled parallel lookups with single-request-reopen ones.
+    #[arg(long)]
+    pub no_compare: bool,
+    /// Count, pacing, namespace and output options (default count 3 lookups per server and mode).
+    #[command(flatten)]
+    pub common: Common,
+}
+
 /// `100ms`, `1.5s`, `2` (seconds).
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
@@ -126,6 +154,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.what {
         What::Tcp(a) => run_tcp(a),
         What::Http(a) => run_http(a),
+        What::Dns(a) => run_dns(a),
     }
 }
 
@@ -291,6 +320,82 @@ fn run_http(a: HttpArgs) -> anyhow::Result<ExitCode> {
             total,
             r.slow_phase.as_deref().unwrap_or("-"),
             r.requests_per_s
+        )
+    })
+}
+
+fn run_dns(a: DnsArgs) -> anyhow::Result<ExitCode> {
+    use netcase_probe::dns::{self, DnsOptions, Mode};
+    setup(&a.common)?;
+    let servers = if a.server.is_empty() {
+        None
+    } else {
+        let mut v = Vec::new();
+        for s in &a.server {
+            v.push(netcase_probe::resolve_target(s, Some(53))?);
+        }
+        Some(v)
+    };
+    let modes = if a.mode.is_empty() { None } else { Some(a.mode.iter().filter_map(|m| Mode::parse(m)).collect()) };
+    let opts = DnsOptions {
+        name: a.name.clone(),
+        servers,
+        count: a.common.count.unwrap_or(3),
+        interval: a.common.interval,
+        concurrency: a.common.concurrency,
+        timeout: a.timeout,
+        attempts: a.attempts,
+        modes,
+        compare: !a.no_compare,
+        netns: a.common.netns.clone(),
+    };
+    let r = dns::run(&opts).with_context(|| format!("probe dns {}", a.name))?;
+    let f = dns::findings(&r);
+    finish(&a.common, "dns", &r, &f, |w| {
+        writeln!(
+            w,
+            "probe dns {} (A + AAAA; resend after {:.0} ms, {} sends at most)",
+            r.name, r.timeout_ms, r.attempts
+        )?;
+        writeln!(
+            w,
+            "  {:<22} {:<22} {:>7} {:>8} {:>8} {:>9} {:>9} {:>9}",
+            "server", "mode", "lookups", "answered", "stalled", "p50 ms", "p90 ms", "max ms"
+        )?;
+        for s in &r.servers {
+            let (p50, p90, max) = s.latency.map_or((f64::NAN, f64::NAN, f64::NAN), |l| (l.p50_ms, l.p90_ms, l.max_ms));
+            writeln!(
+                w,
+                "  {:<22} {:<22} {:>7} {:>8} {:>8} {:>9.1} {:>9.1} {:>9.1}",
+                s.server.to_string(),
+                s.mode.as_str(),
+                s.lookups,
+                s.answered,
+                s.stalled,
+                p50,
+                p90,
+                max
+            )?;
+        }
+        let o = &r.resolver;
+        let hosts: Vec<String> = o.hosts_file.iter().map(ToString::to_string).collect();
+        writeln!(
+            w,
+            "  resolver order: hosts: {}{}; {} in the hosts file: {}",
+            o.order.join(" "),
+            if o.nsswitch_present { "" } else { " (no nsswitch.conf: glibc's default)" },
+            r.name,
+            if hosts.is_empty() { "no".to_owned() } else { hosts.join(", ") }
+        )?;
+        let answered: u64 = r.servers.iter().map(|s| s.answered).sum();
+        let lookups: u64 = r.servers.iter().map(|s| s.lookups).sum();
+        let stalled: u64 = r.servers.iter().map(|s| s.stalled).sum();
+        let worst = r.servers.iter().filter_map(|s| s.latency.map(|l| l.max_ms)).fold(0.0, f64::max);
+        writeln!(
+            w,
+            "summary: dns {}: {answered}/{lookups} lookups answered, {stalled} stalled, slowest {worst:.1} ms, resolver order {}",
+            r.name,
+            o.order.join(" ")
         )
     })
 }
