@@ -37,6 +37,8 @@ pub enum What {
     Http(HttpArgs),
     /// DNS lookups as glibc sends them (A and AAAA at once from one socket), per server; the 5 s stall; the resolver order.
     Dns(DnsArgs),
+    /// TCP traceroute (root): TTL-limited SYNs, per-hop latency, the hop where delay or loss starts.
+    Path(PathArgs),
 }
 
 /// Options every probe has.
@@ -133,6 +135,28 @@ pub struct DnsArgs {
     pub common: Common,
 }
 
+/// Arguments of `netcase probe path`.
+#[derive(Debug, clap::Args)]
+pub struct PathArgs {
+    /// The target, HOST:PORT (IPv4).
+    pub target: String,
+    /// The last TTL tried.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub max_hops: u8,
+    /// SYNs per hop (-c sets the same).
+    #[arg(short = 'q', long, value_name = "N")]
+    pub queries: Option<u32>,
+    /// Wait for each SYN's answer.
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// A round-trip step at least this large (and half the path's) names the hop where the delay starts.
+    #[arg(long, default_value = "10ms", value_name = "DURATION", value_parser = parse_duration)]
+    pub min_step: Duration,
+    /// Count, pacing, namespace and output options (--concurrency is not used: one SYN at a time).
+    #[command(flatten)]
+    pub common: Common,
+}
+
 /// `100ms`, `1.5s`, `2` (seconds).
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
@@ -155,6 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         What::Tcp(a) => run_tcp(a),
         What::Http(a) => run_http(a),
         What::Dns(a) => run_dns(a),
+        What::Path(a) => run_path(a),
     }
 }
 
@@ -396,6 +421,56 @@ fn run_dns(a: DnsArgs) -> anyhow::Result<ExitCode> {
             "summary: dns {}: {answered}/{lookups} lookups answered, {stalled} stalled, slowest {worst:.1} ms, resolver order {}",
             r.name,
             o.order.join(" ")
+        )
+    })
+}
+
+fn run_path(a: PathArgs) -> anyhow::Result<ExitCode> {
+    use netcase_probe::path::{self, PathOptions};
+    setup(&a.common)?;
+    let target = match netcase_probe::resolve_target(&a.target, None)? {
+        std::net::SocketAddr::V4(t) => t,
+        std::net::SocketAddr::V6(_) => anyhow::bail!("probe path is IPv4 only"),
+    };
+    let opts = PathOptions {
+        target,
+        max_hops: a.max_hops,
+        queries: a.queries.or(a.common.count).unwrap_or(3),
+        interval: a.common.interval,
+        timeout: a.timeout,
+        min_step: a.min_step,
+    };
+    let r = path::run(&opts).with_context(|| format!("probe path {target}"))?;
+    let f = path::findings(&r);
+    finish(&a.common, "path", &r, &f, |w| {
+        writeln!(w, "probe path {} (TCP SYN, {} per hop)", r.target, opts.queries)?;
+        writeln!(w, "  {:>3}  {:<16} {:>6} {:>9} {:>9} {:>9}", "ttl", "address", "loss", "min ms", "p50 ms", "max ms")?;
+        for h in &r.hops {
+            let addr = h.addr.map_or_else(|| "*".to_owned(), |a| a.to_string());
+            let (min, p50, max) = h.rtt.map_or((f64::NAN, f64::NAN, f64::NAN), |p| (p.min_ms, p.p50_ms, p.max_ms));
+            let mark = match (h.target, r.delay_hop == Some(h.ttl), r.loss_hop == Some(h.ttl)) {
+                (_, true, _) => "  <- delay starts here",
+                (_, _, true) => "  <- loss starts here",
+                (true, _, _) => "  (target)",
+                _ => "",
+            };
+            writeln!(
+                w,
+                "  {:>3}  {:<16} {:>5.0}% {:>9.2} {:>9.2} {:>9.2}{mark}",
+                h.ttl, addr, h.loss_pct, min, p50, max
+            )?;
+        }
+        let delay = match (r.delay_hop, r.delay_added_ms) {
+            (Some(t), Some(ms)) => format!("delay starts at hop {t} (+{ms:.1} ms)"),
+            _ => "no hop adds a marked delay".to_owned(),
+        };
+        let loss = r.loss_hop.map_or_else(|| "no persistent loss".to_owned(), |t| format!("loss from hop {t}"));
+        writeln!(
+            w,
+            "summary: path {}: {} hops, target {}, {delay}, {loss}",
+            r.target,
+            r.hops.len(),
+            if r.reached { "reached" } else { "not reached" }
         )
     })
 }
