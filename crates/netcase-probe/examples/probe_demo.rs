@@ -78,7 +78,9 @@ fn main() -> anyhow::Result<()> {
         ns::ip(&["-n", &s, "addr", "add", "10.77.0.2/24", "dev", "eth0"])?;
         std::fs::create_dir_all(format!("/etc/netns/{c}"))?;
         std::fs::write(format!("/etc/netns/{c}/resolv.conf"), "nameserver 10.77.0.2\n")?;
-        let relay = Relay::start(&m, "c0", "s0", RelayCfg { delay, drops: vec![] })?;
+        // A relay stops by itself after a lab's time limit (60 s): restart it every 50 s.
+        let mut relay = Relay::start(&m, "c0", "s0", RelayCfg { delay, drops: vec![] })?;
+        let mut relay_started = Instant::now();
         let end = Instant::now() + Duration::from_secs(secs);
         let ip = Ipv4Addr::new(10, 77, 0, 2);
         let tcp = apps::listen(&s, SocketAddrV4::new(ip, 8080), 512)?;
@@ -97,6 +99,11 @@ fn main() -> anyhow::Result<()> {
         println!("client netns: {c} (10.77.0.1); server 10.77.0.2; one-way delay {} ms; {secs} s", delay.as_millis());
         let mut buf = [0u8; 1500];
         while Instant::now() < end {
+            if relay_started.elapsed() > Duration::from_secs(50) {
+                let _ = relay.stop();
+                relay = Relay::start(&m, "c0", "s0", RelayCfg { delay, drops: vec![] })?;
+                relay_started = Instant::now();
+            }
             let Ok((n, from)) = u.recv_from(&mut buf) else { continue };
             if let Some(a) = apps::dns::answer(buf.get(..n).unwrap_or_default(), Some(Ipv4Addr::new(10, 77, 9, 9))) {
                 let _ = u.send_to(&a, from);

@@ -45,6 +45,10 @@ pub struct HopProbe {
     pub from: Option<Ipv4Addr>,
     /// The round trip.
     pub rtt_ms: Option<f64>,
+    /// The answer was an ICMP destination unreachable with this code (traceroute's `!H`,
+    /// `!N`, `!X`…): the path ends there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<u8>,
 }
 
 /// One TTL.
@@ -64,6 +68,8 @@ pub struct Hop {
     pub rtt: Option<Percentiles>,
     /// The target answered at this TTL.
     pub target: bool,
+    /// An ICMP destination unreachable came from this hop (its code): the trace ends here.
+    pub unreachable: Option<u8>,
     /// Every SYN.
     pub probes: Vec<HopProbe>,
 }
@@ -146,7 +152,7 @@ pub fn run(opts: &PathOptions) -> Result<PathReport> {
                                     && t.ack == isn.wrapping_add(1)
                                     && (t.flags & flags::RST != 0 || t.flags & flags::SYN != 0);
                                 if answers && got.is_none() {
-                                    got = Some(HopProbe { from: Some(t.src), rtt_ms: rtt });
+                                    got = Some(HopProbe { from: Some(t.src), rtt_ms: rtt, unreachable: None });
                                 }
                             }
                         } else if let Some(c) = raw::parse_icmp(pkt) {
@@ -155,19 +161,20 @@ pub fn run(opts: &PathOptions) -> Result<PathReport> {
                                 && c.inner_sport == sport
                                 && c.inner_seq == isn;
                             if ours && got.is_none() {
-                                got = Some(HopProbe { from: Some(c.from), rtt_ms: rtt });
+                                let unreachable = (c.icmp_type == raw::ICMP_UNREACHABLE).then_some(c.code);
+                                got = Some(HopProbe { from: Some(c.from), rtt_ms: rtt, unreachable });
                             }
                         }
                     }
                 }
             }
-            probes.push(got.unwrap_or(HopProbe { from: None, rtt_ms: None }));
+            probes.push(got.unwrap_or(HopProbe { from: None, rtt_ms: None, unreachable: None }));
         }
         let hop = make_hop(ttl, probes, dst);
         let answered = hop.answered > 0;
-        let reached = hop.target;
+        let end = hop.target || hop.unreachable.is_some();
         hops.push(hop);
-        if reached {
+        if end {
             break;
         }
         silent = if answered { 0 } else { silent + 1 };
@@ -197,7 +204,8 @@ fn make_hop(ttl: u8, probes: Vec<HopProbe>, dst: Ipv4Addr) -> Hop {
         answered,
         loss_pct: if sent == 0 { 0.0 } else { 100.0 * f64::from(sent - answered) / f64::from(sent) },
         rtt: Percentiles::of(&rtts),
-        target: probes.iter().any(|p| p.from == Some(dst)),
+        target: probes.iter().any(|p| p.from == Some(dst) && p.unreachable.is_none()),
+        unreachable: probes.iter().find_map(|p| p.unreachable),
         probes,
     }
 }
@@ -205,7 +213,8 @@ fn make_hop(ttl: u8, probes: Vec<HopProbe>, dst: Ipv4Addr) -> Hop {
 fn analyse(opts: &PathOptions, hops: Vec<Hop>, took: Duration) -> PathReport {
     let reached = hops.iter().any(|h| h.target);
     // Delay: the largest step in the fastest round trip between answering hops.
-    let answering: Vec<(u8, f64)> = hops.iter().filter_map(|h| h.rtt.map(|r| (h.ttl, r.min_ms))).collect();
+    let answering: Vec<(u8, f64)> =
+        hops.iter().filter(|h| h.unreachable.is_none()).filter_map(|h| h.rtt.map(|r| (h.ttl, r.min_ms))).collect();
     let end = answering.last().map_or(0.0, |a| a.1);
     let mut best: Option<(u8, f64)> = None;
     let mut prev = 0.0;
@@ -293,7 +302,25 @@ pub fn findings(r: &PathReport) -> Vec<Finding> {
             .with_fix("look at the link into that hop: interface errors and drops (`ip -s link`), its queue, a policer; `netcase probe tcp` for the loss rate end to end"),
         );
     }
-    if !r.reached {
+    if let Some(h) = r.hops.iter().find(|h| h.unreachable.is_some()) {
+        out.push(
+            Finding::new(
+                CaseId::SynUnanswered,
+                Severity::Warning,
+                subject.clone(),
+                format!(
+                    "{} answered the SYNs with ICMP destination unreachable (code {}): {} is not reachable past it",
+                    hop_name(r, h.ttl),
+                    h.unreachable.unwrap_or(0),
+                    r.target
+                ),
+            )
+            .with_measure("unreachable_hop", f64::from(h.ttl), "count")
+            .with_measure("icmp_code", f64::from(h.unreachable.unwrap_or(0)), "count")
+            .with_confidence(Confidence::Certain, &[])
+            .with_fix("code 1 (host unreachable): no ARP answer on the last link; 0 (net): a missing route; 13: a firewall's REJECT; check routes and neighbours at that hop"),
+        );
+    } else if !r.reached {
         let last = r.hops.iter().rev().find(|h| h.answered > 0);
         out.push(
             Finding::new(
@@ -320,7 +347,10 @@ mod tests {
     use super::*;
 
     fn hop(ttl: u8, from: [u8; 4], rtts: &[Option<f64>]) -> Hop {
-        let probes = rtts.iter().map(|r| HopProbe { from: r.map(|_| Ipv4Addr::from(from)), rtt_ms: *r }).collect();
+        let probes = rtts
+            .iter()
+            .map(|r| HopProbe { from: r.map(|_| Ipv4Addr::from(from)), rtt_ms: *r, unreachable: None })
+            .collect();
         make_hop(ttl, probes, Ipv4Addr::new(10, 0, 3, 2))
     }
 

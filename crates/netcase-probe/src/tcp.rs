@@ -318,8 +318,8 @@ fn run_syn(opts: &TcpOptions, dst: std::net::Ipv4Addr, dport: u16, started: Inst
     let mut sent = 0u32;
     let mut next_send = Instant::now();
     let mut buf = vec![0u8; 2048];
-    // Bounded in time whatever happens: every probe's slot plus its timeout, and a margin.
-    let limit = started + opts.interval * opts.count + opts.timeout * 2 + Duration::from_secs(2);
+    // Bounded in time whatever happens: every probe's slot and its whole timeout, and a margin.
+    let limit = started + (opts.interval + opts.timeout) * opts.count + Duration::from_secs(2);
     while (sent < opts.count || !pending.is_empty()) && Instant::now() < limit {
         let now = Instant::now();
         if sent < opts.count && pending.len() < opts.concurrency as usize && now >= next_send {

@@ -13,6 +13,9 @@
 //!   resolver-order.
 //! - path: client — r1 — relay — r2 — server → the hop that adds the delay is r2.
 //!
+//! The relay is a userspace thread; a tcp run whose p50 misses (its wake-ups delayed by other
+//! load on the machine) is repeated once, printed, and the repeat must hold.
+//!
 //! Only loopback and these namespaces carry traffic. Needs root, `ip`, `ethtool` and `nft`;
 //! skipped with a printed reason otherwise. Tests run one at a time (one lock) so that the
 //! relay's timing is not disturbed by another test's load. Namespaces are removed on every
@@ -202,12 +205,21 @@ fn tcp_p50_matches_the_relay_rtt_single_and_concurrent() {
             timeout: Duration::from_secs(4),
             method: Some(method),
         };
-        let r = ns::within(&c, || Ok(tcp::run(&opts)?)).unwrap();
-        let p = r.latency.expect("answers");
-        eprintln!(
-            "{what}: configured RTT 50 ms; p50 {:.2} ms p90 {:.2} p99 {:.2} max {:.2} (n {}, open {}, retried {})",
-            p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms, p.n, r.open, r.retried
-        );
+        // The relay is a userspace thread: on a loaded 2-core machine its wake-ups can be late
+        // for a whole run. Such a run is repeated once (and printed); the second must hold.
+        let mut attempt = 0;
+        let (r, p) = loop {
+            attempt += 1;
+            let r = ns::within(&c, || Ok(tcp::run(&opts)?)).unwrap();
+            let p = r.latency.expect("answers");
+            eprintln!(
+                "{what} (run {attempt}): configured RTT 50 ms; p50 {:.2} ms p90 {:.2} p99 {:.2} max {:.2} (n {}, open {}, retried {})",
+                p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms, p.n, r.open, r.retried
+            );
+            if (p.p50_ms - 50.0).abs() <= 5.0 || attempt == 2 {
+                break (r, p);
+            }
+        };
         assert_eq!(r.open, u64::from(count), "{what}: every probe answered with SYN-ACK");
         assert!((p.p50_ms - 50.0).abs() <= 5.0, "{what}: p50 {:.2} ms not within 10 % of 50 ms", p.p50_ms);
         let f = tcp::findings(&r);

@@ -388,10 +388,13 @@ fn run_dns(a: DnsArgs) -> anyhow::Result<ExitCode> {
             "server", "mode", "lookups", "answered", "stalled", "p50 ms", "p90 ms", "max ms"
         )?;
         for s in &r.servers {
-            let (p50, p90, max) = s.latency.map_or((f64::NAN, f64::NAN, f64::NAN), |l| (l.p50_ms, l.p90_ms, l.max_ms));
+            let [p50, p90, max] = s.latency.map_or_else(
+                || ["-".to_owned(), "-".to_owned(), "-".to_owned()],
+                |l| [l.p50_ms, l.p90_ms, l.max_ms].map(|v| format!("{v:.1}")),
+            );
             writeln!(
                 w,
-                "  {:<22} {:<22} {:>7} {:>8} {:>8} {:>9.1} {:>9.1} {:>9.1}",
+                "  {:<22} {:<22} {:>7} {:>8} {:>8} {:>9} {:>9} {:>9}",
                 s.server.to_string(),
                 s.mode.as_str(),
                 s.lookups,
@@ -447,18 +450,19 @@ fn run_path(a: PathArgs) -> anyhow::Result<ExitCode> {
         writeln!(w, "  {:>3}  {:<16} {:>6} {:>9} {:>9} {:>9}", "ttl", "address", "loss", "min ms", "p50 ms", "max ms")?;
         for h in &r.hops {
             let addr = h.addr.map_or_else(|| "*".to_owned(), |a| a.to_string());
-            let (min, p50, max) = h.rtt.map_or((f64::NAN, f64::NAN, f64::NAN), |p| (p.min_ms, p.p50_ms, p.max_ms));
+            let [min, p50, max] = h.rtt.map_or_else(
+                || ["*".to_owned(), "*".to_owned(), "*".to_owned()],
+                |p| [p.min_ms, p.p50_ms, p.max_ms].map(|v| format!("{v:.2}")),
+            );
+            let unreachable = h.unreachable.map(|c| format!("  !unreachable (ICMP code {c})"));
             let mark = match (h.target, r.delay_hop == Some(h.ttl), r.loss_hop == Some(h.ttl)) {
+                _ if unreachable.is_some() => unreachable.as_deref().unwrap_or(""),
                 (_, true, _) => "  <- delay starts here",
                 (_, _, true) => "  <- loss starts here",
                 (true, _, _) => "  (target)",
                 _ => "",
             };
-            writeln!(
-                w,
-                "  {:>3}  {:<16} {:>5.0}% {:>9.2} {:>9.2} {:>9.2}{mark}",
-                h.ttl, addr, h.loss_pct, min, p50, max
-            )?;
+            writeln!(w, "  {:>3}  {:<16} {:>5.0}% {:>9} {:>9} {:>9}{mark}", h.ttl, addr, h.loss_pct, min, p50, max)?;
         }
         let delay = match (r.delay_hop, r.delay_added_ms) {
             (Some(t), Some(ms)) => format!("delay starts at hop {t} (+{ms:.1} ms)"),
@@ -495,4 +499,20 @@ fn write_histogram(w: &mut dyn Write, h: &[Bucket]) -> std::io::Result<()> {
         writeln!(w, "    {label:>12} {:>6}  {bar}", b.count)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("2h").is_err());
+    }
 }
