@@ -818,6 +818,48 @@ pub fn findings(r: &HttpReport, slow: Duration) -> Vec<Finding> {
     out
 }
 
+/// Findings comparing the same requests over keep-alive (`keep`) and over a new connection
+/// each time (`fresh`): what reuse saves per request (`http-timing-breakdown`, info).
+pub fn compare_findings(keep: &HttpReport, fresh: &HttpReport) -> Vec<Finding> {
+    let (Some(k), Some(f)) = (keep.phases.total, fresh.phases.total) else { return Vec::new() };
+    let subject = match keep.address.or(fresh.address) {
+        Some(a) => Subject::ServerPort { proto: "tcp", ip: Some(a.ip()), port: a.port() },
+        None => Subject::Name { name: keep.url.clone() },
+    };
+    let setup = |r: &HttpReport| {
+        r.phases.dns.map_or(0.0, |p| p.p50_ms)
+            + r.phases.connect.map_or(0.0, |p| p.p50_ms)
+            + r.phases.tls.map_or(0.0, |p| p.p50_ms)
+    };
+    let reused = keep.requests.iter().filter(|q| q.reused && q.error.is_none()).count();
+    let saved = f.p50_ms - k.p50_ms;
+    let mut out = vec![Finding::new(
+        CaseId::HttpTimingBreakdown,
+        Severity::Info,
+        subject,
+        format!(
+            "{}: keep-alive total p50 {:.1} ms ({} of {} requests on a reused connection) vs a new connection each time {:.1} ms: reuse saves {:.1} ms a request (connection setup p50 {:.1} ms: DNS, connect, TLS)",
+            keep.url,
+            k.p50_ms,
+            reused,
+            keep.requests.len(),
+            f.p50_ms,
+            saved,
+            setup(fresh)
+        ),
+    )
+    .with_measure("keepalive_p50_ms", k.p50_ms, "ms")
+    .with_measure("new_connection_p50_ms", f.p50_ms, "ms")
+    .with_measure("saved_ms", saved, "ms")
+    .with_measure("setup_p50_ms", setup(fresh), "ms")
+    .with_measure("reused", reused as f64, "count")
+    .with_confidence(Confidence::Certain, &[])];
+    if keep.connections >= keep.count as u64 && keep.count > 1 {
+        out[0].summary.push_str("; the server closed every connection (no keep-alive)");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -375,9 +375,11 @@ fn http_names_a_slow_first_byte_and_its_control_is_quiet() {
     http_server(apps::listen(&s, slow, 64).unwrap(), Duration::from_millis(300), None, lab.stop.clone());
     http_server(apps::listen(&s, fast, 64).unwrap(), Duration::ZERO, None, lab.stop.clone());
     warm(&c, fast);
+    let mut reports = Vec::new();
     for keepalive in [true, false] {
         let o = http_opts(&format!("http://{slow}/slow"), keepalive, http::Verify::System);
         let r = ns::within(&c, || Ok(http::run(&o)?)).unwrap();
+        reports.push(r.clone());
         let ttfb = r.phases.ttfb.unwrap();
         let connect = r.phases.connect.unwrap();
         eprintln!(
@@ -398,6 +400,13 @@ fn http_names_a_slow_first_byte_and_its_control_is_quiet() {
         assert_eq!(b.text("slow_phase"), Some("ttfb"));
         assert!((b.measure("server_ms").unwrap() - 300.0).abs() < 25.0, "{:?}", b.measure("server_ms"));
     }
+    // Keep-alive against a new connection each time: reuse saves about the connect's round trip.
+    let cmp = http::compare_findings(&reports[0], &reports[1]);
+    let saved = cmp.first().and_then(|f| f.measure("saved_ms")).unwrap();
+    eprintln!("keep-alive saves {saved:.1} ms a request (round trip 10 ms)");
+    assert!((saved - 10.0).abs() < 8.0, "saved {saved:.1}");
+    assert_eq!(cmp.first().and_then(|f| f.measure("reused")), Some(3.0));
+    assert!(cmp.iter().all(|f| f.severity == Severity::Info));
     let o = http_opts(&format!("http://{fast}/"), true, http::Verify::System);
     let r = ns::within(&c, || Ok(http::run(&o)?)).unwrap();
     eprintln!("control: total p50 {:.1} ms", r.phases.total.unwrap().p50_ms);

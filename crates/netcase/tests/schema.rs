@@ -76,6 +76,9 @@ fn every_command_validates_against_its_schema() {
     let url = format!("http://{tcp}/");
     check(&reg, "probe", &run_json(&["probe", "http", &url, "-c", "3", "-i", "10ms", "--json"]));
     check(&reg, "probe", &run_json(&["probe", "http", &url, "-c", "2", "--no-keepalive", "--json"]));
+    let both = run_json(&["probe", "http", &url, "-c", "2", "--compare", "--json"]);
+    assert!(both["new_connections"]["requests"].is_array());
+    check(&reg, "probe", &both);
     check(&reg, "probe", &run_json(&["probe", "dns", "probe.test", "--server", &udp, "-c", "2", "--json"]));
 
     // --events: JSON lines, each one valid.

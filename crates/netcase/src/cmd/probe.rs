@@ -89,6 +89,9 @@ pub struct HttpArgs {
     /// --concurrency slot).
     #[arg(long)]
     pub no_keepalive: bool,
+    /// Run the requests both ways, keep-alive and a new connection each time, and compare.
+    #[arg(long, conflicts_with = "no_keepalive")]
+    pub compare: bool,
     /// Send HEAD instead of GET.
     #[arg(long)]
     pub head: bool,
@@ -294,8 +297,37 @@ fn run_http(a: HttpArgs) -> anyhow::Result<ExitCode> {
         slow: a.slow,
     };
     let r = http::run(&opts).with_context(|| format!("probe http {}", a.url))?;
-    let f = http::findings(&r, a.slow);
+    let mut f = http::findings(&r, a.slow);
+    let fresh = if a.compare {
+        let o = HttpOptions { keepalive: false, ..opts.clone() };
+        let fresh = http::run(&o).with_context(|| format!("probe http {} (new connections)", a.url))?;
+        f.extend(http::compare_findings(&r, &fresh));
+        Finding::settle(&mut f);
+        Some(fresh)
+    } else {
+        None
+    };
+    if a.common.json {
+        if let Some(fresh) = &fresh {
+            let mut out = std::io::stdout().lock();
+            let doc = serde_json::json!({ "probe": "http", "report": &r, "new_connections": fresh, "findings": &f });
+            netcase_report::write_json(&mut out, "probe", &doc, true)?;
+            out.flush()?;
+            return Ok(ExitCode::from(netcase_report::exit_code_for(&f, a.common.fail_on)));
+        }
+    }
     finish(&a.common, "http", &r, &f, |w| {
+        write_http(w, &r)?;
+        if let Some(fresh) = &fresh {
+            writeln!(w)?;
+            write_http(w, fresh)?;
+        }
+        Ok(())
+    })
+}
+
+fn write_http(w: &mut dyn Write, r: &netcase_probe::http::HttpReport) -> std::io::Result<()> {
+    {
         writeln!(
             w,
             "probe http {} ({}; {} requests, concurrency {}, {} connections)",
@@ -346,7 +378,7 @@ fn run_http(a: HttpArgs) -> anyhow::Result<ExitCode> {
             r.slow_phase.as_deref().unwrap_or("-"),
             r.requests_per_s
         )
-    })
+    }
 }
 
 fn run_dns(a: DnsArgs) -> anyhow::Result<ExitCode> {
