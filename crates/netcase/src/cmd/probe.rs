@@ -187,8 +187,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn setup(c: &Common) -> anyhow::Result<()> {
-    if c.concurrency == 0 {
-        anyhow::bail!("--concurrency must be at least 1");
+    if c.concurrency == 0 || c.concurrency > 1000 {
+        anyhow::bail!("--concurrency must be from 1 to 1000");
     }
     if let Some(ns) = &c.netns {
         netcase_probe::enter_netns(ns)?;
