@@ -71,15 +71,15 @@ cases! {
     /// The side that closes first accumulates TIME_WAIT.
     TimeWaitPileup => "time-wait-pileup", "TIME_WAIT pile-up on the side that closes first", [Host, Pcap, Lab];
     /// SO_LINGER 0 aborts with RST and discards unsent data.
-    LingerZeroRst => "linger-zero-rst", "connections aborted with RST (SO_LINGER 0)", [Pcap, Lab];
+    LingerZeroRst => "linger-zero-rst", "connections aborted with RST (SO_LINGER 0)", [Pcap, Trace, Lab];
     /// Idle connections without TCP keepalive die in middleboxes.
-    KeepaliveSettings => "keepalive-settings", "idle connections without (or with too slow) TCP keepalive", [Host, Pcap];
+    KeepaliveSettings => "keepalive-settings", "idle connections without (or with too slow) TCP keepalive", [Host, Pcap, Lab];
     /// Two hosts or containers hold the same IP address.
     IpConflict => "ip-conflict", "IP address conflict: two holders of one address", [Pcap, Host, Lab];
     /// SYN answered by RST/ACK, or UDP answered by ICMP port unreachable.
-    PortUnreachable => "port-unreachable", "connection refused / port unreachable", [Pcap, Host, Lab];
+    PortUnreachable => "port-unreachable", "connection refused / port unreachable", [Pcap, Trace, Lab];
     /// The listener's accept queue overflows.
-    AcceptQueueOverflow => "accept-queue-overflow", "accept queue overflow", [Host, Pcap, Lab];
+    AcceptQueueOverflow => "accept-queue-overflow", "accept queue overflow", [Host, Pcap, Trace, Lab];
     /// The listener's SYN queue overflows.
     SynQueueOverflow => "syn-queue-overflow", "SYN queue overflow", [Host, Pcap, Lab];
     /// A UDP receiver loses datagrams to a full receive buffer.
@@ -91,11 +91,11 @@ cases! {
     /// kfree_skb with reasons and locations shows where the stack drops.
     KernelDropTrace => "kernel-drop-trace", "kernel drop trace: reason and location", [Trace];
     /// A lost segment stalls every later message on the stream.
-    RetransHolBlocking => "retrans-hol-blocking", "retransmission head-of-line blocking", [Pcap, Lab];
+    RetransHolBlocking => "retrans-hol-blocking", "retransmission head-of-line blocking", [Pcap, Trace, Lab];
     /// Duplicate ACKs for a hole without fast retransmission.
-    DupackNoFastRetransmit => "dupack-no-fast-retransmit", "duplicate ACKs without fast retransmission", [Pcap, Host];
+    DupackNoFastRetransmit => "dupack-no-fast-retransmit", "duplicate ACKs without fast retransmission", [Pcap, Host, Lab];
     /// No window scaling: the window caps throughput at 64 KiB per RTT.
-    NoWindowScale => "no-window-scale", "no window scaling: throughput capped at 64 KiB per RTT", [Pcap, Host, Lab];
+    NoWindowScale => "no-window-scale", "no window scaling: throughput capped at 64 KiB per RTT", [Pcap, Lab];
     /// A receiver advertises a zero window.
     ZeroWindow => "zero-window", "zero window: the receiver stopped reading", [Pcap, Lab];
     /// Nagle's algorithm meets delayed ACK.
@@ -107,25 +107,25 @@ cases! {
     /// Names that belong in /etc/hosts are sent to DNS.
     ResolverOrder => "resolver-order", "resolver order: hosts-file names sent to DNS", [Host, Pcap, Lab];
     /// SNAT gives concurrent connections one source port.
-    SnatPortCollision => "snat-port-collision", "SNAT source port collisions", [Host, Pcap];
+    SnatPortCollision => "snat-port-collision", "SNAT source port collisions", [Host, Lab];
     /// tcp_tw_recycle drops SYNs behind NAT with non-monotonic timestamps.
-    NatTimestampPaws => "nat-timestamp-paws", "PAWS drops SYNs from clients behind NAT", [Host, Pcap, Lab];
+    NatTimestampPaws => "nat-timestamp-paws", "PAWS drops SYNs from clients behind NAT", [Host, Pcap, Trace, Lab];
     /// A nat OUTPUT REDIRECT sends traffic to a local port.
     IptablesRedirectHijack => "iptables-redirect-hijack", "iptables REDIRECT hijacks outbound traffic", [Host, Pcap, Lab];
     /// The conntrack table is full.
-    ConntrackTableFull => "conntrack-table-full", "conntrack table full", [Host, Lab];
+    ConntrackTableFull => "conntrack-table-full", "conntrack table full", [Host, Trace, Lab];
     /// connect() port search under parity split.
     EphemeralPortOddEven => "ephemeral-port-odd-even", "ephemeral ports nearly exhausted for one destination", [Host];
     /// Old kernels' listener hash with many reuseport sockets.
-    ListenHashReuseport => "listen-hash-reuseport", "listener hash chains on old kernels with reuseport", [Host];
+    ListenHashReuseport => "listen-hash-reuseport", "listener hash chains on old kernels with reuseport (know-how)", [];
     /// Receive softirq concentrated on few CPUs.
-    RssRpsImbalance => "rss-rps-imbalance", "receive processing concentrated on few CPUs", [Host, Pcap];
+    RssRpsImbalance => "rss-rps-imbalance", "receive processing concentrated on few CPUs", [Host, Trace];
     /// Connections unevenly spread over workers on one port.
     ReuseportBalance => "reuseport-balance", "connections unevenly spread over workers", [Host];
     /// Ring hashing without virtual nodes is uneven.
     ConsistentHashBalance => "consistent-hash-balance", "consistent hashing imbalance (know-how)", [];
     /// One UDP socket shared by many threads.
-    UdpSingleSocketContention => "udp-single-socket-contention", "one UDP socket shared by many threads", [Host];
+    UdpSingleSocketContention => "udp-single-socket-contention", "one UDP socket shared by many threads (know-how)", [];
     /// 204/304 responses that carry Content-Length or a body.
     Http204ContentLength => "http-204-content-length", "HTTP 204/304 with Content-Length or a body", [Pcap, Lab];
     /// Which phase of an HTTP transaction is slow.
@@ -145,11 +145,11 @@ cases! {
     /// Datagrams split into IP fragments.
     IpFragments => "ip-fragments", "IP fragments: reassembled and incomplete datagrams", [Pcap];
     /// SYNs without SYN-ACK whose cause the capture cannot name alone.
-    SynUnanswered => "syn-unanswered", "SYNs without SYN-ACK", [Pcap, Host];
+    SynUnanswered => "syn-unanswered", "SYNs without SYN-ACK", [Pcap];
     /// A DNS server that answers nothing.
-    DnsServerUnresponsive => "dns-server-unresponsive", "DNS server does not answer", [Pcap, Host];
+    DnsServerUnresponsive => "dns-server-unresponsive", "DNS server does not answer", [Pcap];
     /// Large segments vanish on a path with a smaller MTU.
-    PmtuBlackhole => "pmtu-blackhole", "path MTU black hole", [Pcap, Host, Lab];
+    PmtuBlackhole => "pmtu-blackhole", "path MTU black hole", [Pcap, Lab];
     /// A small receive window caps the transfer.
     ReceiveWindowLimited => "receive-window-limited", "transfer capped by a small receive window", [Pcap, Lab];
 }

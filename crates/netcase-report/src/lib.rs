@@ -3,6 +3,8 @@
 //! Renderers get findings (already sorted, see [`Finding::sort`]) and a writer; they know
 //! nothing of where the evidence came from.
 
+pub mod json;
+
 use netcase_model::{Finding, Severity};
 use serde::Serialize;
 use std::io::{self, Write};

@@ -20,3 +20,23 @@ pub fn corpus() -> Option<PathBuf> {
     let p = PathBuf::from(CORPUS);
     p.is_dir().then_some(p)
 }
+
+/// The captures of the shared corpus (`.pcap`, `.pcapng`, `.gz`), sorted. A missing or empty
+/// corpus fails the calling test loudly, unless `NETCASE_SKIP_CORPUS` is set, which skips on
+/// purpose (an empty list and a line on stderr).
+pub fn corpus_captures() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = match std::fs::read_dir(CORPUS) {
+        Ok(d) => d.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(_) => Vec::new(),
+    };
+    v.retain(|p| p.is_file() && p.extension().is_some_and(|x| x == "pcap" || x == "pcapng" || x == "gz"));
+    v.sort();
+    if v.is_empty() {
+        assert!(
+            std::env::var_os("NETCASE_SKIP_CORPUS").is_some(),
+            "the test corpus is missing at {CORPUS}; NETCASE_SKIP_CORPUS=1 skips on purpose"
+        );
+        eprintln!("corpus not found at {CORPUS}: skipped (NETCASE_SKIP_CORPUS)");
+    }
+    v
+}

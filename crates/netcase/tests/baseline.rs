@@ -7,23 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus");
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/baseline");
 
 fn captures() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = match std::fs::read_dir(CORPUS) {
-        Ok(d) => d.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-        Err(e) => {
-            if std::env::var_os("NETCASE_SKIP_CORPUS").is_some() {
-                eprintln!("corpus not found at {CORPUS}: skipped (NETCASE_SKIP_CORPUS)");
-                return Vec::new();
-            }
-            panic!("the test corpus is missing at {CORPUS} ({e}); NETCASE_SKIP_CORPUS=1 skips on purpose");
-        }
-    };
-    v.retain(|p| p.is_file() && p.extension().is_some_and(|x| x == "pcap" || x == "pcapng" || x == "gz"));
-    v.sort();
-    v
+    netcase_testkit::corpus_captures()
 }
 
 /// The report as a user runs it, from the repository root (paths print as `../shared/...`).

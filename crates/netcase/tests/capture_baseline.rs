@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use netcase_flow::{ConnSummary, UdpSummary};
 use netcase_model::{Evidence, Finding};
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus");
 const BASELINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/baseline/capture-findings.txt");
 
 struct Drop;
@@ -65,18 +64,7 @@ fn line(f: &Finding) -> String {
 /// The corpus captures; a missing corpus fails loudly unless `NETCASE_SKIP_CORPUS` is set
 /// (then the tests see none and skip).
 fn captures() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> =
-        std::fs::read_dir(CORPUS).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
-    v.retain(|p| p.is_file() && p.extension().is_some_and(|x| x == "pcap" || x == "pcapng" || x == "gz"));
-    v.sort();
-    if v.is_empty() {
-        assert!(
-            std::env::var_os("NETCASE_SKIP_CORPUS").is_some(),
-            "the test corpus is missing at {CORPUS}; NETCASE_SKIP_CORPUS=1 skips on purpose"
-        );
-        eprintln!("corpus not found at {CORPUS}: skipped (NETCASE_SKIP_CORPUS)");
-    }
-    v
+    netcase_testkit::corpus_captures()
 }
 
 #[test]

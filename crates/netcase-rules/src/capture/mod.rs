@@ -18,28 +18,31 @@ use netcase_proto::{DnsTxn, HttpTxn};
 use netcase_wire::tcp_flags::{ACK, FIN, RST, SYN};
 use netcase_wire::Packet;
 
+mod accept_queue_overflow;
 mod artefacts;
-mod client_timeout;
+mod client_timeout_fin_wait2;
 mod close_wait_leak;
-mod dupack;
+mod dupack_no_fast_retransmit;
 mod frame;
+mod handshake;
 mod ip_conflict;
 mod iptables_redirect_hijack;
-mod keepalive_race;
+mod keepalive_race_502;
 mod keepalive_settings;
 mod limits;
 mod linger_zero_rst;
-mod nagle;
-mod nat_paws;
+mod nagle_delayed_ack;
+mod nat_timestamp_paws;
+mod no_window_scale;
 mod pmtu_blackhole;
 mod port_unreachable;
-mod queue_overflow;
 mod receive_window_limited;
-mod retrans_hol;
-mod time_wait;
+mod retrans_hol_blocking;
+mod syn_queue_overflow;
+mod syn_unanswered;
+mod time_wait_pileup;
 mod udp_truncation;
 mod util;
-mod window_scale;
 mod zero_window;
 
 #[cfg(test)]
@@ -301,17 +304,17 @@ impl Flow {
 #[derive(Debug, Clone)]
 struct Flow {
     c: Common,
-    ct: client_timeout::State,
-    kr: keepalive_race::State,
+    ct: client_timeout_fin_wait2::State,
+    kr: keepalive_race_502::State,
     lz: linger_zero_rst::State,
     pu: port_unreachable::State,
-    qo: queue_overflow::State,
-    np: nat_paws::State,
-    rh: retrans_hol::State,
-    da: dupack::State,
-    ws: window_scale::State,
+    qo: handshake::State,
+    np: nat_timestamp_paws::State,
+    rh: retrans_hol_blocking::State,
+    da: dupack_no_fast_retransmit::State,
+    ws: no_window_scale::State,
     zw: zero_window::State,
-    ng: nagle::State,
+    ng: nagle_delayed_ack::State,
     ks: keepalive_settings::State,
     cw: close_wait_leak::State,
     lm: limits::State,
@@ -330,19 +333,19 @@ pub struct CaptureRules {
     free: Vec<u32>,
     /// The last stream looked up and its slot (consecutive frames are often of one connection).
     last: Option<(u32, u32)>,
-    ct: client_timeout::Agg,
-    kr: keepalive_race::Agg,
+    ct: client_timeout_fin_wait2::Agg,
+    kr: keepalive_race_502::Agg,
     lz: linger_zero_rst::Agg,
-    tw: time_wait::Agg,
+    tw: time_wait_pileup::Agg,
     pu: port_unreachable::Agg,
-    qo: queue_overflow::Agg,
-    np: nat_paws::Agg,
+    qo: handshake::Agg,
+    np: nat_timestamp_paws::Agg,
     ic: ip_conflict::Agg,
-    rh: retrans_hol::Agg,
-    da: dupack::Agg,
-    ws: window_scale::Agg,
+    rh: retrans_hol_blocking::Agg,
+    da: dupack_no_fast_retransmit::Agg,
+    ws: no_window_scale::Agg,
     zw: zero_window::Agg,
-    ng: nagle::Agg,
+    ng: nagle_delayed_ack::Agg,
     ut: udp_truncation::Agg,
     ks: keepalive_settings::Agg,
     cw: close_wait_leak::Agg,

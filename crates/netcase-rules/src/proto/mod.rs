@@ -5,7 +5,7 @@
 use netcase_model::Finding;
 use netcase_proto::{AppConn, DnsTxn, HttpTxn};
 
-mod dns_conntrack_race;
+mod dns_conntrack_race_5s;
 mod dns_id_collision;
 mod dns_server_unresponsive;
 mod http_204_content_length;
@@ -58,7 +58,7 @@ pub fn check(dns: &[DnsTxn], http: &[HttpTxn], conns: &[AppConn]) -> Vec<Finding
 /// Every proto rule with `cfg`; findings sorted.
 pub fn check_with(cfg: &ProtoRules, ev: &ProtoEvidence<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
-    dns_conntrack_race::check(cfg, ev, &mut out);
+    dns_conntrack_race_5s::check(cfg, ev, &mut out);
     dns_id_collision::check(cfg, ev, &mut out);
     dns_server_unresponsive::check(cfg, ev, &mut out);
     resolver_order::check(cfg, ev, &mut out);

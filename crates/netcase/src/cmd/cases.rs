@@ -66,6 +66,10 @@ pub fn run_explain(a: ExplainArgs) -> anyhow::Result<ExitCode> {
         let v = serde_json::json!({
             "id": case.as_str(), "title": case.title(), "sources": case.sources(),
             "what": d.what, "detect": d.detect, "fix": d.fix,
+            "rules": d.rules.iter().map(|f| format!("crates/netcase-rules/src/{f}")).collect::<Vec<_>>(),
+            "without_rule": d.without_rule,
+            "lab": netcase_lab::find(case.as_str()).map(|_| format!("netcase lab run {case}")),
+            "fixtures": d.fixtures,
         });
         netcase_report::write_json(&mut out, "explain", &serde_json::json!({ "case": v }), true)?;
     } else {
@@ -76,6 +80,22 @@ pub fn run_explain(a: ExplainArgs) -> anyhow::Result<ExitCode> {
                 writeln!(out, "  {line}")?;
             }
             writeln!(out)?;
+        }
+        // Where the case lives: its rules, its lab, the real captures that show it.
+        writeln!(out, "Where it lives:")?;
+        for f in d.rules {
+            writeln!(out, "  rule     crates/netcase-rules/src/{f}")?;
+        }
+        if let Some(w) = d.without_rule {
+            for (i, line) in wrap(w, 79).into_iter().enumerate() {
+                writeln!(out, "  {}  {line}", if i == 0 { "no rule" } else { "       " })?;
+            }
+        }
+        if netcase_lab::find(case.as_str()).is_some() {
+            writeln!(out, "  lab      netcase lab run {case}")?;
+        }
+        for f in d.fixtures {
+            writeln!(out, "  capture  {f}")?;
         }
     }
     Ok(ExitCode::from(crate::EXIT_OK))

@@ -248,7 +248,18 @@ impl<W: Write> JsonRecords<'_, W> {
 
 impl<W: Write> FlowRecords for JsonRecords<'_, W> {
     fn tcp(&mut self, c: &ConnSummary) {
-        self.write("tcp", c);
+        if self.err.is_some() {
+            return;
+        }
+        self.scratch.clear();
+        if !self.first {
+            self.scratch.push(b',');
+        }
+        self.first = false;
+        netcase_report::json::tcp_record(&mut self.scratch, c);
+        if let Err(e) = self.out.write_all(&self.scratch) {
+            self.err = Some(e);
+        }
     }
     fn udp(&mut self, u: &UdpSummary) {
         self.write("udp", u);

@@ -152,7 +152,7 @@ impl Agg {
     }
 
     /// Folds a closed connection in; `syn_dropped`: a SYN of it was retransmitted or never
-    /// answered (queue_overflow's view).
+    /// answered (the handshake model's view).
     pub(super) fn closed(&mut self, st: &State, c: &Common, syn_dropped: bool) {
         if st.backwards.is_none() && !syn_dropped {
             return;

@@ -1,4 +1,6 @@
-//! accept-queue-overflow and syn-queue-overflow, from the handshake.
+//! The handshake evidence model: what happened to each connection's SYNs, SYN/ACKs and handshake
+//! ACK, gathered per server port, and the decision which case the evidence fits — worded by
+//! accept_queue_overflow, syn_queue_overflow and syn_unanswered.
 //!
 //! * Accept queue full, `tcp_abort_on_overflow=0`: the server drops the client's final ACK,
 //!   stays in SYN_RECV and retransmits its SYN/ACK *after* the client's ACK; the client's first
@@ -12,15 +14,15 @@
 //! those whose TSval went backwards against the last connection accepted from the same IP
 //! (nat-timestamp-paws). A full queue drops regardless of direction. So the drops of
 //! connections whose first SYN went backwards are held per (server, client IP) and counted
-//! here only when nat_paws says that IP's drops do not follow the PAWS pattern.
+//! here only when nat_timestamp_paws says that IP's drops do not follow the PAWS pattern.
 
 use std::net::IpAddr;
 
 use netcase_flow::{AnalysisFlags as AF, Endpoint};
-use netcase_model::{CaseId, Evidence, Finding, Severity};
+use netcase_model::Finding;
 use netcase_wire::tcp_flags::{ACK, FIN, RST, SYN};
 
-use super::util::{pl, round, secs, server_subject, sorted, FastMap, FrameSample, PeerSet, Samples};
+use super::util::{secs, sorted, FastMap, FrameSample, PeerSet, Samples};
 use super::RuleFrame;
 use super::{Common, Role};
 
@@ -38,9 +40,7 @@ const ACCEPT_MIN_CONNS: u64 = 3;
 /// A SYN/ACK repeated sooner than this after the previous one is a duplicate in the capture
 /// (two capture points, VLAN copies), not the server's SYN/ACK timer (1 s on Linux).
 const SYNACK_RETRY_MIN_NS: i64 = 200_000_000;
-/// Share of a port's connections affected above which the finding is an error.
-const ERROR_SHARE: f64 = 0.10;
-/// (server, client IP) pairs whose backwards-SYN drops are held for nat_paws' verdict; beyond
+/// (server, client IP) pairs whose backwards-SYN drops are held for nat_timestamp_paws' verdict; beyond
 /// this, new pairs' drops are counted at once (memory stays bounded).
 const MAX_HELD: usize = 65_536;
 
@@ -128,21 +128,21 @@ impl State {
 
 /// SYN drops of a set of connections.
 #[derive(Debug, Default)]
-struct SynDrops {
+pub(super) struct SynDrops {
     /// Connections whose SYN was retransmitted.
-    retried: u64,
-    dropped_syns: u64,
-    unanswered: u64,
-    retry_s: Samples,
-    frames: FrameSample,
+    pub(super) retried: u64,
+    pub(super) dropped_syns: u64,
+    pub(super) unanswered: u64,
+    pub(super) retry_s: Samples,
+    pub(super) frames: FrameSample,
     /// SYNs sent by the connections never answered.
-    unanswered_syns: u64,
+    pub(super) unanswered_syns: u64,
     /// Connections with a dropped SYN.
-    conns: u64,
-    clients: PeerSet,
+    pub(super) conns: u64,
+    pub(super) clients: PeerSet,
     /// The first and the last SYN of these connections.
-    first_ts: i64,
-    last_syn_ts: i64,
+    pub(super) first_ts: i64,
+    pub(super) last_syn_ts: i64,
 }
 
 impl SynDrops {
@@ -186,20 +186,20 @@ impl SynDrops {
 }
 
 #[derive(Debug, Default)]
-struct Entry {
-    conns: u64,
-    answered: u64,
+pub(super) struct Entry {
+    pub(super) conns: u64,
+    pub(super) answered: u64,
     // SYN queue.
-    syn: SynDrops,
+    pub(super) syn: SynDrops,
     // Accept queue.
-    accept_conns: u64,
-    synack_after_ack: u64,
-    client_retrans: u64,
-    rst_after_ack: u64,
-    accept_frames: FrameSample,
-    clients: PeerSet,
-    first_ts: i64,
-    last_ts: i64,
+    pub(super) accept_conns: u64,
+    pub(super) synack_after_ack: u64,
+    pub(super) client_retrans: u64,
+    pub(super) rst_after_ack: u64,
+    pub(super) accept_frames: FrameSample,
+    pub(super) clients: PeerSet,
+    pub(super) first_ts: i64,
+    pub(super) last_ts: i64,
 }
 
 #[derive(Debug, Default)]
@@ -213,13 +213,13 @@ pub(super) struct Agg {
     /// the client's.
     vantage: [u64; 2],
     /// Drops of connections whose first SYN went backwards, per (server, client IP): counted
-    /// at the end unless nat_paws explains that IP's drops.
+    /// at the end unless nat_timestamp_paws explains that IP's drops.
     backwards: FastMap<(Endpoint, IpAddr), SynDrops>,
 }
 
 impl Agg {
     /// Folds a closed connection in; `backwards`: its first SYN's TSval was older than the last
-    /// one the server accepted from the same IP (nat_paws' view).
+    /// one the server accepted from the same IP (nat_timestamp_paws' view).
     pub(super) fn closed(&mut self, st: &State, c: &Common, backwards: bool) {
         self.end_ts = self.end_ts.max(c.last_ts);
         let si = c.client.other().index();
@@ -272,7 +272,7 @@ impl Agg {
         }
     }
 
-    /// Findings; `paws(ip)`: nat_paws explains the SYN drops from `ip` (its backwards ones are
+    /// Findings; `paws(ip)`: nat_timestamp_paws explains the SYN drops from `ip` (its backwards ones are
     /// then not a queue's).
     pub(super) fn finish(self, out: &mut Vec<Finding>, paws: impl Fn(IpAddr) -> bool) {
         let mut by_server = self.by_server;
@@ -286,41 +286,7 @@ impl Agg {
         for (server, e) in sorted(by_server) {
             let span = secs(e.last_ts - e.first_ts).max(1.0);
             if e.accept_conns >= ACCEPT_MIN_CONNS {
-                let share = e.accept_conns as f64 / e.conns.max(1) as f64;
-                let sev = if share >= ERROR_SHARE { Severity::Error } else { Severity::Warning };
-                let mode = if e.rst_after_ack > 0 && e.synack_after_ack == 0 && e.client_retrans == 0 {
-                    "the server reset connections right after the handshake (tcp_abort_on_overflow=1)"
-                } else {
-                    "the server dropped the clients' handshake ACKs and retransmitted its SYN/ACK \
-                     (tcp_abort_on_overflow=0)"
-                };
-                let mut f = Finding::new(
-                    CaseId::AcceptQueueOverflow,
-                    sev,
-                    server_subject("tcp", server),
-                    format!(
-                        "{} of {} connections to {server} completed the handshake but were not accepted in time: \
-                         {mode}; {} of the SYNs were dropped too.",
-                        e.accept_conns, e.conns, e.syn.dropped_syns,
-                    ),
-                )
-                .with_measure("count", e.accept_conns as f64, "count")
-                .with_measure("conns", e.conns as f64, "count")
-                .with_measure("affected_pct", round(share * 100.0, 1), "%")
-                .with_measure("synack_retrans_after_ack", e.synack_after_ack as f64, "count")
-                .with_measure("client_retrans_before_ack", e.client_retrans as f64, "count")
-                .with_measure("rst_after_ack", e.rst_after_ack as f64, "count")
-                .with_measure("dropped_syns", e.syn.dropped_syns as f64, "count")
-                .with_measure("drops_per_s", round(e.accept_conns as f64 / span, 2), "per_s")
-                .with(Evidence::text("clients", e.clients.text(8)));
-                if let Some(ev) = e.accept_frames.evidence("frames") {
-                    f = f.with(ev);
-                }
-                out.push(f.with_fix(
-                    "Accept faster (more workers, no blocking in the accept loop) and raise the accept queue: \
-                     net.core.somaxconn and the listen() backlog (the queue is the smaller of the two); \
-                     tcp_abort_on_overflow=1 makes clients fail fast instead of hanging.",
-                ));
+                out.push(super::accept_queue_overflow::finding(server, &e, span));
                 continue;
             }
             let d = &e.syn;
@@ -345,10 +311,10 @@ impl Agg {
             let server_side = self.vantage[0] > self.vantage[1];
             let fits_queue = e.answered > 0 && d.conns >= SYNQ_MIN_CONNS && d.clients.len() >= 2 && server_side;
             if fits_queue {
-                out.push(syn_queue_finding(server, &e, span));
+                out.push(super::syn_queue_overflow::finding(server, &e, span));
             } else {
                 unanswered.push((server, e.answered, d.retried, d.unanswered, d.unanswered_syns, d.dropped_syns));
-                unanswered_detail.push(syn_unanswered_finding(
+                unanswered_detail.push(super::syn_unanswered::finding(
                     server,
                     &e,
                     self.heard.contains(&server.addr),
@@ -364,23 +330,7 @@ impl Agg {
         }
         for (host, mut list) in per_host {
             if list.len() > MAX_UNANSWERED_PORTS {
-                let n = list.len();
-                let syns: f64 = list.iter().filter_map(|f| f.measure("syns")).sum();
-                let heard = self.heard.contains(&host);
-                out.push(
-                    Finding::new(
-                        CaseId::SynUnanswered,
-                        Severity::Info,
-                        netcase_model::Subject::Peer { ip: host },
-                        format!(
-                            "{host} left SYNs to {n} ports unanswered ({syns:.0} SYNs){}: a port scan, or a host \
-                             that is gone.",
-                            if heard { " while it answered others" } else { ", and never answered anything" }
-                        ),
-                    )
-                    .with_measure("ports", n as f64, "count")
-                    .with_measure("syns", syns, "count"),
-                );
+                out.push(super::syn_unanswered::many_ports(host, &list, self.heard.contains(&host)));
             } else {
                 out.append(&mut list);
             }
@@ -396,142 +346,6 @@ const RTO_NS: i64 = 1_000_000_000;
 const MIN_RETRY_S: f64 = 0.2;
 /// More server ports than this without answers on one host are reported as one finding.
 const MAX_UNANSWERED_PORTS: usize = 5;
-/// Unanswered handshakes that make a warning: this many connections never answered (or three
-/// with dropped SYNs).
-const UNANSWERED_WARN_CONNS: u64 = 2;
-
-fn syn_queue_finding(server: Endpoint, e: &Entry, span: f64) -> Finding {
-    let d = &e.syn;
-    let affected = d.retried.max(d.unanswered);
-    let share = affected as f64 / e.conns.max(1) as f64;
-    let retry = d.retry_s.median();
-    let mut f = Finding::new(
-        CaseId::SynQueueOverflow,
-        // From a capture alone the queue is the likeliest cause, not a certain one.
-        Severity::Warning,
-        server_subject("tcp", server),
-        format!(
-            "{server} answered {} connections but dropped {} from {} ({} never answered) from {} client \
-             addresses, in a capture taken at the server{}: the listener's SYN queue is the likely cause (a full \
-             accept queue drops SYNs too; `nstat -az TcpExtListenDrops TcpExtTCPReqQFullDrop TcpExtListenOverflows` \
-             on the server tells them apart).",
-            e.answered,
-            pl(d.dropped_syns, "SYN", "SYNs"),
-            pl(affected, "connection", "connections"),
-            d.unanswered,
-            d.clients.len(),
-            retry.map_or_else(String::new, |r| format!("; clients retried after {r:.1} s")),
-        ),
-    )
-    .with_measure("count", affected as f64, "count")
-    .with_measure("dropped_syns", d.dropped_syns as f64, "count")
-    .with_measure("unanswered", d.unanswered as f64, "count")
-    .with_measure("conns", e.conns as f64, "count")
-    .with_measure("affected_pct", round(share * 100.0, 1), "%")
-    .with_measure("drops_per_s", round(d.dropped_syns as f64 / span, 2), "per_s")
-    .with_confidence(netcase_model::Confidence::Likely, &[CaseId::AcceptQueueOverflow]);
-    if let Some(r) = retry {
-        f = f.with_measure("retry_delay_s", round(r, 3), "s");
-    }
-    if let Some(ev) = d.frames.evidence("retransmitted_syns") {
-        f = f.with(ev);
-    }
-    f.with_fix(
-        "Enable net.ipv4.tcp_syncookies=1, raise net.ipv4.tcp_max_syn_backlog and the listen() backlog; check \
-         that the accept queue is not full too (ss -ltn: Recv-Q against Send-Q).",
-    )
-}
-
-/// SYNs without SYN/ACK whose cause the capture does not prove: what is known, the candidates,
-/// and the check that decides.
-fn syn_unanswered_finding(server: Endpoint, e: &Entry, heard: bool, server_side: bool, vantage: [u64; 2]) -> Finding {
-    let d = &e.syn;
-    let conns = d.conns;
-    // One connection that never got through is one failed attempt; a pattern needs repetition.
-    let warn = d.unanswered >= UNANSWERED_WARN_CONNS || conns >= 3;
-    let known = if server.addr.is_loopback() && e.answered == 0 {
-        "nothing answered on the host's own loopback".to_owned()
-    } else if e.answered > 0 {
-        format!("{} other connection(s) to it were answered, so it listens", e.answered)
-    } else if heard {
-        "the host answered other traffic, but no SYN to this port".to_owned()
-    } else {
-        "nothing at all came back from this host".to_owned()
-    };
-    let (candidates, check) = if server.addr.is_loopback() {
-        (
-            "a firewall rule on this host that drops it (a closed local port answers with RST), or a listener \
-             whose SYN queue is full with syncookies off",
-            "`iptables-save`/`nft list ruleset` on the host (the lo/INPUT rules) and `ss -ltn`",
-        )
-    } else if e.answered > 0 {
-        (
-            "plain loss on the path (a SYN lost once and retried), a full SYN or accept queue at the listener, a \
-             conntrack/SNAT source-port collision (the retry from the \
-             same port then succeeds), a PAWS drop of SYNs whose timestamps went backwards behind one NAT address, \
-             or a firewall rate limit",
-            "on the server `nstat -az TcpExtListenDrops TcpExtListenOverflows TcpExtTCPReqQFullDrop` and `ss -ltn`; \
-             on the NAT/node `conntrack -S` (insert_failed); or `netcase check` on each",
-        )
-    } else if heard {
-        (
-            "a firewall DROP rule for this port, a listener whose queue is full with syncookies off, or a policy \
-             that drops new connections",
-            "the firewall rules on the path and on the host (`iptables-save`, `nft list ruleset`), and `ss -ltn` on \
-             the host",
-        )
-    } else {
-        (
-            "the host is down or unreachable (routing, ARP), a firewall DROP on the path, or a wrong address",
-            "`ping`/`arping` the host, `traceroute -T -p PORT`, and the firewall rules on the path",
-        )
-    };
-    let vp = if server_side {
-        "the capture was taken at the server"
-    } else if vantage[1] > 0 {
-        "the capture was taken at the client side"
-    } else {
-        "where the capture was taken is not known (no complete handshake)"
-    };
-    let mut f = Finding::new(
-        CaseId::SynUnanswered,
-        if warn { Severity::Warning } else { Severity::Info },
-        server_subject("tcp", server),
-        format!(
-            "{} to {server} had SYNs left without a SYN/ACK ({} never answered, {} answered only after a retry; {} \
-             SYNs of the never-answered ones); \
-             {known}; {vp}. The capture alone cannot name the cause: {candidates}.",
-            pl(conns, "connection", "connections"),
-            d.unanswered,
-            conns.saturating_sub(d.unanswered),
-            d.unanswered_syns,
-        ),
-    )
-    .with_measure("count", conns as f64, "count")
-    .with_measure("unanswered", d.unanswered as f64, "count")
-    .with_measure("syns", d.unanswered_syns as f64, "count")
-    .with_measure("answered_conns", e.answered as f64, "count")
-    .with_measure("clients", d.clients.len() as f64, "count")
-    .with(Evidence::text("vantage", vp))
-    .with(Evidence::text("check", check));
-    if let Some(r) = d.retry_s.median() {
-        f = f.with_measure("retry_delay_s", round(r, 3), "s");
-    }
-    if let Some(ev) = d.frames.evidence("retransmitted_syns") {
-        f = f.with(ev);
-    }
-    // The catalogue's cases among the candidates (a firewall, a dead host or a wrong address
-    // are not cases of their own).
-    let alternatives: &[CaseId] = if e.answered > 0 {
-        &[CaseId::SynQueueOverflow, CaseId::AcceptQueueOverflow, CaseId::SnatPortCollision, CaseId::NatTimestampPaws]
-    } else if heard || server.addr.is_loopback() {
-        &[CaseId::SynQueueOverflow]
-    } else {
-        &[]
-    };
-    f.with_fix(format!("Run the checks that decide: {check}."))
-        .with_confidence(netcase_model::Confidence::Possible, alternatives)
-}
 
 #[cfg(test)]
 mod tests {
