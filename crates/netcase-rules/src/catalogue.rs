@@ -440,7 +440,8 @@ pub static CATALOGUE: &[CaseDoc] = &[
         what: "A slow HTTP call is slow in one phase: name lookup, TCP connect, TLS handshake, time to first byte, \
              or transfer.",
         detect: "Capture: per transaction, the DNS lookup (when captured), SYN to SYN/ACK, the TLS handshake, \
-             request to first response byte, and the transfer.",
+             request to first response byte, and the transfer. Probe: `netcase probe http URL` times each \
+             phase as curl -w does and sets connect time (the network) against time to first byte (the server).",
         fix: "Work on the slow phase: DNS caching, closer servers or connection reuse, TLS session resumption, \
              server latency, bandwidth.",
         rules: &["proto/http_timing_breakdown.rs"],
@@ -461,10 +462,11 @@ pub static CATALOGUE: &[CaseDoc] = &[
         case: LatencyMethodology,
         what: "Latency must be measured the right way: single and concurrent, per path and per packet; a TCP \
              connect (SYN → SYN/ACK) distribution tells network from application latency.",
-        detect: "Probe: connect-time percentiles to a target (like hping3 -S); capture: handshake RTTs.",
+        detect: "Probe: connect-time percentiles to a target (`netcase probe tcp HOST:PORT`, like hping3 -S, single \
+             and --concurrency K), the path (`netcase probe path`, like traceroute --tcp); capture: handshake RTTs.",
         fix: "Measure connect time and time to first byte separately before blaming either side.",
         rules: &[],
-        without_rule: Some("a measurement, not a rule: connect-time percentiles to a target (`netcase probe`)"),
+        without_rule: Some("a measurement, not a rule: connect-time percentiles to a target (`netcase probe tcp`), the path (`netcase probe path`)"),
         fixtures: &[],
     },
     CaseDoc {

@@ -33,6 +33,8 @@ enum Command {
     Drops(cmd::drops::Args),
     /// Trace TCP retransmits, resets and state changes from kernel tracepoints.
     Trace(cmd::trace::Args),
+    /// Measure latency: TCP connect (like hping3 -S), HTTP phases (curl -w), DNS, the TCP path.
+    Probe(cmd::probe::Args),
     /// Reproduce a case in network namespaces and check that netcase names it.
     Lab(cmd::lab::Args),
     /// List the case catalogue.
@@ -48,7 +50,7 @@ enum Command {
     /// Print the manual page (roff) of netcase, or of one command.
     #[command(after_help = "Examples:\n  netcase man > netcase.1 && man ./netcase.1\n  netcase man pcap | man -l -")]
     Man {
-        /// The command (pcap, check, drops, trace, lab, cases, explain); netcase itself without.
+        /// The command (pcap, check, drops, trace, probe, lab, cases, explain); netcase itself without.
         command: Option<String>,
     },
 }
@@ -62,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Check(a) => cmd::check::run(a),
         Command::Drops(a) => cmd::drops::run(a),
         Command::Trace(a) => cmd::trace::run(a),
+        Command::Probe(a) => cmd::probe::run(a),
         Command::Lab(a) => cmd::lab::run(a),
         Command::Cases(a) => cmd::cases::run_cases(a),
         Command::Explain(a) => cmd::cases::run_explain(a),

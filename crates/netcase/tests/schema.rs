@@ -69,6 +69,17 @@ fn every_command_validates_against_its_schema() {
     check(&reg, "explain", &run_json(&["explain", "zero-window", "--json"]));
     check(&reg, "lab-list", &run_json(&["lab", "list", "--json"]));
     check(&reg, "check", &run_json(&["check", "--interval", "0", "--json"]));
+    // probe: against loopback servers this test starts (connect() timing needs no root).
+    let (tcp, udp) = loopback_servers();
+    let (tcp, udp) = (tcp.to_string(), udp.to_string());
+    check(&reg, "probe", &run_json(&["probe", "tcp", &tcp, "-c", "3", "--method", "connect", "--json"]));
+    let url = format!("http://{tcp}/");
+    check(&reg, "probe", &run_json(&["probe", "http", &url, "-c", "3", "-i", "10ms", "--json"]));
+    check(&reg, "probe", &run_json(&["probe", "http", &url, "-c", "2", "--no-keepalive", "--json"]));
+    let both = run_json(&["probe", "http", &url, "-c", "2", "--compare", "--json"]);
+    assert!(both["new_connections"]["requests"].is_array());
+    check(&reg, "probe", &both);
+    check(&reg, "probe", &run_json(&["probe", "dns", "probe.test", "--server", &udp, "-c", "2", "--json"]));
 
     // --events: JSON lines, each one valid.
     let out = bin().args(["pcap", cap, "--events"]).output().unwrap();
@@ -102,9 +113,68 @@ fn privileged_commands_validate_against_their_schemas() {
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         check(&reg, name, &doc);
     }
+    let (tcp, _) = loopback_servers();
+    let tcp = tcp.to_string();
+    check(&reg, "probe", &run_json(&["probe", "tcp", &tcp, "-c", "3", "--json"]));
+    check(&reg, "probe", &run_json(&["probe", "path", &tcp, "--max-hops", "3", "--json"]));
     let out = bin().args(["lab", "run", "port-unreachable", "--json"]).output().unwrap();
     assert!(out.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&out.stderr));
     check(&reg, "lab-run", &serde_json::from_slice(&out.stdout).unwrap());
+}
+
+/// A keep-alive HTTP/1.1 server and a DNS responder on loopback for the probe documents; both
+/// stop by themselves after 20 s (every loop bounded in count and time).
+fn loopback_servers() -> (std::net::SocketAddr, std::net::SocketAddr) {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp = l.local_addr().unwrap();
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(20);
+        let mut served = 0;
+        while Instant::now() < end && served < 100 {
+            let Ok((mut c, _)) = l.accept() else {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            };
+            served += 1;
+            std::thread::spawn(move || {
+                let _ = c.set_nonblocking(false);
+                let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut buf = Vec::new();
+                let mut b = [0u8; 512];
+                for _ in 0..1000 {
+                    let Ok(n) = c.read(&mut b) else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&b[..n]);
+                    while let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..i + 4);
+                        if c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp = u.local_addr().unwrap();
+    u.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(20);
+        let mut b = [0u8; 512];
+        while Instant::now() < end {
+            let Ok((n, from)) = u.recv_from(&mut b) else { continue };
+            if n > 12 {
+                b[2] |= 0x80;
+                let _ = u.send_to(&b[..n], from);
+            }
+        }
+    });
+    (tcp, udp)
 }
 
 fn euid() -> u32 {
