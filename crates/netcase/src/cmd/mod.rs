@@ -5,6 +5,7 @@ pub mod check;
 pub mod drops;
 pub mod lab;
 pub mod pcap;
+pub mod report;
 pub mod trace;
 
 /// The options `netcase drops` and `netcase trace` share.
