@@ -343,7 +343,7 @@ fn io_graph(out: &mut String, d: &CaptureData) {
     page::figure(out, &format!("Packets (line, left axis) and bytes (area, right axis) per {interval}."), &c.finish());
 
     // Events per interval.
-    let series: [(&str, &str, fn(&crate::gather::IoBin) -> u32); 6] = [
+    let series: [Series; 6] = [
         ("e-retrans", "retransmissions", |b| b.retrans),
         ("e-dupack", "duplicate ACKs", |b| b.dupack),
         ("e-zwin", "zero windows", |b| b.zero_window),
@@ -381,6 +381,9 @@ fn io_graph(out: &mut String, d: &CaptureData) {
     page::figure(out, &format!("Retransmissions, duplicate ACKs, zero windows, RSTs and DNS/HTTP transactions per {interval} (totals in the legend)."), &c.finish());
     out.push_str("</section>\n");
 }
+
+/// An event series of the I/O graph: class, label, value of a bin.
+type Series = (&'static str, &'static str, fn(&crate::gather::IoBin) -> u32);
 
 fn interval_text(ns: i64) -> String {
     if ns >= 1_000_000_000 {
@@ -638,7 +641,7 @@ fn tseq(d: &CaptureData, t: &StreamTrace, xa: Axis) -> String {
             MarkKind::Rst => (
                 "m-RST",
                 "RST",
-                c.py(if m.from_sender { m.lo } else { m.lo } as f64) - 4.0,
+                c.py(m.lo as f64) - 4.0,
                 format!(
                     "frame {}: RST from the {} at {rel:.6} s{ev}",
                     m.frame,

@@ -74,9 +74,9 @@ pub fn head(out: &mut String, title: &str) {
 
 /// The end of a page.
 pub fn foot(out: &mut String) {
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<p class=\"note\">Made by netcase {}. Hover a graph for the numbers under the pointer; the page needs no network and runs no script.</p></body></html>\n",
+        "<p class=\"note\">Made by netcase {}. Hover a graph for the numbers under the pointer; the page needs no network and runs no script.</p></body></html>",
         env!("CARGO_PKG_VERSION")
     );
 }
@@ -149,9 +149,9 @@ pub fn finding(out: &mut String, n: usize, f: &Finding, links: &FindingLinks) {
     if !f.fix.is_empty() {
         let _ = write!(out, "<p class=\"fix\"><b>fix:</b> {}</p>", Esc(&f.fix));
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<p class=\"links\">shown in: <a class=\"graph-link\" href=\"#{}\">{}</a></p></article>\n",
+        "<p class=\"links\">shown in: <a class=\"graph-link\" href=\"#{}\">{}</a></p></article>",
         Esc(&links.graph.0),
         escape(&links.graph.1)
     );
@@ -159,5 +159,5 @@ pub fn finding(out: &mut String, n: usize, f: &Finding, links: &FindingLinks) {
 
 /// A `<figure>` around a chart.
 pub fn figure(out: &mut String, caption: &str, svg: &str) {
-    let _ = write!(out, "<figure><figcaption>{}</figcaption>{svg}</figure>\n", Esc(caption));
+    let _ = writeln!(out, "<figure><figcaption>{}</figcaption>{svg}</figure>", Esc(caption));
 }

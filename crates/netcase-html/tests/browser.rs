@@ -462,3 +462,112 @@ fn reports_of_real_captures_render_cleanly_offline() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A pcap (Ethernet) of `frames` (time µs, bytes).
+fn pcap(frames: &[(i64, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    for (t, f) in frames {
+        let t = 1_700_000_000_000_000 + t;
+        out.extend_from_slice(&((t / 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&((t % 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(f);
+    }
+    out
+}
+
+fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) -> Vec<u8> {
+    let total = 20 + l4.len();
+    let mut f = vec![0u8; 12];
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, proto, 0, 0]);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(l4);
+    f
+}
+
+fn udp(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, payload: &[u8]) -> Vec<u8> {
+    let mut u = Vec::new();
+    u.extend_from_slice(&sp.to_be_bytes());
+    u.extend_from_slice(&dp.to_be_bytes());
+    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(payload);
+    ipv4(src, dst, 17, &u)
+}
+
+fn tcp(from_client: bool, seq: u32, ack: u32, flags: u16, payload: &[u8]) -> Vec<u8> {
+    let (src, dst, sp, dp) = if from_client { (C, S, 40000u16, 80u16) } else { (S, C, 80, 40000) };
+    let mut t = Vec::new();
+    t.extend_from_slice(&sp.to_be_bytes());
+    t.extend_from_slice(&dp.to_be_bytes());
+    t.extend_from_slice(&seq.to_be_bytes());
+    t.extend_from_slice(&ack.to_be_bytes());
+    t.extend_from_slice(&((5u16 << 12) | flags).to_be_bytes());
+    t.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
+    t.extend_from_slice(payload);
+    ipv4(src, dst, 6, &t)
+}
+
+const C: [u8; 4] = [10, 0, 0, 1];
+const S: [u8; 4] = [10, 0, 0, 2];
+
+/// A DNS query and answer for a name, and an HTTP exchange whose URI and Host header, all
+/// written to break out of HTML.
+fn hostile_capture() -> Vec<u8> {
+    let label = b"<script>alert(1)</script>";
+    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    q.push(label.len() as u8);
+    q.extend_from_slice(label);
+    q.extend_from_slice(&[3, b'c', b'o', b'm', 0, 0, 1, 0, 1]);
+    let mut r = q.clone();
+    r[2] = 0x81;
+    r[3] = 0x83; // NXDOMAIN
+    let req = b"GET /\"><script>alert(2)</script> HTTP/1.1\r\nHost: <img src=x onerror=alert(3)>'\"&\r\nUser-Agent: x\r\n\r\n";
+    let resp = b"HTTP/1.1 404 <b>Not</b> Found\r\nContent-Length: 0\r\n\r\n";
+    let (syn, ack, psh) = (0x02, 0x10, 0x08);
+    pcap(&[
+        (0, udp(C, S, 5353, 53, &q)),
+        (2_000, udp(S, C, 53, 5353, &r)),
+        (10_000, tcp(true, 100, 0, syn, &[])),
+        (11_000, tcp(false, 500, 101, syn | ack, &[])),
+        (12_000, tcp(true, 101, 501, ack, &[])),
+        (13_000, tcp(true, 101, 501, ack | psh, req)),
+        (20_000, tcp(false, 501, 101 + req.len() as u32, ack | psh, resp)),
+        (21_000, tcp(true, 101 + req.len() as u32, 501 + resp.len() as u32, ack, &[])),
+    ])
+}
+
+#[test]
+fn strings_from_the_capture_stay_text() {
+    let dir = out_dir("hostile");
+    let cap = dir.join("hostile.pcap");
+    std::fs::write(&cap, hostile_capture()).unwrap();
+    let (report, d) = write_report(&cap, &dir);
+    let html = std::fs::read_to_string(&report).unwrap();
+    let p = d.analysis.proto.as_ref().expect("transactions");
+    assert_eq!((p.dns.len(), p.http.len()), (1, 1), "the capture carries one DNS and one HTTP transaction");
+    let lower = html.to_ascii_lowercase();
+    for bad in ["<script", "<img", "<b>not"] {
+        assert!(!lower.contains(bad), "{bad} reached the page unescaped");
+    }
+    assert!(html.contains("&lt;script&gt;alert(1)"), "the DNS name is shown, escaped");
+    assert!(html.contains("&lt;img src=x onerror=alert(3)&gt;"), "the Host header is shown, escaped");
+    if let Some(exe) = chromium() {
+        let mut br = Browser::launch(&exe);
+        check_report(&mut br, &report, &d);
+        let n = br.eval("document.querySelectorAll('script, img').length + [...document.querySelectorAll('b')].filter(b => b.textContent === 'Not').length");
+        assert_eq!(n, 0, "no element was made from the capture's strings");
+    } else {
+        eprintln!("chromium not installed: the browser half of this test skipped");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
