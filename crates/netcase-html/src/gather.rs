@@ -3,11 +3,13 @@
 //! Pass 1 is netcase's normal analysis ([`netcase_analysis::analyse_file`]): findings, flow
 //! summaries, DNS/HTTP/TLS transactions. From it the report picks the TCP streams to draw: the
 //! ones a finding is about, then the largest by bytes. Pass 2 reads the file again through the
-//! same reader, decoder, duplicate filter and flow tracker (so stream numbers and
-//! `tcp.analysis` flags are the ones the findings quote) and keeps, in bounded memory:
+//! same reader and decoder, and sends the frames of the chosen streams through the same
+//! duplicate filter and flow tracker (so the `tcp.analysis` flags are the ones the findings
+//! quote); it keeps, in bounded memory:
 //!
 //! * the I/O graph: packets and bytes per interval for every frame, with retransmissions,
-//!   duplicate ACKs, zero windows and RSTs per interval;
+//!   duplicate ACKs and zero windows (pass 1's per-frame analysis flags, taken from its
+//!   `--events` stream) and RSTs per interval;
 //! * for each chosen stream, one record per pixel column of its graphs (lowest and highest
 //!   sequence number, ACK and window edge, SACK span, RTT min/max/mean, bytes in flight, ...)
 //!   and every flagged segment as its own mark, at its exact time;
@@ -202,15 +204,17 @@ impl CaptureData {
 pub fn gather(path: &Path, opts: &Options) -> Result<CaptureData, GatherError> {
     let t = std::time::Instant::now();
     let mut rec = Records::default();
+    let mut events = EventLog::default();
     let pass_opts = PassOptions {
-        events: false,
+        events: true,
         proto: true,
         rules: true,
         keep_duplicates: opts.keep_duplicates,
         single_thread: false,
     };
-    let analysis = netcase_analysis::analyse_file::<std::io::Sink, _>(path, pass_opts, None, &mut rec, &mut |_, _| {})
+    let analysis = netcase_analysis::analyse_file(path, pass_opts, Some(&mut events), &mut rec, &mut |_, _| {})
         .map_err(GatherError)?;
+    events.flush_line();
     let pass1 = t.elapsed().as_secs_f64();
 
     // Streams with findings (worst first), then the largest.
@@ -257,8 +261,11 @@ pub fn gather(path: &Path, opts: &Options) -> Result<CaptureData, GatherError> {
     drop(rec);
 
     let t = std::time::Instant::now();
-    let mut col = Collector::new(IoGraph::new(t0, t1), traces, &evidence);
-    pass2(path, opts, &mut col)?;
+    let mut col = Collector::new(IoGraph::new(t0, t1), traces, &evidence, &events.flagged);
+    // The duplicate filter changes what the tracker sees only where pass 1 found copies or
+    // padded frames; without either it is skipped (the same result, less work).
+    let filter = analysis.artefacts.dups.copies > 0 || analysis.artefacts.padded_acks > 0;
+    pass2(path, opts, filter, &mut col)?;
     let pass2 = t.elapsed().as_secs_f64();
     let Collector { mut io, traces, ev_ts, .. } = col;
     if let Some(p) = &analysis.proto {
@@ -288,25 +295,29 @@ pub fn gather(path: &Path, opts: &Options) -> Result<CaptureData, GatherError> {
     })
 }
 
-/// Pass 2: the same reading, decoding, duplicate filter, fragment handling and flow tracking
-/// as pass 1, into the collector.
-fn pass2(path: &Path, opts: &Options, col: &mut Collector<'_>) -> Result<(), GatherError> {
+/// Pass 2: every frame counts in the I/O graph (its analysis flags come from pass 1's
+/// events); the frames of the drawn streams (by 4-tuple, within the stream's time span) go
+/// through the same duplicate filter and flow tracker as in pass 1 — TCP analysis is per
+/// connection, so a tracker that sees only these connections flags their frames alike.
+fn pass2(path: &Path, opts: &Options, filter: bool, col: &mut Collector<'_>) -> Result<(), GatherError> {
     let mut reader = CaptureReader::open(path).map_err(GatherError)?;
     let mut tracker = FlowTracker::new(FlowConfig::default());
     let mut artefacts = netcase_artefact::Artefacts::new();
-    let mut reasm = netcase_frag::Reassembler::new(netcase_frag::Config::default());
     while let Some(f) = reader.next_frame() {
         col.io.frame(f.ts_ns, f.orig_len);
         col.evidence_frame(f.number, f.ts_ns);
+        col.flagged_frame(f.number, f.ts_ns);
         let mut pkt = netcase_wire::decode(f.link, f.data);
-        let meta = netcase_artefact::FrameMeta { number: f.number, ts_ns: f.ts_ns, interface: f.interface };
-        if artefacts.frame(&meta, f.data, &mut pkt).is_some() && !opts.keep_duplicates {
+        let (Some(ip), Some(netcase_wire::Transport::Tcp(t))) = (pkt.ip, pkt.transport) else { continue };
+        if t.flags & 0x04 != 0 {
+            col.io.rst(f.ts_ns);
+        }
+        if ip.fragment.is_some() || !col.drawn(ip.src, t.src_port, ip.dst, t.dst_port, f.ts_ns) {
             continue;
         }
-        if let Some(ip) = pkt.ip {
-            if ip.fragment.is_some() {
-                netcase_analysis::fragment(&mut reasm, &mut tracker, col, &f, &pkt, ip);
-            }
+        let meta = netcase_artefact::FrameMeta { number: f.number, ts_ns: f.ts_ns, interface: f.interface };
+        if filter && artefacts.frame(&meta, f.data, &mut pkt).is_some() && !opts.keep_duplicates {
+            continue;
         }
         tracker.packet(f.number, f.ts_ns, f.orig_len, f.data, &pkt, col);
     }
@@ -314,27 +325,100 @@ fn pass2(path: &Path, opts: &Options, col: &mut Collector<'_>) -> Result<(), Gat
     Ok(())
 }
 
+/// Pass 1's `--events` lines, kept as (frame, flags): the I/O graph's overlays for every
+/// stream without a second flow analysis of all of them.
+#[derive(Default)]
+struct EventLog {
+    line: Vec<u8>,
+    flagged: Vec<(u64, AnalysisFlags)>,
+}
+
+impl EventLog {
+    /// Parses `{"frame": N, "stream": S, "flags": ["a", "b"]}`.
+    fn flush_line(&mut self) {
+        let line = std::mem::take(&mut self.line);
+        if let Some(e) = parse_event(&line) {
+            self.flagged.push(e);
+        }
+        self.line = line;
+        self.line.clear();
+    }
+}
+
+fn parse_event(line: &[u8]) -> Option<(u64, AnalysisFlags)> {
+    let s = std::str::from_utf8(line).ok()?;
+    let rest = s.split_once("\"frame\": ")?.1;
+    let frame: u64 = rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+    let list = s.split_once("\"flags\": [")?.1.split(']').next()?;
+    let mut flags = AnalysisFlags::empty();
+    for name in list.split(',') {
+        if let Some(f) = AnalysisFlags::from_name(name.trim().trim_matches('"')) {
+            flags.insert(f);
+        }
+    }
+    Some((frame, flags))
+}
+
+impl std::io::Write for EventLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for &b in buf {
+            if b == b'\n' {
+                self.flush_line();
+            } else {
+                self.line.push(b);
+            }
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Pass 2's sink.
 struct Collector<'e> {
     io: IoGraph,
-    /// `tcp.stream` → index in `traces` (`u16::MAX`: not drawn).
-    index: Vec<u16>,
     traces: Vec<StreamTrace>,
     evidence: &'e [u64],
     ev_ts: Vec<Option<i64>>,
     ev_next: usize,
+    flagged: &'e [(u64, AnalysisFlags)],
+    fl_next: usize,
 }
 
 impl<'e> Collector<'e> {
-    fn new(io: IoGraph, traces: Vec<StreamTrace>, evidence: &'e [u64]) -> Self {
-        let max = traces.iter().map(|t| t.info.stream as usize + 1).max().unwrap_or(0);
-        let mut index = vec![u16::MAX; max];
-        for (i, t) in traces.iter().enumerate() {
-            if let Some(slot) = index.get_mut(t.info.stream as usize) {
-                *slot = u16::try_from(i).unwrap_or(u16::MAX);
+    fn new(io: IoGraph, traces: Vec<StreamTrace>, evidence: &'e [u64], flagged: &'e [(u64, AnalysisFlags)]) -> Self {
+        Collector { io, traces, evidence, ev_ts: vec![None; evidence.len()], ev_next: 0, flagged, fl_next: 0 }
+    }
+
+    /// The drawn stream of a segment between these sockets at `ts`.
+    #[inline]
+    fn find(&self, src: std::net::IpAddr, sp: u16, dst: std::net::IpAddr, dp: u16, ts: i64) -> Option<usize> {
+        let (s, d) = (Endpoint { addr: src, port: sp }, Endpoint { addr: dst, port: dp });
+        self.traces.iter().position(|t| {
+            ((t.info.a == s && t.info.b == d) || (t.info.a == d && t.info.b == s))
+                && ts >= t.info.first_ts_ns
+                && ts <= t.info.last_ts_ns
+        })
+    }
+
+    #[inline]
+    fn drawn(&self, src: std::net::IpAddr, sp: u16, dst: std::net::IpAddr, dp: u16, ts: i64) -> bool {
+        self.find(src, sp, dst, dp, ts).is_some()
+    }
+
+    /// Pass 1's flags of frame `n`, into the I/O graph (one cursor, frames in order).
+    #[inline]
+    fn flagged_frame(&mut self, n: u64, ts: i64) {
+        while let Some(&(fr, flags)) = self.flagged.get(self.fl_next) {
+            if fr > n {
+                break;
             }
+            if fr == n {
+                self.io.flags(ts, flags);
+            }
+            self.fl_next += 1;
         }
-        Collector { io, index, traces, evidence, ev_ts: vec![None; evidence.len()], ev_next: 0 }
     }
 
     /// Frames come in increasing number: one cursor over the sorted evidence list.
@@ -360,10 +444,9 @@ impl FlowSink for Collector<'_> {
         if f.icmp_error {
             return;
         }
-        self.io.tcp(f);
-        if let Some(&i) = self.index.get(f.stream as usize) {
-            if let Some(t) = self.traces.get_mut(usize::from(i)) {
-                let ev = self.evidence.binary_search(&f.frame).is_ok();
+        if let Some(i) = self.find(f.src.addr, f.src.port, f.dst.addr, f.dst.port, f.ts_ns) {
+            let ev = self.evidence.binary_search(&f.frame).is_ok();
+            if let Some(t) = self.traces.get_mut(i) {
                 t.frame(f, ev);
             }
         }
@@ -452,25 +535,23 @@ impl IoGraph {
         }
     }
 
-    #[inline]
-    fn tcp(&mut self, f: &FrameAnalysis<'_>) {
-        let rst = f.tcp_flags & 0x04 != 0;
-        if f.flags.is_empty() && !rst {
-            return;
-        }
-        if let Some(b) = self.bin(f.ts_ns) {
-            if f.flags.intersects(AnalysisFlags::RETRANSMISSION) {
+    fn flags(&mut self, ts: i64, flags: AnalysisFlags) {
+        if let Some(b) = self.bin(ts) {
+            if flags.intersects(AnalysisFlags::RETRANSMISSION) {
                 b.retrans += 1;
             }
-            if f.flags.intersects(AnalysisFlags::DUPLICATE_ACK) {
+            if flags.intersects(AnalysisFlags::DUPLICATE_ACK) {
                 b.dupack += 1;
             }
-            if f.flags.intersects(AnalysisFlags::ZERO_WINDOW) {
+            if flags.intersects(AnalysisFlags::ZERO_WINDOW) {
                 b.zero_window += 1;
             }
-            if rst {
-                b.rst += 1;
-            }
+        }
+    }
+
+    fn rst(&mut self, ts: i64) {
+        if let Some(b) = self.bin(ts) {
+            b.rst += 1;
         }
     }
 
@@ -681,10 +762,12 @@ impl StreamTrace {
     fn frame(&mut self, f: &FrameAnalysis<'_>, evidence: bool) {
         let c = self.col_of(f.ts_ns);
         let rst = f.tcp_flags & 0x04 != 0;
+        // Which end sent it, by pass 1's numbering (A sent the stream's first frame).
+        let side = if f.src == self.info.a { Side::A } else { Side::B };
         let syn_fin = f.tcp_flags & 0x03 != 0;
         let mut kind = None;
         let (lo, hi);
-        if f.side == self.data_side {
+        if side == self.data_side {
             let s = self.seq.next(f.seq);
             let end = s + u64::from(f.len) + u64::from(syn_fin);
             lo = s;
@@ -770,7 +853,7 @@ impl StreamTrace {
                 flags: f.flags,
                 dupack_num: f.dupack_num,
                 evidence,
-                from_sender: f.side == self.data_side,
+                from_sender: side == self.data_side,
             });
         }
     }

@@ -571,3 +571,36 @@ fn strings_from_the_capture_stay_text() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Pass 2 tracks only the drawn streams; its flags must be pass 1's: per drawn stream, as many
+/// retransmission marks as pass 1 counted retransmissions.
+#[test]
+fn drawn_streams_carry_pass_one_flags() {
+    let mut files =
+        vec![Path::new(REPO_DATA).join("zeek-206_example_b.pcap"), Path::new(OWN_DATA).join("retrans-hol.pcap")];
+    for n in
+        ["packets-tcp_dupack.pcapng", "packets-tcp_zerowindowrecovery.pcapng", "ndpi-sites.pcapng", "ndpi-weibo.pcap"]
+    {
+        files.extend(corpus_file(n));
+    }
+    for f in &files {
+        let d = netcase_html::gather(f, &netcase_html::Options::default()).expect("gather");
+        assert!(!d.traces.is_empty(), "{}: a stream is drawn", f.display());
+        for t in &d.traces {
+            let marked =
+                t.marks.iter().filter(|m| m.flags.intersects(netcase_flow::AnalysisFlags::RETRANSMISSION)).count();
+            assert_eq!(
+                marked as u64 + t.marks_dropped,
+                u64::from(t.info.retransmissions),
+                "{}: stream {} retransmission marks vs pass 1",
+                f.display(),
+                t.info.stream
+            );
+        }
+        let packets: u64 = d.io.bins.iter().map(|b| u64::from(b.packets)).sum();
+        assert_eq!(packets, d.analysis.info.frames, "{}: the I/O graph counts every frame", f.display());
+        let io_retrans: u64 = d.io.bins.iter().map(|b| u64::from(b.retrans)).sum();
+        let drawn: u64 = d.traces.iter().map(|t| u64::from(t.info.retransmissions)).sum();
+        assert!(io_retrans >= drawn, "{}: the I/O graph has every drawn stream's retransmissions", f.display());
+    }
+}
