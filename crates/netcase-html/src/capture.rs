@@ -495,27 +495,27 @@ fn tseq(d: &CaptureData, t: &StreamTrace, xa: Axis) -> String {
     );
     c.attr("data-stream", &s.to_string());
     c.attr("data-kind", "tseq");
-    c.legend("seg", "data segments", Glyph::Line);
+    c.legend("seg", "data", Glyph::Line);
     c.legend("ack", "ACK", Glyph::Line);
-    c.legend("win", "receive window", Glyph::Line);
+    c.legend("win", "ACK + window", Glyph::Line);
     if t.sack_seen {
         c.legend("sack", "SACK", Glyph::Line);
     }
     let present = |k: MarkKind| t.marks.iter().any(|m| m.kind == k);
     for (k, class, letter, label) in [
-        (MarkKind::Retrans, "m-R", "R", "retransmission"),
+        (MarkKind::Retrans, "m-R", "R", "retransmit"),
         (MarkKind::OutOfOrder, "m-O", "O", "out of order"),
-        (MarkKind::Probe, "m-P", "P", "window probe"),
+        (MarkKind::Probe, "m-P", "P", "probe"),
         (MarkKind::ZeroWindow, "m-Z", "Z", "zero window"),
         (MarkKind::TripleDup, "m-3", "3", "3rd dup ACK"),
-        (MarkKind::Rst, "m-RST", "RST", "reset"),
+        (MarkKind::Rst, "m-RST", "RST", ""),
     ] {
         if present(k) {
             c.legend(&format!("mark-key {class}"), label, Glyph::Letter(letter));
         }
     }
     if t.marks.iter().any(|m| m.evidence) {
-        c.legend("mark-key m-E", "frame a finding quotes", Glyph::Dot);
+        c.legend("mark-key m-E", "quoted by a finding", Glyph::Dot);
     }
     let (mut seg, mut ack, mut win, mut sack, mut rtx) =
         (String::new(), String::new(), String::new(), String::new(), String::new());

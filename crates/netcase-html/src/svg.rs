@@ -134,6 +134,12 @@ impl Chart {
         self
     }
 
+    /// Sets the bottom margin (room for slanted category labels).
+    pub fn with_bottom(mut self, bottom: f64) -> Self {
+        self.bottom = bottom;
+        self
+    }
+
     /// Sets the left margin (room for long category labels).
     pub fn with_left(mut self, left: f64) -> Self {
         self.left = left;
@@ -374,7 +380,12 @@ impl Chart {
             }
             s.push_str("</g>");
             let _ = write!(s, "<text x=\"{:.1}\" y=\"{y:.1}\">{}</text>", x + 22.0, Esc(label));
-            x += 22.0 + 6.6 * label.chars().count() as f64 + 16.0;
+            let lw = if label.is_empty() && matches!(glyph, Glyph::Letter(l) if l.len() > 1) {
+                12.0
+            } else {
+                6.4 * label.chars().count() as f64
+            };
+            x += 22.0 + lw + 10.0;
         }
         s.push_str("</g>");
     }

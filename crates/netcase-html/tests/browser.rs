@@ -604,3 +604,28 @@ fn drawn_streams_carry_pass_one_flags() {
         assert!(io_retrans >= drawn, "{}: the I/O graph has every drawn stream's retransmissions", f.display());
     }
 }
+
+/// Writes the README's screenshots when `NETCASE_DOCS_SHOTS` names a folder (otherwise does
+/// nothing): `NETCASE_DOCS_SHOTS=docs cargo test -p netcase-html --test browser docs_screenshots`.
+#[test]
+fn docs_screenshots() {
+    let Some(dest) = std::env::var_os("NETCASE_DOCS_SHOTS").map(PathBuf::from) else { return };
+    let exe = chromium().expect("chromium for the screenshots");
+    let dir = out_dir("docs");
+    let mut br = Browser::launch(&exe);
+    let shots = [
+        (Path::new(REPO_DATA).join("zeek-206_example_b.pcap"), "#stream-0", 1000.0, "report-lossy-transfer.png"),
+        (Path::new(CORPUS).join("ndpi-weibo.pcap"), "#app", 1400.0, "report-dns-http.png"),
+    ];
+    for (cap, sel, max_h, name) in shots {
+        let (report, _) = write_report(&cap, &dir);
+        br.open(&format!("file://{}", report.display()));
+        let r = br.eval(&format!(
+            "(() => {{ const r = document.querySelector('{sel}').getBoundingClientRect(); return [r.left + scrollX - 10, r.top + scrollY - 10, r.width + 20, r.height + 20]; }})()"
+        ));
+        let v: Vec<f64> = r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        let png = br.shot(v[0], v[1], v[2], v[3].min(max_h));
+        std::fs::write(dest.join(name), png).unwrap();
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
