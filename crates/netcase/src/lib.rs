@@ -27,6 +27,8 @@ pub struct Cli {
 enum Command {
     /// Analyse a capture file (pcap, pcapng, gzip-compressed, or - for stdin).
     Pcap(cmd::pcap::Args),
+    /// Write a self-contained HTML report with graphs of a capture.
+    Report(cmd::report::Args),
     /// Check the live host (or a network namespace): sockets, counters, sysctls, rules.
     Check(cmd::check::Args),
     /// Count kernel packet drops by reason and location (skb:kfree_skb).
@@ -61,6 +63,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pcap(a) => cmd::pcap::run(a),
+        Command::Report(a) => cmd::report::run(a),
         Command::Check(a) => cmd::check::run(a),
         Command::Drops(a) => cmd::drops::run(a),
         Command::Trace(a) => cmd::trace::run(a),

@@ -6,6 +6,7 @@ pub mod drops;
 pub mod lab;
 pub mod pcap;
 pub mod probe;
+pub mod report;
 pub mod trace;
 
 /// The options `netcase drops` and `netcase trace` share.
