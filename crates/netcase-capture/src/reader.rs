@@ -320,6 +320,8 @@ pub struct CaptureReader {
     /// size: a chunk that is not returned is one less in the pool, and with none left the
     /// reading thread and the parser would wait for each other).
     buf_pooled: bool,
+    /// A pcap file's link type and nanoseconds per timestamp fraction (from its header).
+    pcap_iface: Option<(LinkType, i64)>,
 }
 
 /// The source read ahead on a thread of its own: the copy out of the page cache (and gzip
@@ -492,6 +494,7 @@ impl CaptureReader {
             done: false,
             ahead: None,
             buf_pooled: false,
+            pcap_iface: None,
         };
         r.fill(4)?;
         if r.avail() == 0 {
@@ -709,6 +712,7 @@ impl CaptureReader {
         // The upper bits of the link-type field may carry FCS information.
         let link = LinkType::from_u32(endian.u32(arr4(b, 20)) & 0x03FF_FFFF);
         self.endian = endian;
+        self.pcap_iface = Some((link, if ns { 1 } else { 1000 }));
         self.info.interfaces.push(Interface {
             link,
             snaplen,
@@ -772,7 +776,43 @@ impl CaptureReader {
     }
 
     /// Reads one pcap record; on success the data stays in the buffer at `data_start`.
+    #[inline]
     fn pcap_record(&mut self) -> io::Result<Option<Loc>> {
+        // The common case first: a whole, plausible record already in the buffer. One copy of
+        // its 16-byte header, the interface's link type and time unit from the cache, no
+        // refill. Anything else (a record across the buffer's end, a bad length, the end of
+        // the file) takes the checked path below.
+        if let (Some(h), Some((link, ns_per_frac))) =
+            (self.buf.get(self.start..self.end).and_then(|b| b.first_chunk::<16>()), self.pcap_iface)
+        {
+            let [s0, s1, s2, s3, f0, f1, f2, f3, i0, i1, i2, i3, o0, o1, o2, o3] = *h;
+            let e = self.endian;
+            let incl = e.u32([i0, i1, i2, i3]);
+            let need = 16 + incl as usize;
+            if incl <= MAX_CAPLEN && self.avail() >= need {
+                let sec = e.u32([s0, s1, s2, s3]);
+                let frac = e.u32([f0, f1, f2, f3]);
+                let loc = Loc {
+                    data_start: self.start + 16,
+                    caplen: incl,
+                    orig_len: e.u32([o0, o1, o2, o3]),
+                    ts_ns: i64::from(sec) * 1_000_000_000 + i64::from(frac) * ns_per_frac,
+                    link,
+                    interface: 0,
+                    offset: self.offset,
+                };
+                self.start += need;
+                self.offset += need as u64;
+                return Ok(Some(loc));
+            }
+        }
+        self.pcap_record_slow()
+    }
+
+    /// [`pcap_record`](Self::pcap_record) when the record is not wholly in the buffer or its
+    /// header is implausible: refills, and reports damage.
+    #[inline(never)]
+    fn pcap_record_slow(&mut self) -> io::Result<Option<Loc>> {
         self.fill(16)?;
         let avail = self.avail();
         if avail == 0 {
