@@ -102,9 +102,13 @@ fn check_sort(args: &Args) -> anyhow::Result<()> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     check_sort(&args)?;
     pipeline::tune_allocator();
-    let stdout = io::stdout();
-    // Not locked: the flow records are written from the side thread.
-    let mut out = BufWriter::with_capacity(1 << 16, stdout);
+    // Not locked: the flow records are written from the side thread. Standard output as a
+    // plain file where it can be: std's line buffering would scan every byte for a newline.
+    let sink: Box<dyn Write + Send> = match netcase_report::raw_stdout() {
+        Some(f) => Box::new(f),
+        None => Box::new(io::stdout()),
+    };
+    let mut out = BufWriter::with_capacity(1 << 16, sink);
     let want_proto = !args.no_proto && !args.events;
     let opts = Options {
         events: args.events,
