@@ -1,6 +1,6 @@
-//! The hand-written flow records of `netcase_report::json` are byte for byte what serde writes
-//! from `ConnSummary`'s derive, for every connection of every capture of the shared corpus and
-//! of `corpus/wild`.
+//! The hand-written records of `netcase_report::json` are byte for byte what serde writes from
+//! `ConnSummary`, `DnsTxn` and `HttpTxn`, for every connection and transaction of every capture
+//! of the shared corpus and of `corpus/wild`.
 
 use netcase_analysis::{analyse_file, FlowRecords, Options};
 use netcase_flow::{ConnSummary, UdpSummary};
@@ -8,7 +8,22 @@ use netcase_flow::{ConnSummary, UdpSummary};
 #[derive(Default)]
 struct Compare {
     conns: u64,
+    dns: u64,
+    http: u64,
     mismatches: Vec<String>,
+}
+
+fn compare<T: serde::Serialize>(what: &str, t: &T, mine: impl Fn(&mut Vec<u8>), out: &mut Vec<String>) {
+    let mut m = Vec::new();
+    mine(&mut m);
+    let serde = serde_json::to_vec(t).expect("serialise");
+    if m != serde && out.len() < 5 {
+        out.push(format!(
+            "{what}:\n  hand:  {}\n  serde: {}",
+            String::from_utf8_lossy(&m),
+            String::from_utf8_lossy(&serde)
+        ));
+    }
 }
 
 impl FlowRecords for Compare {
@@ -27,6 +42,16 @@ impl FlowRecords for Compare {
         }
     }
     fn udp(&mut self, _u: &UdpSummary) {}
+    fn proto(&mut self, p: &netcase_proto::ProtoOutput) {
+        for t in &p.dns {
+            self.dns += 1;
+            compare("dns", t, |o| netcase_report::json::dns_txn(o, t), &mut self.mismatches);
+        }
+        for t in &p.http {
+            self.http += 1;
+            compare("http", t, |o| netcase_report::json::http_txn(o, t), &mut self.mismatches);
+        }
+    }
 }
 
 #[test]
@@ -39,14 +64,16 @@ fn flow_records_match_serde_on_the_corpus() {
     more.retain(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"));
     more.sort();
     caps.extend(more);
-    let mut total = 0;
+    let (mut total, mut dns, mut http) = (0, 0, 0);
     for p in &caps {
         let mut cmp = Compare::default();
-        let opts = Options { rules: true, ..Options::default() };
+        let opts = Options { rules: true, proto: true, ..Options::default() };
         analyse_file::<std::io::Sink, _>(p, opts, None, &mut cmp, &mut |_, _| {}).expect("open capture");
         assert!(cmp.mismatches.is_empty(), "{}: {}", p.display(), cmp.mismatches.join("\n"));
         total += cmp.conns;
+        dns += cmp.dns;
+        http += cmp.http;
     }
-    assert!(caps.is_empty() || total > 1000, "only {total} connections compared");
-    eprintln!("{total} connections of {} captures: identical", caps.len());
+    assert!(caps.is_empty() || (total > 1000 && dns > 100 && http > 100), "only {total}/{dns}/{http} compared");
+    eprintln!("{total} connections, {dns} DNS and {http} HTTP transactions of {} captures: identical", caps.len());
 }

@@ -5,6 +5,7 @@ use netcase_analysis::{self as pipeline, Analysis, FlowRecords, Options};
 use netcase_flow::{ConnEnd, ConnSummary, Side, UdpSummary};
 use netcase_model::Severity;
 use netcase_report::count;
+use netcase_report::json::Record;
 use netcase_report::{human_bytes, utc_time, write_findings_text};
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
@@ -297,14 +298,14 @@ const JSON_CHUNK: usize = 1024;
 /// Writes `items` as a JSON array, serialising on two threads: a helper turns every other
 /// piece of `JSON_CHUNK` items into bytes while this thread does the rest and writes all in
 /// order. Two pieces at most wait, so memory stays small however long the array.
-fn write_json_array<W: Write, T: serde::Serialize + Sync>(out: &mut W, items: &[T]) -> io::Result<()> {
-    fn piece<T: serde::Serialize>(buf: &mut Vec<u8>, items: &[T]) -> io::Result<()> {
+fn write_json_array<W: Write, T: Record + Sync>(out: &mut W, items: &[T]) -> io::Result<()> {
+    fn piece<T: Record>(buf: &mut Vec<u8>, items: &[T]) -> io::Result<()> {
         buf.clear();
         for (i, t) in items.iter().enumerate() {
             if i > 0 {
                 buf.push(b',');
             }
-            serde_json::to_writer(&mut *buf, t)?;
+            t.write_json(buf);
         }
         Ok(())
     }
