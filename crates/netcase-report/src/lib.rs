@@ -138,6 +138,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Standard output as a plain file (a duplicate of descriptor 1), for documents of many
+/// megabytes: `std::io::Stdout` is line-buffered and scans every write for a newline, which
+/// over the 100 MB of a large `pcap --json` was 5 % of the instructions. Wrap it in a
+/// `BufWriter`. Falls back to `None` where the descriptor cannot be duplicated.
+pub fn raw_stdout() -> Option<std::fs::File> {
+    use std::os::fd::AsFd;
+    io::stdout().as_fd().try_clone_to_owned().ok().map(std::fs::File::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,13 +185,4 @@ mod tests {
         assert_eq!(utc_time(1_385_482_078_892_062_000), "2013-11-26 16:07:58.892062");
         assert_eq!(human_bytes(1536), "1.5 KiB");
     }
-}
-
-/// Standard output as a plain file (a duplicate of descriptor 1), for documents of many
-/// megabytes: `std::io::Stdout` is line-buffered and scans every write for a newline, which
-/// over the 100 MB of a large `pcap --json` was 5 % of the instructions. Wrap it in a
-/// `BufWriter`. Falls back to `None` where the descriptor cannot be duplicated.
-pub fn raw_stdout() -> Option<std::fs::File> {
-    use std::os::fd::AsFd;
-    io::stdout().as_fd().try_clone_to_owned().ok().map(std::fs::File::from)
 }
