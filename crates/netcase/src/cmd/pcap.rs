@@ -659,10 +659,21 @@ fn write_conv<W: Write>(out: &mut W, a: &Analysis, all: &mut [ConnSummary]) -> a
 
 #[cfg(test)]
 mod tests {
+    use netcase_report::json::Record;
+
+    #[derive(serde::Serialize)]
+    struct Item(u64, String);
+
+    impl Record for Item {
+        fn write_json(&self, o: &mut Vec<u8>) {
+            serde_json::to_writer(o, self).unwrap();
+        }
+    }
+
     #[test]
     fn two_thread_json_array_is_serde_json_array() {
         for n in [0usize, 1, 2, 1023, 1024, 1025, 3 * 1024, 4 * 1024 + 7, 9000] {
-            let items: Vec<(u64, String)> = (0..n as u64).map(|i| (i, format!("item \"{i}\""))).collect();
+            let items: Vec<Item> = (0..n as u64).map(|i| Item(i, format!("item \"{i}\""))).collect();
             let mut got = Vec::new();
             super::write_json_array(&mut got, &items).unwrap();
             assert_eq!(got, serde_json::to_vec(&items).unwrap(), "{n} items");
