@@ -61,3 +61,23 @@ pub(crate) fn write_trace_json<W: std::io::Write, R: serde::Serialize>(
     netcase_report::write_json(out, command, &doc, true)?;
     Ok(())
 }
+
+/// While a progress line is shown on the terminal (stderr), Ctrl-C clears it before the
+/// process ends, so the shell prompt does not land on a half-written line; the exit status
+/// stays the usual one of a process killed by SIGINT.
+pub(crate) fn clear_progress_on_interrupt() {
+    extern "C" fn on_sigint(_: libc::c_int) {
+        const CLEAR: &[u8] = b"\r\x1b[K";
+        // SAFETY: write(2), signal(2) and raise(3) are async-signal-safe; CLEAR is a static
+        // buffer of CLEAR.len() bytes.
+        unsafe {
+            libc::write(2, CLEAR.as_ptr().cast(), CLEAR.len());
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::raise(libc::SIGINT);
+        }
+    }
+    // SAFETY: installs a handler that only calls async-signal-safe functions.
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t);
+    }
+}

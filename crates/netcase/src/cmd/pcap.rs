@@ -119,6 +119,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         single_thread: false,
     };
     let show_progress = io::stderr().is_terminal() && !args.events;
+    if show_progress {
+        super::clear_progress_on_interrupt();
+    }
     // The file's size, for a percentage (not for stdin; for gzip the offset counts inflated
     // bytes, so no percentage either).
     let gz = args.file.extension().is_some_and(|e| e == "gz");
