@@ -80,7 +80,7 @@ pub fn write_findings_text<W: Write>(w: &mut W, findings: &[Finding]) -> io::Res
                 }
             }
             for e in &f.evidence {
-                writeln!(w, "      - {e}")?;
+                writeln!(w, "      - {}", cut(&e.to_string(), TEXT_EVIDENCE_MAX))?;
             }
             if !f.fix.is_empty() {
                 writeln!(w, "    fix: {}", f.fix)?;
@@ -99,6 +99,18 @@ pub fn exit_code_for(findings: &[Finding], fail_on: Severity) -> u8 {
         EXIT_OK
     }
 }
+
+/// `s` cut for a person to read: at most `max` characters, the rest replaced by
+/// `… (+N bytes)` (the JSON output keeps values whole).
+pub fn cut(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        None => std::borrow::Cow::Borrowed(s),
+        Some((at, _)) => std::borrow::Cow::Owned(format!("{}… (+{} bytes)", &s[..at], s.len() - at)),
+    }
+}
+
+/// Text evidence lines longer than this are cut in the text report (a 1 KB URL, a long list).
+pub const TEXT_EVIDENCE_MAX: usize = 200;
 
 /// `n` things, in the right number: `1 frame`, `2 frames`.
 pub fn count(n: u64, one: &str, many: &str) -> String {
@@ -178,6 +190,15 @@ mod tests {
         assert_eq!(v["netcase"]["schema"], netcase_model::SCHEMA_VERSION);
         assert!(v["cases"].is_array());
         assert!(String::from_utf8(out).unwrap().starts_with("{\"netcase\":{"));
+    }
+
+    #[test]
+    fn long_values_are_cut_for_people() {
+        assert_eq!(cut("short", 10), "short");
+        assert_eq!(cut("abcdef", 3), "abc… (+3 bytes)");
+        // At a character boundary: é is two bytes.
+        assert_eq!(cut("ééé", 1), "é… (+4 bytes)");
+        assert_eq!(cut(&"x".repeat(1000), TEXT_EVIDENCE_MAX).chars().count(), TEXT_EVIDENCE_MAX + 14);
     }
 
     #[test]

@@ -82,6 +82,8 @@ pub fn write_http<W: Write>(out: &mut W, txns: &[HttpTxn], args: &Args) -> anyho
     )?;
     for t in rows {
         let uri = format!("{}{}", t.host.as_deref().unwrap_or(""), t.uri.as_deref().unwrap_or("-"));
+        // Whole in --json; a person reads the start of a long URL.
+        let uri = netcase_report::cut(&uri, 100);
         writeln!(
             out,
             "  {:<26}  {:>6} {:<22} {:<7} {:<40} {:>6} {:>9} {:>9} {:>9} {:>3}  {:>7} {:>7}",
