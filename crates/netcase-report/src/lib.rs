@@ -4,6 +4,7 @@
 //! nothing of where the evidence came from.
 
 pub mod json;
+pub mod pcap;
 
 use netcase_model::{Finding, Severity};
 use serde::Serialize;

@@ -5,7 +5,6 @@
 //! renderers. Each subcommand lives in [`cmd`].
 
 pub mod cmd;
-pub mod tables;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
