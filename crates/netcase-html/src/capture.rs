@@ -146,7 +146,8 @@ fn summary(out: &mut String, d: &CaptureData) {
     out.push_str("</section>\n");
 }
 
-fn utc(ns: i64) -> String {
+/// `YYYY-MM-DD HH:MM:SS.ffffff` (UTC) of a time in nanoseconds since the epoch.
+pub fn utc(ns: i64) -> String {
     // YYYY-MM-DD HH:MM:SS.ffffff, as netcase pcap prints it.
     let secs = ns.div_euclid(1_000_000_000);
     let micros = ns.rem_euclid(1_000_000_000) / 1000;
@@ -218,7 +219,7 @@ fn finding_links(d: &CaptureData, n: usize, f: &Finding) -> FindingLinks {
             (fr, id)
         })
         .collect();
-    FindingLinks { graph, frames }
+    FindingLinks { graph, frames, extra: Vec::new() }
 }
 
 /// The time axis of the whole capture.
