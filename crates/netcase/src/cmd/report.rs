@@ -35,19 +35,19 @@ pub struct Args {
     #[arg(long)]
     pub check: bool,
     /// With --check: the named network namespace (`ip netns` name).
-    #[arg(long, value_name = "NAME", requires = "check", conflicts_with_all = ["pid", "all_netns"])]
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["file", "pid", "all_netns"])]
     pub netns: Option<String>,
     /// With --check: the network namespace of process P.
-    #[arg(long, value_name = "P", requires = "check", conflicts_with = "all_netns")]
+    #[arg(long, value_name = "P", conflicts_with_all = ["file", "all_netns"])]
     pub pid: Option<u32>,
     /// With --check: every network namespace.
-    #[arg(long, requires = "check")]
+    #[arg(long, conflicts_with = "file")]
     pub all_netns: bool,
     /// With --check: read resolver files from this root filesystem instead of /.
-    #[arg(long, value_name = "DIR", requires = "check")]
+    #[arg(long, value_name = "DIR", conflicts_with = "file")]
     pub root: Option<PathBuf>,
     /// With --check: seconds between the two samples that give rates (0: totals only).
-    #[arg(long, value_name = "S", default_value_t = 1.0, requires = "check", allow_negative_numbers = true)]
+    #[arg(long, value_name = "S", default_value_t = 1.0, conflicts_with = "file", allow_negative_numbers = true)]
     pub interval: f64,
     /// Where to write the page (`-` for stdout).
     #[arg(short, long, default_value = "report.html", value_name = "FILE")]
