@@ -442,11 +442,49 @@ fn stream(out: &mut String, d: &CaptureData, t: &StreamTrace) {
         Fmt::Seconds,
         "time since the capture's first frame (s)",
     );
+    let whole = View { cols: &t.cols, first_ns: t.info.first_ts_ns, span_ns: t.span_ns(), zoom: false };
+    let zoom_note = t.zoom.as_ref().map(|z| {
+        format!(
+            " 99 % of the data is sent by {:.3} s, within the first {:.0} % of the stream's {:.3} s: the graph after this one zooms on it.",
+            secs(z.data_end_ns - d.t0_ns),
+            (secs(z.data_end_ns - t.info.first_ts_ns) / secs(t.span_ns()) * 100.0).ceil(),
+            secs(t.span_ns()),
+        )
+    });
     page::figure(
         out,
-        &format!("Time-sequence (tcptrace): data from {snd} to {rcv}, the ACK and receive-window lines of {rcv}."),
-        &tseq(d, t, xa.clone()),
+        &format!(
+            "Time-sequence (tcptrace): data from {snd} to {rcv}, the ACK and receive-window lines of {rcv}.{}",
+            zoom_note.as_deref().unwrap_or("")
+        ),
+        &tseq(d, t, xa.clone(), &whole),
     );
+    if let Some(z) = &t.zoom {
+        let za = Axis::new(
+            secs(z.first_ns - d.t0_ns),
+            secs(z.first_ns + z.span_ns - d.t0_ns),
+            Fmt::Seconds,
+            "time since the capture's first frame (s)",
+        );
+        let z_end = z.first_ns + z.span_ns;
+        let after = t.info.last_ts_ns.saturating_sub(z_end);
+        let later = t.marks.iter().filter(|m| m.ts_ns > z_end).count();
+        page::figure(
+            out,
+            &format!(
+                "Zoom on the data: {:.3}–{:.3} s. The stream goes on {:.3} s after it{}; the graph above and those below cover the whole stream.",
+                za.min,
+                za.max,
+                secs(after),
+                if later > 0 {
+                    format!(" with {later} flagged frames (resent segments, probes, resets), marked on the graph above")
+                } else {
+                    format!(" with no new data from {snd}")
+                }
+            ),
+            &tseq(d, t, za, &View { cols: &z.cols, first_ns: z.first_ns, span_ns: z.span_ns, zoom: true }),
+        );
+    }
     page::figure(
         out,
         "Throughput and goodput of the data direction (goodput leaves out retransmitted bytes).",
@@ -479,30 +517,47 @@ fn col_hover(c: &mut Chart, d_t0: f64, span: f64, cols: &[Col], text: impl Fn(&[
     }
 }
 
-fn tseq(d: &CaptureData, t: &StreamTrace, xa: Axis) -> String {
+/// The columns a time-sequence graph draws: the whole stream, or its zoomed data part.
+struct View<'a> {
+    cols: &'a [Col],
+    /// Start of the first column, ns.
+    first_ns: i64,
+    /// Time the columns cover, ns.
+    span_ns: i64,
+    /// The zoomed view (its marks carry no link ids: those are on the main graph).
+    zoom: bool,
+}
+
+fn tseq(d: &CaptureData, t: &StreamTrace, xa: Axis, v: &View<'_>) -> String {
     let s = t.info.stream;
-    let seq_hi = t.cols.iter().map(|c| c.seq_hi).max().unwrap_or(0);
-    let ack_hi = t.cols.iter().map(|c| c.ack_hi).max().unwrap_or(0);
-    let edge_hi = t.cols.iter().map(|c| c.edge_hi).max().unwrap_or(0);
+    let seq_hi = v.cols.iter().map(|c| c.seq_hi).max().unwrap_or(0);
+    let ack_hi = v.cols.iter().map(|c| c.ack_hi).max().unwrap_or(0);
+    let edge_hi = v.cols.iter().map(|c| c.edge_hi).max().unwrap_or(0);
     let data_top = seq_hi.max(ack_hi).max(1) as f64;
     // The window edge is drawn in full unless it would squash the data (then it is clipped).
     let top = if (edge_hi as f64) < data_top * 2.5 { data_top.max(edge_hi as f64) } else { data_top * 1.25 };
+    let in_view = |ts: i64| !v.zoom || (ts >= v.first_ns && ts <= v.first_ns.saturating_add(v.span_ns));
+    let marks: Vec<&crate::gather::Mark> = t.marks.iter().filter(|m| in_view(m.ts_ns)).collect();
     let mut c = Chart::new(
-        format!("stream-{s}-tseq"),
-        format!("time-sequence graph of stream {s}"),
+        if v.zoom { format!("stream-{s}-tseq-zoom") } else { format!("stream-{s}-tseq") },
+        if v.zoom {
+            format!("time-sequence graph of stream {s}, zoomed on its data")
+        } else {
+            format!("time-sequence graph of stream {s}")
+        },
         xa,
         Axis::zero_to(top, Fmt::Bytes, "relative sequence number (bytes)"),
         380.0,
     );
     c.attr("data-stream", &s.to_string());
-    c.attr("data-kind", "tseq");
+    c.attr("data-kind", if v.zoom { "tseq-zoom" } else { "tseq" });
     c.legend("seg", "data", Glyph::Line);
     c.legend("ack", "ACK", Glyph::Line);
     c.legend("win", "ACK + window", Glyph::Line);
     if t.sack_seen {
         c.legend("sack", "SACK", Glyph::Line);
     }
-    let present = |k: MarkKind| t.marks.iter().any(|m| m.kind == k);
+    let present = |k: MarkKind| marks.iter().any(|m| m.kind == k);
     for (k, class, letter, label) in [
         (MarkKind::Retrans, "m-R", "R", "retransmit"),
         (MarkKind::OutOfOrder, "m-O", "O", "out of order"),
@@ -515,13 +570,13 @@ fn tseq(d: &CaptureData, t: &StreamTrace, xa: Axis) -> String {
             c.legend(&format!("mark-key {class}"), label, Glyph::Letter(letter));
         }
     }
-    if t.marks.iter().any(|m| m.evidence) {
+    if marks.iter().any(|m| m.evidence) {
         c.legend("mark-key m-E", "quoted by a finding", Glyph::Dot);
     }
     let (mut seg, mut ack, mut win, mut sack, mut rtx) =
         (String::new(), String::new(), String::new(), String::new(), String::new());
     let mut ack_started = false;
-    for (i, col) in t.cols.iter().enumerate() {
+    for (i, col) in v.cols.iter().enumerate() {
         let x = colx(&c, i);
         if col.segs > 0 {
             let (y0, mut y1) = (c.py(col.seq_lo as f64), c.py(col.seq_hi as f64));
@@ -552,7 +607,7 @@ fn tseq(d: &CaptureData, t: &StreamTrace, xa: Axis) -> String {
         let _ = write!(win, "H{xe:.1}");
     }
     let t0 = d.t0_ns;
-    for m in &t.marks {
+    for m in &marks {
         if m.kind == MarkKind::Retrans {
             let x = c.px(secs(m.ts_ns - t0));
             let _ =
@@ -563,9 +618,9 @@ fn tseq(d: &CaptureData, t: &StreamTrace, xa: Axis) -> String {
         c.body(),
         "<path class=\"win\" d=\"{win}\"/><path class=\"ack\" d=\"{ack}\"/><path class=\"sack\" d=\"{sack}\"/><path class=\"seg\" d=\"{seg}\"/><path class=\"rtx\" d=\"{rtx}\"/>"
     );
-    let span = secs(t.span_ns());
-    let first = secs(t.info.first_ts_ns - t0);
-    col_hover(&mut c, first, span, &t.cols, |g| {
+    let span = secs(v.span_ns);
+    let first = secs(v.first_ns - t0);
+    col_hover(&mut c, first, span, v.cols, |g| {
         let segs: u32 = g.iter().map(|c| c.segs).sum();
         let acks: u32 = g.iter().map(|c| c.acks).sum();
         if segs == 0 && acks == 0 {
@@ -594,10 +649,10 @@ fn tseq(d: &CaptureData, t: &StreamTrace, xa: Axis) -> String {
         }
         Some(s)
     });
-    for m in &t.marks {
+    for m in &marks {
         let x = c.px(secs(m.ts_ns - t0));
         let rel = secs(m.ts_ns - t0);
-        let id = m.evidence.then(|| format!("s{s}-fr{}", m.frame));
+        let id = (m.evidence && !v.zoom).then(|| format!("s{s}-fr{}", m.frame));
         let flags: Vec<&str> = m.flags.names().collect();
         let what = if flags.is_empty() { String::new() } else { format!(" [{}]", flags.join(", ")) };
         let data = format!(" data-t=\"{rel:.6}\" data-frame=\"{}\"", m.frame);
@@ -851,10 +906,12 @@ fn histogram(id: &str, title: &str, what: &str, lat: &[f64], unanswered: usize) 
         title,
         Axis::new(0.0, nb as f64, Fmt::Count, format!("{what} (ms, log-spaced bins)")),
         Axis::zero_to(f64::from(max.max(1)), Fmt::Count, "transactions"),
-        230.0,
+        262.0,
     )
     .with_width(475.0)
-    .with_left(58.0);
+    .with_left(58.0)
+    // Room for the slanted bin labels between the axis and its title.
+    .with_bottom(76.0);
     c.hide_x_ticks();
     c.legend("hist", "answered", Glyph::Box);
     c.legend("hist-un", &format!("no answer ({unanswered})"), Glyph::Box);

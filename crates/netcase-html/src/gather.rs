@@ -26,6 +26,11 @@ use std::path::Path;
 
 /// Pixel columns of a stream's graphs (the plot width of a full-width chart).
 pub const COLS: usize = 860;
+/// Fine columns per pixel column while gathering: the zoomed time-sequence graph of a stream
+/// whose data moves in a small part of its span is drawn from them.
+pub const ZOOM: usize = 16;
+/// A zoomed graph is drawn when the data moves in less than this part of the stream's span.
+pub const ZOOM_BELOW: f64 = 0.25;
 /// Marks kept per stream; beyond this flagged segments are only counted in their column.
 pub const MAX_MARKS: usize = 20_000;
 /// Most I/O-graph intervals.
@@ -267,7 +272,10 @@ pub fn gather(path: &Path, opts: &Options) -> Result<CaptureData, GatherError> {
     let filter = analysis.artefacts.dups.copies > 0 || analysis.artefacts.padded_acks > 0;
     pass2(path, opts, filter, &mut col)?;
     let pass2 = t.elapsed().as_secs_f64();
-    let Collector { mut io, traces, ev_ts, .. } = col;
+    let Collector { mut io, mut traces, ev_ts, .. } = col;
+    for t in &mut traces {
+        t.finish();
+    }
     if let Some(p) = &analysis.proto {
         for d in &p.dns {
             io.count_app(d.ts_ns, true);
@@ -655,6 +663,49 @@ pub struct Col {
     pub rtt_sum: i64,
 }
 
+impl Col {
+    /// Adds `o` (a later column) to this one.
+    #[inline]
+    fn absorb(&mut self, o: &Col) {
+        self.segs += o.segs;
+        self.seq_lo = self.seq_lo.min(o.seq_lo);
+        self.seq_hi = self.seq_hi.max(o.seq_hi);
+        self.bytes += o.bytes;
+        self.retrans_bytes += o.retrans_bytes;
+        self.inflight = self.inflight.max(o.inflight);
+        if o.acks > 0 {
+            self.acks += o.acks;
+            self.ack_lo = self.ack_lo.min(o.ack_lo);
+            self.ack_hi = self.ack_hi.max(o.ack_hi);
+            self.ack_last = o.ack_last;
+            self.edge_lo = self.edge_lo.min(o.edge_lo);
+            self.edge_hi = self.edge_hi.max(o.edge_hi);
+            self.edge_last = o.edge_last;
+            self.win_lo = self.win_lo.min(o.win_lo);
+        }
+        self.sack_lo = self.sack_lo.min(o.sack_lo);
+        self.sack_hi = self.sack_hi.max(o.sack_hi);
+        self.dupacks += o.dupacks;
+        self.rtt_n += o.rtt_n;
+        self.rtt_lo = self.rtt_lo.min(o.rtt_lo);
+        self.rtt_hi = self.rtt_hi.max(o.rtt_hi);
+        self.rtt_sum = self.rtt_sum.saturating_add(o.rtt_sum);
+    }
+}
+
+/// A zoomed view of a stream: [`COLS`] columns over the part of its span where data moves.
+#[derive(Debug, Clone)]
+pub struct Zoom {
+    /// Start of the view, ns.
+    pub first_ns: i64,
+    /// Its length, ns.
+    pub span_ns: i64,
+    /// The columns (some empty when the view is finer than the gathered columns).
+    pub cols: Vec<Col>,
+    /// When 99 % of the sequence space had been sent, ns (the end of the fine column).
+    pub data_end_ns: i64,
+}
+
 impl Default for Col {
     fn default() -> Self {
         Col {
@@ -711,6 +762,10 @@ pub struct StreamTrace {
     pub data_side: Side,
     /// The column records, [`COLS`] of them over `info.first_ts_ns..=info.last_ts_ns`.
     pub cols: Vec<Col>,
+    /// A zoomed view of the data, when it moves in less than [`ZOOM_BELOW`] of the span.
+    pub zoom: Option<Zoom>,
+    /// [`ZOOM`] times finer columns while gathering (empty afterwards).
+    fine: Vec<Col>,
     /// Flagged and quoted frames, in frame order.
     pub marks: Vec<Mark>,
     /// Flagged frames beyond [`MAX_MARKS`], counted only.
@@ -728,7 +783,9 @@ impl StreamTrace {
         StreamTrace {
             data_side: info.data_side(),
             info,
-            cols: vec![Col::default(); COLS],
+            cols: Vec::new(),
+            zoom: None,
+            fine: vec![Col::default(); COLS * ZOOM],
             marks: Vec::new(),
             marks_dropped: 0,
             sack_seen: false,
@@ -751,6 +808,74 @@ impl StreamTrace {
         usize::try_from(c).unwrap_or(COLS - 1).min(COLS - 1)
     }
 
+    /// The fine column of time `ts`.
+    #[inline]
+    fn fine_of(&self, ts: i64) -> usize {
+        const N: usize = COLS * ZOOM;
+        let d = i128::from(ts.saturating_sub(self.info.first_ts_ns)).max(0);
+        let c = d * N as i128 / i128::from(self.span_ns());
+        usize::try_from(c).unwrap_or(N - 1).min(N - 1)
+    }
+
+    /// Merges the fine columns into the pixel columns and, when the data moves in a small
+    /// part of the span, into a zoomed view of that part.
+    fn finish(&mut self) {
+        let fine = std::mem::take(&mut self.fine);
+        if fine.is_empty() {
+            return;
+        }
+        self.cols = fine
+            .chunks(ZOOM)
+            .map(|ch| {
+                let mut c = Col::default();
+                for f in ch {
+                    c.absorb(f);
+                }
+                c
+            })
+            .collect();
+        // Where the data moves: from the first data byte sent to the column where the
+        // sequence space sent reaches 99 % of its end (resent segments and probes after it are
+        // the tail, not the transfer).
+        let top = fine.iter().filter(|c| c.segs > 0).map(|c| c.seq_hi).max().unwrap_or(0);
+        if top < 2 {
+            return;
+        }
+        let Some(a) = fine.iter().position(|c| c.segs > 0 && c.seq_hi > 1) else { return };
+        let goal = top - top / 100;
+        let mut reach = 0u64;
+        let Some(b) = fine.iter().position(|c| {
+            if c.segs > 0 {
+                reach = reach.max(c.seq_hi);
+            }
+            reach >= goal
+        }) else {
+            return;
+        };
+        let b = b.max(a);
+        let n = fine.len();
+        let active = b + 1 - a;
+        if active as f64 >= n as f64 * ZOOM_BELOW {
+            return;
+        }
+        // A margin of a tenth of the active part on each side (at least one fine column).
+        let pad = (active / 10).max(1);
+        let (a, b) = (a.saturating_sub(pad), (b + pad).min(n - 1));
+        let width = b + 1 - a;
+        let span = self.span_ns();
+        let at = |k: usize| self.info.first_ts_ns + (i128::from(span) * k as i128 / n as i128) as i64;
+        let mut cols = vec![Col::default(); COLS];
+        for (k, f) in fine.iter().enumerate().take(b + 1).skip(a) {
+            // The zoomed column holding the fine column's middle.
+            let j = ((2 * (k - a) + 1) * COLS / (2 * width)).min(COLS - 1);
+            if let Some(c) = cols.get_mut(j) {
+                c.absorb(f);
+            }
+        }
+        let data_end = at((b + 1 - pad).max(a + 1));
+        self.zoom = Some(Zoom { first_ns: at(a), span_ns: (at(b + 1) - at(a)).max(1), cols, data_end_ns: data_end });
+    }
+
     fn mark(&mut self, m: Mark) {
         if self.marks.len() < MAX_MARKS {
             self.marks.push(m);
@@ -760,7 +885,7 @@ impl StreamTrace {
     }
 
     fn frame(&mut self, f: &FrameAnalysis<'_>, evidence: bool) {
-        let c = self.col_of(f.ts_ns);
+        let c = self.fine_of(f.ts_ns);
         let rst = f.tcp_flags & 0x04 != 0;
         // Which end sent it, by pass 1's numbering (A sent the stream's first frame).
         let side = if f.src == self.info.a { Side::A } else { Side::B };
@@ -773,7 +898,7 @@ impl StreamTrace {
             lo = s;
             hi = end;
             let retrans = f.flags.intersects(AnalysisFlags::RETRANSMISSION);
-            if let Some(col) = self.cols.get_mut(c) {
+            if let Some(col) = self.fine.get_mut(c) {
                 if f.len > 0 || syn_fin {
                     col.segs += 1;
                     col.seq_lo = col.seq_lo.min(s);
@@ -801,7 +926,7 @@ impl StreamTrace {
             lo = a;
             hi = edge;
             if acked {
-                if let Some(col) = self.cols.get_mut(c) {
+                if let Some(col) = self.fine.get_mut(c) {
                     col.acks += 1;
                     col.ack_lo = col.ack_lo.min(a);
                     col.ack_hi = col.ack_hi.max(a);

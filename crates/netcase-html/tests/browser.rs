@@ -333,7 +333,7 @@ fn docs_screenshots() {
     let dir = out_dir("docs");
     let mut br = Browser::launch(&exe);
     let shots = [
-        (Path::new(REPO_DATA).join("zeek-206_example_b.pcap"), "#stream-0", 1000.0, "report-lossy-transfer.png"),
+        (Path::new(REPO_DATA).join("zeek-206_example_b.pcap"), "#stream-0", 1460.0, "report-lossy-transfer.png"),
         (Path::new(CORPUS).join("ndpi-weibo.pcap"), "#app", 1400.0, "report-dns-http.png"),
     ];
     for (cap, sel, max_h, name) in shots {
