@@ -403,9 +403,31 @@ fn streams(out: &mut String, d: &CaptureData) {
     } else {
         out.push_str("<p class=\"note\">The streams findings are about, then the largest by bytes. Time is counted from the capture's first frame, as in the I/O graph; sequence numbers are relative to the sender's first.</p>");
     }
-    for t in &d.traces {
-        stream(out, d, t);
-    }
+    // The streams' graphs are independent: half of them on a second thread when there is one.
+    let render = |ts: &[StreamTrace]| {
+        let mut s = String::with_capacity(ts.len() << 17);
+        for t in ts {
+            stream(&mut s, d, t);
+        }
+        s
+    };
+    let two = d.traces.len() > 1 && std::thread::available_parallelism().map_or(1, usize::from) > 1;
+    let (first, second) = d.traces.split_at(if two { d.traces.len() / 2 } else { d.traces.len() });
+    let (a, b) = std::thread::scope(|sc| {
+        let other = if second.is_empty() {
+            None
+        } else {
+            std::thread::Builder::new().name("report-render".into()).spawn_scoped(sc, || render(second)).ok()
+        };
+        let a = render(first);
+        let b = match other {
+            Some(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            None => render(second),
+        };
+        (a, b)
+    });
+    out.push_str(&a);
+    out.push_str(&b);
     out.push_str("</section>\n");
 }
 
@@ -943,14 +965,13 @@ fn app(out: &mut String, d: &CaptureData) {
     out.push_str("<section id=\"app\"><h2>DNS and HTTP</h2>");
     // Histograms per server.
     let mut dns_servers: Vec<(std::net::SocketAddr, Vec<f64>, usize)> = Vec::new();
+    let mut at: std::collections::HashMap<std::net::SocketAddr, usize> = std::collections::HashMap::new();
     for t in &p.dns {
-        let e = match dns_servers.iter_mut().position(|s| s.0 == t.server) {
-            Some(i) => dns_servers.get_mut(i),
-            None => {
-                dns_servers.push((t.server, Vec::new(), 0));
-                dns_servers.last_mut()
-            }
-        };
+        let i = *at.entry(t.server).or_insert_with(|| {
+            dns_servers.push((t.server, Vec::new(), 0));
+            dns_servers.len() - 1
+        });
+        let e = dns_servers.get_mut(i);
         if let Some(e) = e {
             match t.response_time_ms() {
                 Some(ms) => e.1.push(ms),
@@ -961,15 +982,14 @@ fn app(out: &mut String, d: &CaptureData) {
     }
     dns_servers.sort_by(|a, b| (b.1.len() + b.2).cmp(&(a.1.len() + a.2)).then(a.0.cmp(&b.0)));
     let mut http_servers: Vec<(std::net::SocketAddr, Vec<f64>, usize)> = Vec::new();
+    at.clear();
     for h in p.http.iter().filter(|h| h.has_request() && !h.ssdp) {
         let Some(server) = h.server else { continue };
-        let e = match http_servers.iter_mut().position(|s| s.0 == server) {
-            Some(i) => http_servers.get_mut(i),
-            None => {
-                http_servers.push((server, Vec::new(), 0));
-                http_servers.last_mut()
-            }
-        };
+        let i = *at.entry(server).or_insert_with(|| {
+            http_servers.push((server, Vec::new(), 0));
+            http_servers.len() - 1
+        });
+        let e = http_servers.get_mut(i);
         if let Some(e) = e {
             match h.ttfb_ns {
                 Some(ns) => e.1.push(ns as f64 / 1e6),
@@ -1019,10 +1039,49 @@ struct Row {
     phases: Vec<(&'static str, i64, i64)>,
 }
 
+/// When an HTTP transaction's row starts (its DNS lookup, connect or request).
+fn http_start(h: &netcase_proto::HttpTxn, p: &netcase_proto::ProtoOutput) -> Option<i64> {
+    let rs = h.request_start_ts_ns.or(h.request_ts_ns)?;
+    if h.seq_on_conn == 1 {
+        let conn = h.conn.and_then(|i| p.conns.get(i as usize));
+        if let Some((syn, _)) = conn.and_then(|c| Some((c.syn?.ts_ns, c.synack?.ts_ns))) {
+            return Some(h.dns_ns.map_or(syn, |dns| syn - dns));
+        }
+    }
+    Some(rs)
+}
+
+/// When a TLS connection's row starts.
+fn tls_start(c: &netcase_proto::AppConn) -> i64 {
+    match (c.syn, c.synack) {
+        (Some(s), Some(_)) => s.ts_ns,
+        _ => c.first_ts_ns,
+    }
+}
+
 fn waterfall(out: &mut String, d: &CaptureData, p: &netcase_proto::ProtoOutput) {
+    // The first WATERFALL_ROWS rows by start (ties in DNS, HTTP, TLS order) are picked before
+    // any label is formatted: a capture may hold a hundred thousand transactions.
+    let mut picks: Vec<(i64, u8, usize)> = Vec::new();
+    picks.extend(p.dns.iter().enumerate().map(|(i, t)| (t.query_ts_ns.first().copied().unwrap_or(t.ts_ns), 0, i)));
+    picks.extend(
+        p.http
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.has_request() && !h.ssdp)
+            .filter_map(|(i, h)| Some((http_start(h, p)?, 1, i))),
+    );
+    picks.extend(p.conns.iter().enumerate().filter(|(_, c)| c.tls.is_some()).map(|(i, c)| (tls_start(c), 2, i)));
+    let total = picks.len();
+    if picks.len() > WATERFALL_ROWS {
+        picks.select_nth_unstable(WATERFALL_ROWS - 1);
+        picks.truncate(WATERFALL_ROWS);
+    }
+    let picked: std::collections::HashSet<(u8, usize)> = picks.iter().map(|&(_, k, i)| (k, i)).collect();
+    let chosen = |kind: u8, i: usize| picked.contains(&(kind, i));
     let mut rows: Vec<Row> = Vec::new();
     let end_of_capture = d.t1_ns;
-    for t in &p.dns {
+    for t in p.dns.iter().enumerate().filter(|(i, _)| chosen(0, *i)).map(|(_, t)| t) {
         let name = t.name.as_deref().unwrap_or("(no question)");
         let q = t.query_ts_ns.first().copied().unwrap_or(t.ts_ns);
         let mut phases = Vec::new();
@@ -1048,7 +1107,7 @@ fn waterfall(out: &mut String, d: &CaptureData, p: &netcase_proto::ProtoOutput) 
             phases,
         });
     }
-    for h in p.http.iter().filter(|h| h.has_request() && !h.ssdp) {
+    for h in p.http.iter().enumerate().filter(|(i, h)| h.has_request() && !h.ssdp && chosen(1, *i)).map(|(_, h)| h) {
         let Some(rs) = h.request_start_ts_ns.or(h.request_ts_ns) else { continue };
         let mut phases = Vec::new();
         let conn = h.conn.and_then(|i| p.conns.get(i as usize));
@@ -1100,7 +1159,7 @@ fn waterfall(out: &mut String, d: &CaptureData, p: &netcase_proto::ProtoOutput) 
             phases,
         });
     }
-    for c in p.conns.iter().filter(|c| c.tls.is_some()) {
+    for c in p.conns.iter().enumerate().filter(|(i, c)| c.tls.is_some() && chosen(2, *i)).map(|(_, c)| c) {
         let Some(tls) = c.tls.as_deref() else { continue };
         let mut phases = Vec::new();
         let mut start = c.first_ts_ns;
@@ -1129,8 +1188,6 @@ fn waterfall(out: &mut String, d: &CaptureData, p: &netcase_proto::ProtoOutput) 
         return;
     }
     rows.sort_by_key(|r| r.start);
-    let total = rows.len();
-    rows.truncate(WATERFALL_ROWS);
     let lo = rows
         .iter()
         .flat_map(|r| r.phases.iter().map(|p| p.1))

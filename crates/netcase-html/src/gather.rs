@@ -272,7 +272,8 @@ pub fn gather(path: &Path, opts: &Options) -> Result<CaptureData, GatherError> {
     let filter = analysis.artefacts.dups.copies > 0 || analysis.artefacts.padded_acks > 0;
     pass2(path, opts, filter, &mut col)?;
     let pass2 = t.elapsed().as_secs_f64();
-    let Collector { mut io, mut traces, ev_ts, .. } = col;
+    let Collector { mut io, sink, ev_ts, .. } = col;
+    let mut traces = sink.traces;
     for t in &mut traces {
         t.finish();
     }
@@ -307,8 +308,132 @@ pub fn gather(path: &Path, opts: &Options) -> Result<CaptureData, GatherError> {
 /// events); the frames of the drawn streams (by 4-tuple, within the stream's time span) go
 /// through the same duplicate filter and flow tracker as in pass 1 — TCP analysis is per
 /// connection, so a tracker that sees only these connections flags their frames alike.
+///
+/// Two threads when the machine has two processors: this one reads, decodes and fills the
+/// I/O graph, and hands the drawn streams' frames (copied, in recycled batches) to a second
+/// that runs the duplicate filter, the tracker and the stream records.
 fn pass2(path: &Path, opts: &Options, filter: bool, col: &mut Collector<'_>) -> Result<(), GatherError> {
     let mut reader = CaptureReader::open(path).map_err(GatherError)?;
+    let two = std::thread::available_parallelism().map_or(1, usize::from) > 1 && !col.sink.traces.is_empty();
+    if !two {
+        pass2_serial(&mut reader, opts, filter, col);
+        return Ok(());
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(4);
+    let (back_tx, back_rx) = std::sync::mpsc::channel::<Batch>();
+    // The sink goes to the second thread through this slot, so that it is still here when
+    // that thread cannot be started.
+    let slot = std::sync::Mutex::new(Some(TraceSink {
+        traces: std::mem::take(&mut col.sink.traces),
+        evidence: col.sink.evidence,
+    }));
+    let slot_ref = &slot;
+    let keep_duplicates = opts.keep_duplicates;
+    let spawned = std::thread::scope(|s| {
+        let worker = std::thread::Builder::new().name("report-pass2".into()).spawn_scoped(s, move || {
+            let Some(mut sink) = slot_ref.lock().ok().and_then(|mut g| g.take()) else { return Vec::new() };
+            let mut tracker = FlowTracker::new(FlowConfig::default());
+            let mut artefacts = netcase_artefact::Artefacts::new();
+            for batch in rx {
+                for m in &batch.frames {
+                    let Some(data) = batch.data.get(m.start..m.end) else { continue };
+                    let mut pkt = netcase_wire::decode(m.link, data);
+                    let meta = netcase_artefact::FrameMeta { number: m.number, ts_ns: m.ts_ns, interface: m.interface };
+                    if filter && artefacts.frame(&meta, data, &mut pkt).is_some() && !keep_duplicates {
+                        continue;
+                    }
+                    tracker.packet(m.number, m.ts_ns, m.orig_len, data, &pkt, &mut sink);
+                }
+                // The reader may have stopped taking batches back; then this one is dropped.
+                let _ = back_tx.send(batch);
+            }
+            tracker.finish(&mut sink);
+            sink.traces
+        });
+        let Ok(worker) = worker else { return false };
+        let mut batch = Batch::default();
+        while let Some(f) = reader.next_frame() {
+            col.io.frame(f.ts_ns, f.orig_len);
+            col.evidence_frame(f.number, f.ts_ns);
+            col.flagged_frame(f.number, f.ts_ns);
+            let pkt = netcase_wire::decode(f.link, f.data);
+            let (Some(ip), Some(netcase_wire::Transport::Tcp(t))) = (pkt.ip, pkt.transport) else { continue };
+            if t.flags & 0x04 != 0 {
+                col.io.rst(f.ts_ns);
+            }
+            if ip.fragment.is_some() || !col.keys.drawn(ip.src, t.src_port, ip.dst, t.dst_port, f.ts_ns) {
+                continue;
+            }
+            let start = batch.data.len();
+            batch.data.extend_from_slice(f.data);
+            batch.frames.push(BatchFrame {
+                number: f.number,
+                ts_ns: f.ts_ns,
+                orig_len: f.orig_len,
+                interface: f.interface,
+                link: f.link,
+                start,
+                end: batch.data.len(),
+            });
+            if batch.frames.len() >= BATCH_FRAMES || batch.data.len() >= BATCH_BYTES {
+                let next = back_rx.try_recv().map(Batch::cleared).unwrap_or_default();
+                if tx.send(std::mem::replace(&mut batch, next)).is_err() {
+                    break;
+                }
+            }
+        }
+        if !batch.frames.is_empty() {
+            let _ = tx.send(batch);
+        }
+        drop(tx);
+        match worker.join() {
+            Ok(traces) => col.sink.traces = traces,
+            Err(e) => std::panic::resume_unwind(e),
+        }
+        true
+    });
+    if !spawned {
+        if let Some(sink) = slot.into_inner().ok().flatten() {
+            col.sink = sink;
+        }
+        pass2_serial(&mut reader, opts, filter, col);
+    }
+    Ok(())
+}
+
+/// Frames per batch handed to pass 2's tracking thread.
+const BATCH_FRAMES: usize = 2048;
+/// Bytes per batch.
+const BATCH_BYTES: usize = 2 << 20;
+
+/// One frame of a batch: its record and where its bytes are in the batch.
+struct BatchFrame {
+    number: u64,
+    ts_ns: i64,
+    orig_len: u32,
+    interface: u32,
+    link: netcase_wire::LinkType,
+    start: usize,
+    end: usize,
+}
+
+/// Frames of the drawn streams, copied.
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    frames: Vec<BatchFrame>,
+}
+
+impl Batch {
+    fn cleared(mut self) -> Self {
+        self.data.clear();
+        self.frames.clear();
+        self
+    }
+}
+
+/// Pass 2 on one thread.
+fn pass2_serial(reader: &mut CaptureReader, opts: &Options, filter: bool, col: &mut Collector<'_>) {
     let mut tracker = FlowTracker::new(FlowConfig::default());
     let mut artefacts = netcase_artefact::Artefacts::new();
     while let Some(f) = reader.next_frame() {
@@ -320,17 +445,16 @@ fn pass2(path: &Path, opts: &Options, filter: bool, col: &mut Collector<'_>) -> 
         if t.flags & 0x04 != 0 {
             col.io.rst(f.ts_ns);
         }
-        if ip.fragment.is_some() || !col.drawn(ip.src, t.src_port, ip.dst, t.dst_port, f.ts_ns) {
+        if ip.fragment.is_some() || !col.keys.drawn(ip.src, t.src_port, ip.dst, t.dst_port, f.ts_ns) {
             continue;
         }
         let meta = netcase_artefact::FrameMeta { number: f.number, ts_ns: f.ts_ns, interface: f.interface };
         if filter && artefacts.frame(&meta, f.data, &mut pkt).is_some() && !opts.keep_duplicates {
             continue;
         }
-        tracker.packet(f.number, f.ts_ns, f.orig_len, f.data, &pkt, col);
+        tracker.packet(f.number, f.ts_ns, f.orig_len, f.data, &pkt, &mut col.sink);
     }
-    tracker.finish(col);
-    Ok(())
+    tracker.finish(&mut col.sink);
 }
 
 /// Pass 1's `--events` lines, kept as (frame, flags): the I/O graph's overlays for every
@@ -383,22 +507,28 @@ impl std::io::Write for EventLog {
     }
 }
 
-/// Pass 2's sink.
-struct Collector<'e> {
-    io: IoGraph,
-    traces: Vec<StreamTrace>,
-    evidence: &'e [u64],
-    ev_ts: Vec<Option<i64>>,
-    ev_next: usize,
-    flagged: &'e [(u64, AnalysisFlags)],
-    fl_next: usize,
-}
+/// The drawn streams' 4-tuples and time spans (pass 2's filter).
+struct Keys(Vec<(Endpoint, Endpoint, i64, i64)>);
 
-impl<'e> Collector<'e> {
-    fn new(io: IoGraph, traces: Vec<StreamTrace>, evidence: &'e [u64], flagged: &'e [(u64, AnalysisFlags)]) -> Self {
-        Collector { io, traces, evidence, ev_ts: vec![None; evidence.len()], ev_next: 0, flagged, fl_next: 0 }
+impl Keys {
+    fn of(traces: &[StreamTrace]) -> Self {
+        Keys(traces.iter().map(|t| (t.info.a, t.info.b, t.info.first_ts_ns, t.info.last_ts_ns)).collect())
     }
 
+    #[inline]
+    fn drawn(&self, src: std::net::IpAddr, sp: u16, dst: std::net::IpAddr, dp: u16, ts: i64) -> bool {
+        let (s, d) = (Endpoint { addr: src, port: sp }, Endpoint { addr: dst, port: dp });
+        self.0.iter().any(|&(a, b, t0, t1)| ((a == s && b == d) || (a == d && b == s)) && ts >= t0 && ts <= t1)
+    }
+}
+
+/// Pass 2's flow sink: the drawn streams' records.
+struct TraceSink<'e> {
+    traces: Vec<StreamTrace>,
+    evidence: &'e [u64],
+}
+
+impl TraceSink<'_> {
     /// The drawn stream of a segment between these sockets at `ts`.
     #[inline]
     fn find(&self, src: std::net::IpAddr, sp: u16, dst: std::net::IpAddr, dp: u16, ts: i64) -> Option<usize> {
@@ -409,10 +539,32 @@ impl<'e> Collector<'e> {
                 && ts <= t.info.last_ts_ns
         })
     }
+}
 
-    #[inline]
-    fn drawn(&self, src: std::net::IpAddr, sp: u16, dst: std::net::IpAddr, dp: u16, ts: i64) -> bool {
-        self.find(src, sp, dst, dp, ts).is_some()
+/// Pass 2's state.
+struct Collector<'e> {
+    io: IoGraph,
+    keys: Keys,
+    sink: TraceSink<'e>,
+    evidence: &'e [u64],
+    ev_ts: Vec<Option<i64>>,
+    ev_next: usize,
+    flagged: &'e [(u64, AnalysisFlags)],
+    fl_next: usize,
+}
+
+impl<'e> Collector<'e> {
+    fn new(io: IoGraph, traces: Vec<StreamTrace>, evidence: &'e [u64], flagged: &'e [(u64, AnalysisFlags)]) -> Self {
+        Collector {
+            io,
+            keys: Keys::of(&traces),
+            sink: TraceSink { traces, evidence },
+            evidence,
+            ev_ts: vec![None; evidence.len()],
+            ev_next: 0,
+            flagged,
+            fl_next: 0,
+        }
     }
 
     /// Pass 1's flags of frame `n`, into the I/O graph (one cursor, frames in order).
@@ -446,7 +598,7 @@ impl<'e> Collector<'e> {
     }
 }
 
-impl FlowSink for Collector<'_> {
+impl FlowSink for TraceSink<'_> {
     #[inline]
     fn frame(&mut self, f: &FrameAnalysis<'_>) {
         if f.icmp_error {
