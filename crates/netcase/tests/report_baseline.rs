@@ -118,10 +118,13 @@ fn outline(html: &str) -> String {
             "rect" if legend == 0 && !class.is_empty() && class != "hs" && class != "plot" => {
                 *c.bars.entry(class.to_owned()).or_default() += 1;
             }
-            "path" if legend == 0 && !class.is_empty() && class != "frame" => {
-                if attr(tag, "d").is_some_and(|d| !d.is_empty()) {
-                    *c.series.entry(class.to_owned()).or_default() += 1;
-                }
+            "path"
+                if legend == 0
+                    && !class.is_empty()
+                    && class != "frame"
+                    && attr(tag, "d").is_some_and(|d| !d.is_empty()) =>
+            {
+                *c.series.entry(class.to_owned()).or_default() += 1;
             }
             _ => {}
         }
