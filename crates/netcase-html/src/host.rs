@@ -719,6 +719,41 @@ mod tests {
     }
 
     #[test]
+    fn hijack_links_to_its_netfilter_path() {
+        let mut d = data();
+        d.namespaces[0].label = None;
+        d.namespaces[0].nat_rules = vec![
+            RuleRow {
+                family: "ip".into(),
+                chain: "OUTPUT".into(),
+                text: "-A OUTPUT -p tcp -j MESH".into(),
+                target: Some("MESH".into()),
+            },
+            RuleRow {
+                family: "ip".into(),
+                chain: "MESH".into(),
+                text: "-A MESH -p tcp -j REDIRECT --to-ports 15001".into(),
+                target: Some("REDIRECT".into()),
+            },
+        ];
+        d.findings = vec![Finding::new(
+            CaseId::IptablesRedirectHijack,
+            Severity::Error,
+            Subject::Rule {
+                table: "nat".into(),
+                chain: "MESH".into(),
+                rule: "-A MESH -p tcp -j REDIRECT --to-ports 15001".into(),
+            },
+            "hijacked".to_owned(),
+        )
+        .with(Evidence::text("path", "OUTPUT -> MESH"))];
+        let html = render(&d);
+        assert!(html.contains("href=\"#nf-f1\""), "{html}");
+        assert!(html.contains("id=\"nf-f1\""));
+        assert_eq!(html.matches("<tr class=\"taken\">").count(), 2, "both rules of the path are taken");
+    }
+
+    #[test]
     fn finding_links_to_its_listener_and_counter() {
         let html = render(&data());
         assert!(html.contains("href=\"#ns0-l0\""), "{html}");
