@@ -146,7 +146,8 @@ fn summary(out: &mut String, d: &CaptureData) {
     out.push_str("</section>\n");
 }
 
-fn utc(ns: i64) -> String {
+/// `YYYY-MM-DD HH:MM:SS.ffffff` (UTC) of a time in nanoseconds since the epoch.
+pub fn utc(ns: i64) -> String {
     // YYYY-MM-DD HH:MM:SS.ffffff, as netcase pcap prints it.
     let secs = ns.div_euclid(1_000_000_000);
     let micros = ns.rem_euclid(1_000_000_000) / 1000;
@@ -218,7 +219,7 @@ fn finding_links(d: &CaptureData, n: usize, f: &Finding) -> FindingLinks {
             (fr, id)
         })
         .collect();
-    FindingLinks { graph, frames }
+    FindingLinks { graph, frames, extra: Vec::new() }
 }
 
 /// The time axis of the whole capture.
@@ -402,9 +403,31 @@ fn streams(out: &mut String, d: &CaptureData) {
     } else {
         out.push_str("<p class=\"note\">The streams findings are about, then the largest by bytes. Time is counted from the capture's first frame, as in the I/O graph; sequence numbers are relative to the sender's first.</p>");
     }
-    for t in &d.traces {
-        stream(out, d, t);
-    }
+    // The streams' graphs are independent: half of them on a second thread when there is one.
+    let render = |ts: &[StreamTrace]| {
+        let mut s = String::with_capacity(ts.len() << 17);
+        for t in ts {
+            stream(&mut s, d, t);
+        }
+        s
+    };
+    let two = d.traces.len() > 1 && std::thread::available_parallelism().map_or(1, usize::from) > 1;
+    let (first, second) = d.traces.split_at(if two { d.traces.len() / 2 } else { d.traces.len() });
+    let (a, b) = std::thread::scope(|sc| {
+        let other = if second.is_empty() {
+            None
+        } else {
+            std::thread::Builder::new().name("report-render".into()).spawn_scoped(sc, || render(second)).ok()
+        };
+        let a = render(first);
+        let b = match other {
+            Some(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            None => render(second),
+        };
+        (a, b)
+    });
+    out.push_str(&a);
+    out.push_str(&b);
     out.push_str("</section>\n");
 }
 
@@ -441,11 +464,49 @@ fn stream(out: &mut String, d: &CaptureData, t: &StreamTrace) {
         Fmt::Seconds,
         "time since the capture's first frame (s)",
     );
+    let whole = View { cols: &t.cols, first_ns: t.info.first_ts_ns, span_ns: t.span_ns(), zoom: false };
+    let zoom_note = t.zoom.as_ref().map(|z| {
+        format!(
+            " 99 % of the data is sent by {:.3} s, within the first {:.0} % of the stream's {:.3} s: the graph after this one zooms on it.",
+            secs(z.data_end_ns - d.t0_ns),
+            (secs(z.data_end_ns - t.info.first_ts_ns) / secs(t.span_ns()) * 100.0).ceil(),
+            secs(t.span_ns()),
+        )
+    });
     page::figure(
         out,
-        &format!("Time-sequence (tcptrace): data from {snd} to {rcv}, the ACK and receive-window lines of {rcv}."),
-        &tseq(d, t, xa.clone()),
+        &format!(
+            "Time-sequence (tcptrace): data from {snd} to {rcv}, the ACK and receive-window lines of {rcv}.{}",
+            zoom_note.as_deref().unwrap_or("")
+        ),
+        &tseq(d, t, xa.clone(), &whole),
     );
+    if let Some(z) = &t.zoom {
+        let za = Axis::new(
+            secs(z.first_ns - d.t0_ns),
+            secs(z.first_ns + z.span_ns - d.t0_ns),
+            Fmt::Seconds,
+            "time since the capture's first frame (s)",
+        );
+        let z_end = z.first_ns + z.span_ns;
+        let after = t.info.last_ts_ns.saturating_sub(z_end);
+        let later = t.marks.iter().filter(|m| m.ts_ns > z_end).count();
+        page::figure(
+            out,
+            &format!(
+                "Zoom on the data: {:.3}–{:.3} s. The stream goes on {:.3} s after it{}; the graph above and those below cover the whole stream.",
+                za.min,
+                za.max,
+                secs(after),
+                if later > 0 {
+                    format!(" with {later} flagged frames (resent segments, probes, resets), marked on the graph above")
+                } else {
+                    format!(" with no new data from {snd}")
+                }
+            ),
+            &tseq(d, t, za, &View { cols: &z.cols, first_ns: z.first_ns, span_ns: z.span_ns, zoom: true }),
+        );
+    }
     page::figure(
         out,
         "Throughput and goodput of the data direction (goodput leaves out retransmitted bytes).",
@@ -478,30 +539,47 @@ fn col_hover(c: &mut Chart, d_t0: f64, span: f64, cols: &[Col], text: impl Fn(&[
     }
 }
 
-fn tseq(d: &CaptureData, t: &StreamTrace, xa: Axis) -> String {
+/// The columns a time-sequence graph draws: the whole stream, or its zoomed data part.
+struct View<'a> {
+    cols: &'a [Col],
+    /// Start of the first column, ns.
+    first_ns: i64,
+    /// Time the columns cover, ns.
+    span_ns: i64,
+    /// The zoomed view (its marks carry no link ids: those are on the main graph).
+    zoom: bool,
+}
+
+fn tseq(d: &CaptureData, t: &StreamTrace, xa: Axis, v: &View<'_>) -> String {
     let s = t.info.stream;
-    let seq_hi = t.cols.iter().map(|c| c.seq_hi).max().unwrap_or(0);
-    let ack_hi = t.cols.iter().map(|c| c.ack_hi).max().unwrap_or(0);
-    let edge_hi = t.cols.iter().map(|c| c.edge_hi).max().unwrap_or(0);
+    let seq_hi = v.cols.iter().map(|c| c.seq_hi).max().unwrap_or(0);
+    let ack_hi = v.cols.iter().map(|c| c.ack_hi).max().unwrap_or(0);
+    let edge_hi = v.cols.iter().map(|c| c.edge_hi).max().unwrap_or(0);
     let data_top = seq_hi.max(ack_hi).max(1) as f64;
     // The window edge is drawn in full unless it would squash the data (then it is clipped).
     let top = if (edge_hi as f64) < data_top * 2.5 { data_top.max(edge_hi as f64) } else { data_top * 1.25 };
+    let in_view = |ts: i64| !v.zoom || (ts >= v.first_ns && ts <= v.first_ns.saturating_add(v.span_ns));
+    let marks: Vec<&crate::gather::Mark> = t.marks.iter().filter(|m| in_view(m.ts_ns)).collect();
     let mut c = Chart::new(
-        format!("stream-{s}-tseq"),
-        format!("time-sequence graph of stream {s}"),
+        if v.zoom { format!("stream-{s}-tseq-zoom") } else { format!("stream-{s}-tseq") },
+        if v.zoom {
+            format!("time-sequence graph of stream {s}, zoomed on its data")
+        } else {
+            format!("time-sequence graph of stream {s}")
+        },
         xa,
         Axis::zero_to(top, Fmt::Bytes, "relative sequence number (bytes)"),
         380.0,
     );
     c.attr("data-stream", &s.to_string());
-    c.attr("data-kind", "tseq");
+    c.attr("data-kind", if v.zoom { "tseq-zoom" } else { "tseq" });
     c.legend("seg", "data", Glyph::Line);
     c.legend("ack", "ACK", Glyph::Line);
     c.legend("win", "ACK + window", Glyph::Line);
     if t.sack_seen {
         c.legend("sack", "SACK", Glyph::Line);
     }
-    let present = |k: MarkKind| t.marks.iter().any(|m| m.kind == k);
+    let present = |k: MarkKind| marks.iter().any(|m| m.kind == k);
     for (k, class, letter, label) in [
         (MarkKind::Retrans, "m-R", "R", "retransmit"),
         (MarkKind::OutOfOrder, "m-O", "O", "out of order"),
@@ -514,13 +592,13 @@ fn tseq(d: &CaptureData, t: &StreamTrace, xa: Axis) -> String {
             c.legend(&format!("mark-key {class}"), label, Glyph::Letter(letter));
         }
     }
-    if t.marks.iter().any(|m| m.evidence) {
+    if marks.iter().any(|m| m.evidence) {
         c.legend("mark-key m-E", "quoted by a finding", Glyph::Dot);
     }
     let (mut seg, mut ack, mut win, mut sack, mut rtx) =
         (String::new(), String::new(), String::new(), String::new(), String::new());
     let mut ack_started = false;
-    for (i, col) in t.cols.iter().enumerate() {
+    for (i, col) in v.cols.iter().enumerate() {
         let x = colx(&c, i);
         if col.segs > 0 {
             let (y0, mut y1) = (c.py(col.seq_lo as f64), c.py(col.seq_hi as f64));
@@ -551,7 +629,7 @@ fn tseq(d: &CaptureData, t: &StreamTrace, xa: Axis) -> String {
         let _ = write!(win, "H{xe:.1}");
     }
     let t0 = d.t0_ns;
-    for m in &t.marks {
+    for m in &marks {
         if m.kind == MarkKind::Retrans {
             let x = c.px(secs(m.ts_ns - t0));
             let _ =
@@ -562,9 +640,9 @@ fn tseq(d: &CaptureData, t: &StreamTrace, xa: Axis) -> String {
         c.body(),
         "<path class=\"win\" d=\"{win}\"/><path class=\"ack\" d=\"{ack}\"/><path class=\"sack\" d=\"{sack}\"/><path class=\"seg\" d=\"{seg}\"/><path class=\"rtx\" d=\"{rtx}\"/>"
     );
-    let span = secs(t.span_ns());
-    let first = secs(t.info.first_ts_ns - t0);
-    col_hover(&mut c, first, span, &t.cols, |g| {
+    let span = secs(v.span_ns);
+    let first = secs(v.first_ns - t0);
+    col_hover(&mut c, first, span, v.cols, |g| {
         let segs: u32 = g.iter().map(|c| c.segs).sum();
         let acks: u32 = g.iter().map(|c| c.acks).sum();
         if segs == 0 && acks == 0 {
@@ -593,10 +671,10 @@ fn tseq(d: &CaptureData, t: &StreamTrace, xa: Axis) -> String {
         }
         Some(s)
     });
-    for m in &t.marks {
+    for m in &marks {
         let x = c.px(secs(m.ts_ns - t0));
         let rel = secs(m.ts_ns - t0);
-        let id = m.evidence.then(|| format!("s{s}-fr{}", m.frame));
+        let id = (m.evidence && !v.zoom).then(|| format!("s{s}-fr{}", m.frame));
         let flags: Vec<&str> = m.flags.names().collect();
         let what = if flags.is_empty() { String::new() } else { format!(" [{}]", flags.join(", ")) };
         let data = format!(" data-t=\"{rel:.6}\" data-frame=\"{}\"", m.frame);
@@ -850,10 +928,12 @@ fn histogram(id: &str, title: &str, what: &str, lat: &[f64], unanswered: usize) 
         title,
         Axis::new(0.0, nb as f64, Fmt::Count, format!("{what} (ms, log-spaced bins)")),
         Axis::zero_to(f64::from(max.max(1)), Fmt::Count, "transactions"),
-        230.0,
+        262.0,
     )
     .with_width(475.0)
-    .with_left(58.0);
+    .with_left(58.0)
+    // Room for the slanted bin labels between the axis and its title.
+    .with_bottom(76.0);
     c.hide_x_ticks();
     c.legend("hist", "answered", Glyph::Box);
     c.legend("hist-un", &format!("no answer ({unanswered})"), Glyph::Box);
@@ -885,14 +965,13 @@ fn app(out: &mut String, d: &CaptureData) {
     out.push_str("<section id=\"app\"><h2>DNS and HTTP</h2>");
     // Histograms per server.
     let mut dns_servers: Vec<(std::net::SocketAddr, Vec<f64>, usize)> = Vec::new();
+    let mut at: std::collections::HashMap<std::net::SocketAddr, usize> = std::collections::HashMap::new();
     for t in &p.dns {
-        let e = match dns_servers.iter_mut().position(|s| s.0 == t.server) {
-            Some(i) => dns_servers.get_mut(i),
-            None => {
-                dns_servers.push((t.server, Vec::new(), 0));
-                dns_servers.last_mut()
-            }
-        };
+        let i = *at.entry(t.server).or_insert_with(|| {
+            dns_servers.push((t.server, Vec::new(), 0));
+            dns_servers.len() - 1
+        });
+        let e = dns_servers.get_mut(i);
         if let Some(e) = e {
             match t.response_time_ms() {
                 Some(ms) => e.1.push(ms),
@@ -903,15 +982,14 @@ fn app(out: &mut String, d: &CaptureData) {
     }
     dns_servers.sort_by(|a, b| (b.1.len() + b.2).cmp(&(a.1.len() + a.2)).then(a.0.cmp(&b.0)));
     let mut http_servers: Vec<(std::net::SocketAddr, Vec<f64>, usize)> = Vec::new();
+    at.clear();
     for h in p.http.iter().filter(|h| h.has_request() && !h.ssdp) {
         let Some(server) = h.server else { continue };
-        let e = match http_servers.iter_mut().position(|s| s.0 == server) {
-            Some(i) => http_servers.get_mut(i),
-            None => {
-                http_servers.push((server, Vec::new(), 0));
-                http_servers.last_mut()
-            }
-        };
+        let i = *at.entry(server).or_insert_with(|| {
+            http_servers.push((server, Vec::new(), 0));
+            http_servers.len() - 1
+        });
+        let e = http_servers.get_mut(i);
         if let Some(e) = e {
             match h.ttfb_ns {
                 Some(ns) => e.1.push(ns as f64 / 1e6),
@@ -961,10 +1039,49 @@ struct Row {
     phases: Vec<(&'static str, i64, i64)>,
 }
 
+/// When an HTTP transaction's row starts (its DNS lookup, connect or request).
+fn http_start(h: &netcase_proto::HttpTxn, p: &netcase_proto::ProtoOutput) -> Option<i64> {
+    let rs = h.request_start_ts_ns.or(h.request_ts_ns)?;
+    if h.seq_on_conn == 1 {
+        let conn = h.conn.and_then(|i| p.conns.get(i as usize));
+        if let Some((syn, _)) = conn.and_then(|c| Some((c.syn?.ts_ns, c.synack?.ts_ns))) {
+            return Some(h.dns_ns.map_or(syn, |dns| syn - dns));
+        }
+    }
+    Some(rs)
+}
+
+/// When a TLS connection's row starts.
+fn tls_start(c: &netcase_proto::AppConn) -> i64 {
+    match (c.syn, c.synack) {
+        (Some(s), Some(_)) => s.ts_ns,
+        _ => c.first_ts_ns,
+    }
+}
+
 fn waterfall(out: &mut String, d: &CaptureData, p: &netcase_proto::ProtoOutput) {
+    // The first WATERFALL_ROWS rows by start (ties in DNS, HTTP, TLS order) are picked before
+    // any label is formatted: a capture may hold a hundred thousand transactions.
+    let mut picks: Vec<(i64, u8, usize)> = Vec::new();
+    picks.extend(p.dns.iter().enumerate().map(|(i, t)| (t.query_ts_ns.first().copied().unwrap_or(t.ts_ns), 0, i)));
+    picks.extend(
+        p.http
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.has_request() && !h.ssdp)
+            .filter_map(|(i, h)| Some((http_start(h, p)?, 1, i))),
+    );
+    picks.extend(p.conns.iter().enumerate().filter(|(_, c)| c.tls.is_some()).map(|(i, c)| (tls_start(c), 2, i)));
+    let total = picks.len();
+    if picks.len() > WATERFALL_ROWS {
+        picks.select_nth_unstable(WATERFALL_ROWS - 1);
+        picks.truncate(WATERFALL_ROWS);
+    }
+    let picked: std::collections::HashSet<(u8, usize)> = picks.iter().map(|&(_, k, i)| (k, i)).collect();
+    let chosen = |kind: u8, i: usize| picked.contains(&(kind, i));
     let mut rows: Vec<Row> = Vec::new();
     let end_of_capture = d.t1_ns;
-    for t in &p.dns {
+    for t in p.dns.iter().enumerate().filter(|(i, _)| chosen(0, *i)).map(|(_, t)| t) {
         let name = t.name.as_deref().unwrap_or("(no question)");
         let q = t.query_ts_ns.first().copied().unwrap_or(t.ts_ns);
         let mut phases = Vec::new();
@@ -990,7 +1107,7 @@ fn waterfall(out: &mut String, d: &CaptureData, p: &netcase_proto::ProtoOutput) 
             phases,
         });
     }
-    for h in p.http.iter().filter(|h| h.has_request() && !h.ssdp) {
+    for h in p.http.iter().enumerate().filter(|(i, h)| h.has_request() && !h.ssdp && chosen(1, *i)).map(|(_, h)| h) {
         let Some(rs) = h.request_start_ts_ns.or(h.request_ts_ns) else { continue };
         let mut phases = Vec::new();
         let conn = h.conn.and_then(|i| p.conns.get(i as usize));
@@ -1042,7 +1159,7 @@ fn waterfall(out: &mut String, d: &CaptureData, p: &netcase_proto::ProtoOutput) 
             phases,
         });
     }
-    for c in p.conns.iter().filter(|c| c.tls.is_some()) {
+    for c in p.conns.iter().enumerate().filter(|(i, c)| c.tls.is_some() && chosen(2, *i)).map(|(_, c)| c) {
         let Some(tls) = c.tls.as_deref() else { continue };
         let mut phases = Vec::new();
         let mut start = c.first_ts_ns;
@@ -1071,8 +1188,6 @@ fn waterfall(out: &mut String, d: &CaptureData, p: &netcase_proto::ProtoOutput) 
         return;
     }
     rows.sort_by_key(|r| r.start);
-    let total = rows.len();
-    rows.truncate(WATERFALL_ROWS);
     let lo = rows
         .iter()
         .flat_map(|r| r.phases.iter().map(|p| p.1))

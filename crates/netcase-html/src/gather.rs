@@ -26,6 +26,11 @@ use std::path::Path;
 
 /// Pixel columns of a stream's graphs (the plot width of a full-width chart).
 pub const COLS: usize = 860;
+/// Fine columns per pixel column while gathering: the zoomed time-sequence graph of a stream
+/// whose data moves in a small part of its span is drawn from them.
+pub const ZOOM: usize = 16;
+/// A zoomed graph is drawn when the data moves in less than this part of the stream's span.
+pub const ZOOM_BELOW: f64 = 0.25;
 /// Marks kept per stream; beyond this flagged segments are only counted in their column.
 pub const MAX_MARKS: usize = 20_000;
 /// Most I/O-graph intervals.
@@ -267,7 +272,11 @@ pub fn gather(path: &Path, opts: &Options) -> Result<CaptureData, GatherError> {
     let filter = analysis.artefacts.dups.copies > 0 || analysis.artefacts.padded_acks > 0;
     pass2(path, opts, filter, &mut col)?;
     let pass2 = t.elapsed().as_secs_f64();
-    let Collector { mut io, traces, ev_ts, .. } = col;
+    let Collector { mut io, sink, ev_ts, .. } = col;
+    let mut traces = sink.traces;
+    for t in &mut traces {
+        t.finish();
+    }
     if let Some(p) = &analysis.proto {
         for d in &p.dns {
             io.count_app(d.ts_ns, true);
@@ -299,8 +308,132 @@ pub fn gather(path: &Path, opts: &Options) -> Result<CaptureData, GatherError> {
 /// events); the frames of the drawn streams (by 4-tuple, within the stream's time span) go
 /// through the same duplicate filter and flow tracker as in pass 1 — TCP analysis is per
 /// connection, so a tracker that sees only these connections flags their frames alike.
+///
+/// Two threads when the machine has two processors: this one reads, decodes and fills the
+/// I/O graph, and hands the drawn streams' frames (copied, in recycled batches) to a second
+/// that runs the duplicate filter, the tracker and the stream records.
 fn pass2(path: &Path, opts: &Options, filter: bool, col: &mut Collector<'_>) -> Result<(), GatherError> {
     let mut reader = CaptureReader::open(path).map_err(GatherError)?;
+    let two = std::thread::available_parallelism().map_or(1, usize::from) > 1 && !col.sink.traces.is_empty();
+    if !two {
+        pass2_serial(&mut reader, opts, filter, col);
+        return Ok(());
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(4);
+    let (back_tx, back_rx) = std::sync::mpsc::channel::<Batch>();
+    // The sink goes to the second thread through this slot, so that it is still here when
+    // that thread cannot be started.
+    let slot = std::sync::Mutex::new(Some(TraceSink {
+        traces: std::mem::take(&mut col.sink.traces),
+        evidence: col.sink.evidence,
+    }));
+    let slot_ref = &slot;
+    let keep_duplicates = opts.keep_duplicates;
+    let spawned = std::thread::scope(|s| {
+        let worker = std::thread::Builder::new().name("report-pass2".into()).spawn_scoped(s, move || {
+            let Some(mut sink) = slot_ref.lock().ok().and_then(|mut g| g.take()) else { return Vec::new() };
+            let mut tracker = FlowTracker::new(FlowConfig::default());
+            let mut artefacts = netcase_artefact::Artefacts::new();
+            for batch in rx {
+                for m in &batch.frames {
+                    let Some(data) = batch.data.get(m.start..m.end) else { continue };
+                    let mut pkt = netcase_wire::decode(m.link, data);
+                    let meta = netcase_artefact::FrameMeta { number: m.number, ts_ns: m.ts_ns, interface: m.interface };
+                    if filter && artefacts.frame(&meta, data, &mut pkt).is_some() && !keep_duplicates {
+                        continue;
+                    }
+                    tracker.packet(m.number, m.ts_ns, m.orig_len, data, &pkt, &mut sink);
+                }
+                // The reader may have stopped taking batches back; then this one is dropped.
+                let _ = back_tx.send(batch);
+            }
+            tracker.finish(&mut sink);
+            sink.traces
+        });
+        let Ok(worker) = worker else { return false };
+        let mut batch = Batch::default();
+        while let Some(f) = reader.next_frame() {
+            col.io.frame(f.ts_ns, f.orig_len);
+            col.evidence_frame(f.number, f.ts_ns);
+            col.flagged_frame(f.number, f.ts_ns);
+            let pkt = netcase_wire::decode(f.link, f.data);
+            let (Some(ip), Some(netcase_wire::Transport::Tcp(t))) = (pkt.ip, pkt.transport) else { continue };
+            if t.flags & 0x04 != 0 {
+                col.io.rst(f.ts_ns);
+            }
+            if ip.fragment.is_some() || !col.keys.drawn(ip.src, t.src_port, ip.dst, t.dst_port, f.ts_ns) {
+                continue;
+            }
+            let start = batch.data.len();
+            batch.data.extend_from_slice(f.data);
+            batch.frames.push(BatchFrame {
+                number: f.number,
+                ts_ns: f.ts_ns,
+                orig_len: f.orig_len,
+                interface: f.interface,
+                link: f.link,
+                start,
+                end: batch.data.len(),
+            });
+            if batch.frames.len() >= BATCH_FRAMES || batch.data.len() >= BATCH_BYTES {
+                let next = back_rx.try_recv().map(Batch::cleared).unwrap_or_default();
+                if tx.send(std::mem::replace(&mut batch, next)).is_err() {
+                    break;
+                }
+            }
+        }
+        if !batch.frames.is_empty() {
+            let _ = tx.send(batch);
+        }
+        drop(tx);
+        match worker.join() {
+            Ok(traces) => col.sink.traces = traces,
+            Err(e) => std::panic::resume_unwind(e),
+        }
+        true
+    });
+    if !spawned {
+        if let Some(sink) = slot.into_inner().ok().flatten() {
+            col.sink = sink;
+        }
+        pass2_serial(&mut reader, opts, filter, col);
+    }
+    Ok(())
+}
+
+/// Frames per batch handed to pass 2's tracking thread.
+const BATCH_FRAMES: usize = 2048;
+/// Bytes per batch.
+const BATCH_BYTES: usize = 2 << 20;
+
+/// One frame of a batch: its record and where its bytes are in the batch.
+struct BatchFrame {
+    number: u64,
+    ts_ns: i64,
+    orig_len: u32,
+    interface: u32,
+    link: netcase_wire::LinkType,
+    start: usize,
+    end: usize,
+}
+
+/// Frames of the drawn streams, copied.
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    frames: Vec<BatchFrame>,
+}
+
+impl Batch {
+    fn cleared(mut self) -> Self {
+        self.data.clear();
+        self.frames.clear();
+        self
+    }
+}
+
+/// Pass 2 on one thread.
+fn pass2_serial(reader: &mut CaptureReader, opts: &Options, filter: bool, col: &mut Collector<'_>) {
     let mut tracker = FlowTracker::new(FlowConfig::default());
     let mut artefacts = netcase_artefact::Artefacts::new();
     while let Some(f) = reader.next_frame() {
@@ -312,17 +445,16 @@ fn pass2(path: &Path, opts: &Options, filter: bool, col: &mut Collector<'_>) -> 
         if t.flags & 0x04 != 0 {
             col.io.rst(f.ts_ns);
         }
-        if ip.fragment.is_some() || !col.drawn(ip.src, t.src_port, ip.dst, t.dst_port, f.ts_ns) {
+        if ip.fragment.is_some() || !col.keys.drawn(ip.src, t.src_port, ip.dst, t.dst_port, f.ts_ns) {
             continue;
         }
         let meta = netcase_artefact::FrameMeta { number: f.number, ts_ns: f.ts_ns, interface: f.interface };
         if filter && artefacts.frame(&meta, f.data, &mut pkt).is_some() && !opts.keep_duplicates {
             continue;
         }
-        tracker.packet(f.number, f.ts_ns, f.orig_len, f.data, &pkt, col);
+        tracker.packet(f.number, f.ts_ns, f.orig_len, f.data, &pkt, &mut col.sink);
     }
-    tracker.finish(col);
-    Ok(())
+    tracker.finish(&mut col.sink);
 }
 
 /// Pass 1's `--events` lines, kept as (frame, flags): the I/O graph's overlays for every
@@ -375,22 +507,28 @@ impl std::io::Write for EventLog {
     }
 }
 
-/// Pass 2's sink.
-struct Collector<'e> {
-    io: IoGraph,
-    traces: Vec<StreamTrace>,
-    evidence: &'e [u64],
-    ev_ts: Vec<Option<i64>>,
-    ev_next: usize,
-    flagged: &'e [(u64, AnalysisFlags)],
-    fl_next: usize,
-}
+/// The drawn streams' 4-tuples and time spans (pass 2's filter).
+struct Keys(Vec<(Endpoint, Endpoint, i64, i64)>);
 
-impl<'e> Collector<'e> {
-    fn new(io: IoGraph, traces: Vec<StreamTrace>, evidence: &'e [u64], flagged: &'e [(u64, AnalysisFlags)]) -> Self {
-        Collector { io, traces, evidence, ev_ts: vec![None; evidence.len()], ev_next: 0, flagged, fl_next: 0 }
+impl Keys {
+    fn of(traces: &[StreamTrace]) -> Self {
+        Keys(traces.iter().map(|t| (t.info.a, t.info.b, t.info.first_ts_ns, t.info.last_ts_ns)).collect())
     }
 
+    #[inline]
+    fn drawn(&self, src: std::net::IpAddr, sp: u16, dst: std::net::IpAddr, dp: u16, ts: i64) -> bool {
+        let (s, d) = (Endpoint { addr: src, port: sp }, Endpoint { addr: dst, port: dp });
+        self.0.iter().any(|&(a, b, t0, t1)| ((a == s && b == d) || (a == d && b == s)) && ts >= t0 && ts <= t1)
+    }
+}
+
+/// Pass 2's flow sink: the drawn streams' records.
+struct TraceSink<'e> {
+    traces: Vec<StreamTrace>,
+    evidence: &'e [u64],
+}
+
+impl TraceSink<'_> {
     /// The drawn stream of a segment between these sockets at `ts`.
     #[inline]
     fn find(&self, src: std::net::IpAddr, sp: u16, dst: std::net::IpAddr, dp: u16, ts: i64) -> Option<usize> {
@@ -401,10 +539,32 @@ impl<'e> Collector<'e> {
                 && ts <= t.info.last_ts_ns
         })
     }
+}
 
-    #[inline]
-    fn drawn(&self, src: std::net::IpAddr, sp: u16, dst: std::net::IpAddr, dp: u16, ts: i64) -> bool {
-        self.find(src, sp, dst, dp, ts).is_some()
+/// Pass 2's state.
+struct Collector<'e> {
+    io: IoGraph,
+    keys: Keys,
+    sink: TraceSink<'e>,
+    evidence: &'e [u64],
+    ev_ts: Vec<Option<i64>>,
+    ev_next: usize,
+    flagged: &'e [(u64, AnalysisFlags)],
+    fl_next: usize,
+}
+
+impl<'e> Collector<'e> {
+    fn new(io: IoGraph, traces: Vec<StreamTrace>, evidence: &'e [u64], flagged: &'e [(u64, AnalysisFlags)]) -> Self {
+        Collector {
+            io,
+            keys: Keys::of(&traces),
+            sink: TraceSink { traces, evidence },
+            evidence,
+            ev_ts: vec![None; evidence.len()],
+            ev_next: 0,
+            flagged,
+            fl_next: 0,
+        }
     }
 
     /// Pass 1's flags of frame `n`, into the I/O graph (one cursor, frames in order).
@@ -438,7 +598,7 @@ impl<'e> Collector<'e> {
     }
 }
 
-impl FlowSink for Collector<'_> {
+impl FlowSink for TraceSink<'_> {
     #[inline]
     fn frame(&mut self, f: &FrameAnalysis<'_>) {
         if f.icmp_error {
@@ -655,6 +815,49 @@ pub struct Col {
     pub rtt_sum: i64,
 }
 
+impl Col {
+    /// Adds `o` (a later column) to this one.
+    #[inline]
+    fn absorb(&mut self, o: &Col) {
+        self.segs += o.segs;
+        self.seq_lo = self.seq_lo.min(o.seq_lo);
+        self.seq_hi = self.seq_hi.max(o.seq_hi);
+        self.bytes += o.bytes;
+        self.retrans_bytes += o.retrans_bytes;
+        self.inflight = self.inflight.max(o.inflight);
+        if o.acks > 0 {
+            self.acks += o.acks;
+            self.ack_lo = self.ack_lo.min(o.ack_lo);
+            self.ack_hi = self.ack_hi.max(o.ack_hi);
+            self.ack_last = o.ack_last;
+            self.edge_lo = self.edge_lo.min(o.edge_lo);
+            self.edge_hi = self.edge_hi.max(o.edge_hi);
+            self.edge_last = o.edge_last;
+            self.win_lo = self.win_lo.min(o.win_lo);
+        }
+        self.sack_lo = self.sack_lo.min(o.sack_lo);
+        self.sack_hi = self.sack_hi.max(o.sack_hi);
+        self.dupacks += o.dupacks;
+        self.rtt_n += o.rtt_n;
+        self.rtt_lo = self.rtt_lo.min(o.rtt_lo);
+        self.rtt_hi = self.rtt_hi.max(o.rtt_hi);
+        self.rtt_sum = self.rtt_sum.saturating_add(o.rtt_sum);
+    }
+}
+
+/// A zoomed view of a stream: [`COLS`] columns over the part of its span where data moves.
+#[derive(Debug, Clone)]
+pub struct Zoom {
+    /// Start of the view, ns.
+    pub first_ns: i64,
+    /// Its length, ns.
+    pub span_ns: i64,
+    /// The columns (some empty when the view is finer than the gathered columns).
+    pub cols: Vec<Col>,
+    /// When 99 % of the sequence space had been sent, ns (the end of the fine column).
+    pub data_end_ns: i64,
+}
+
 impl Default for Col {
     fn default() -> Self {
         Col {
@@ -711,6 +914,10 @@ pub struct StreamTrace {
     pub data_side: Side,
     /// The column records, [`COLS`] of them over `info.first_ts_ns..=info.last_ts_ns`.
     pub cols: Vec<Col>,
+    /// A zoomed view of the data, when it moves in less than [`ZOOM_BELOW`] of the span.
+    pub zoom: Option<Zoom>,
+    /// [`ZOOM`] times finer columns while gathering (empty afterwards).
+    fine: Vec<Col>,
     /// Flagged and quoted frames, in frame order.
     pub marks: Vec<Mark>,
     /// Flagged frames beyond [`MAX_MARKS`], counted only.
@@ -728,7 +935,9 @@ impl StreamTrace {
         StreamTrace {
             data_side: info.data_side(),
             info,
-            cols: vec![Col::default(); COLS],
+            cols: Vec::new(),
+            zoom: None,
+            fine: vec![Col::default(); COLS * ZOOM],
             marks: Vec::new(),
             marks_dropped: 0,
             sack_seen: false,
@@ -751,6 +960,74 @@ impl StreamTrace {
         usize::try_from(c).unwrap_or(COLS - 1).min(COLS - 1)
     }
 
+    /// The fine column of time `ts`.
+    #[inline]
+    fn fine_of(&self, ts: i64) -> usize {
+        const N: usize = COLS * ZOOM;
+        let d = i128::from(ts.saturating_sub(self.info.first_ts_ns)).max(0);
+        let c = d * N as i128 / i128::from(self.span_ns());
+        usize::try_from(c).unwrap_or(N - 1).min(N - 1)
+    }
+
+    /// Merges the fine columns into the pixel columns and, when the data moves in a small
+    /// part of the span, into a zoomed view of that part.
+    fn finish(&mut self) {
+        let fine = std::mem::take(&mut self.fine);
+        if fine.is_empty() {
+            return;
+        }
+        self.cols = fine
+            .chunks(ZOOM)
+            .map(|ch| {
+                let mut c = Col::default();
+                for f in ch {
+                    c.absorb(f);
+                }
+                c
+            })
+            .collect();
+        // Where the data moves: from the first data byte sent to the column where the
+        // sequence space sent reaches 99 % of its end (resent segments and probes after it are
+        // the tail, not the transfer).
+        let top = fine.iter().filter(|c| c.segs > 0).map(|c| c.seq_hi).max().unwrap_or(0);
+        if top < 2 {
+            return;
+        }
+        let Some(a) = fine.iter().position(|c| c.segs > 0 && c.seq_hi > 1) else { return };
+        let goal = top - top / 100;
+        let mut reach = 0u64;
+        let Some(b) = fine.iter().position(|c| {
+            if c.segs > 0 {
+                reach = reach.max(c.seq_hi);
+            }
+            reach >= goal
+        }) else {
+            return;
+        };
+        let b = b.max(a);
+        let n = fine.len();
+        let active = b + 1 - a;
+        if active as f64 >= n as f64 * ZOOM_BELOW {
+            return;
+        }
+        // A margin of a tenth of the active part on each side (at least one fine column).
+        let pad = (active / 10).max(1);
+        let (a, b) = (a.saturating_sub(pad), (b + pad).min(n - 1));
+        let width = b + 1 - a;
+        let span = self.span_ns();
+        let at = |k: usize| self.info.first_ts_ns + (i128::from(span) * k as i128 / n as i128) as i64;
+        let mut cols = vec![Col::default(); COLS];
+        for (k, f) in fine.iter().enumerate().take(b + 1).skip(a) {
+            // The zoomed column holding the fine column's middle.
+            let j = ((2 * (k - a) + 1) * COLS / (2 * width)).min(COLS - 1);
+            if let Some(c) = cols.get_mut(j) {
+                c.absorb(f);
+            }
+        }
+        let data_end = at((b + 1 - pad).max(a + 1));
+        self.zoom = Some(Zoom { first_ns: at(a), span_ns: (at(b + 1) - at(a)).max(1), cols, data_end_ns: data_end });
+    }
+
     fn mark(&mut self, m: Mark) {
         if self.marks.len() < MAX_MARKS {
             self.marks.push(m);
@@ -760,7 +1037,7 @@ impl StreamTrace {
     }
 
     fn frame(&mut self, f: &FrameAnalysis<'_>, evidence: bool) {
-        let c = self.col_of(f.ts_ns);
+        let c = self.fine_of(f.ts_ns);
         let rst = f.tcp_flags & 0x04 != 0;
         // Which end sent it, by pass 1's numbering (A sent the stream's first frame).
         let side = if f.src == self.info.a { Side::A } else { Side::B };
@@ -773,7 +1050,7 @@ impl StreamTrace {
             lo = s;
             hi = end;
             let retrans = f.flags.intersects(AnalysisFlags::RETRANSMISSION);
-            if let Some(col) = self.cols.get_mut(c) {
+            if let Some(col) = self.fine.get_mut(c) {
                 if f.len > 0 || syn_fin {
                     col.segs += 1;
                     col.seq_lo = col.seq_lo.min(s);
@@ -801,7 +1078,7 @@ impl StreamTrace {
             lo = a;
             hi = edge;
             if acked {
-                if let Some(col) = self.cols.get_mut(c) {
+                if let Some(col) = self.fine.get_mut(c) {
                     col.acks += 1;
                     col.ack_lo = col.ack_lo.min(a);
                     col.ack_hi = col.ack_hi.max(a);

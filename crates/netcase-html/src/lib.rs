@@ -17,10 +17,12 @@
 pub mod capture;
 pub mod esc;
 pub mod gather;
+pub mod host;
 pub mod page;
 pub mod svg;
 
 pub use gather::{gather, CaptureData, Options};
+pub use host::HostData;
 
 /// Gathers and renders the report of the capture at `path`.
 pub fn capture_report(path: &std::path::Path, opts: &Options) -> Result<(String, CaptureData), gather::GatherError> {

@@ -56,6 +56,12 @@ path.rtx{stroke:#d11a1a;stroke-width:2}
 .tl-sev-error rect,rect.tl-sev-error{fill:#b3261e}.tl-sev-warning rect,rect.tl-sev-warning{fill:#9a6700}.tl-sev-info rect,rect.tl-sev-info{fill:#2f5f98}
 .tl-span{stroke:#9aa4ae;stroke-width:3}
 .note{color:var(--mut);font-size:13px}
+.st rect,rect.st{fill:#5b8fd6}rect.st-close{fill:#9aa4ae}rect.st-bad{fill:#d9731a}
+.dr rect,rect.dr{fill:#b3261e}rect.dr-zero{fill:#d8dde3}
+.q rect,rect.q{fill:#5b8fd6}.q-full rect,rect.q-full{fill:#d11a1a}line.q-limit{stroke:#1d232a;stroke-width:1.2;stroke-dasharray:4 3}
+.cbar{display:inline-block;height:10px;background:#5b8fd6;min-width:1px}tr.cited .cbar{background:#d11a1a}
+tr.cited td{background:#fff4e5}.tag{font-size:10px;text-transform:uppercase;color:var(--warn);font-weight:700}
+tr.taken td{background:#fde8e7;font-weight:600}
 :target{outline:2px solid #d11a1a;outline-offset:2px}
 "#;
 
@@ -97,6 +103,8 @@ pub struct FindingLinks {
     pub graph: (String, String),
     /// `(frame, #id)` for each evidence frame.
     pub frames: Vec<(u64, Option<String>)>,
+    /// Further places that show the finding's evidence: `#id` and name (a counter's row).
+    pub extra: Vec<(String, String)>,
 }
 
 /// One finding as an `<article>` whose id is `finding-N` (N from 1), with its links.
@@ -149,12 +157,16 @@ pub fn finding(out: &mut String, n: usize, f: &Finding, links: &FindingLinks) {
     if !f.fix.is_empty() {
         let _ = write!(out, "<p class=\"fix\"><b>fix:</b> {}</p>", Esc(&f.fix));
     }
-    let _ = writeln!(
+    let _ = write!(
         out,
-        "<p class=\"links\">shown in: <a class=\"graph-link\" href=\"#{}\">{}</a></p></article>",
+        "<p class=\"links\">shown in: <a class=\"graph-link\" href=\"#{}\">{}</a>",
         Esc(&links.graph.0),
         escape(&links.graph.1)
     );
+    for (id, name) in &links.extra {
+        let _ = write!(out, ", <a class=\"graph-link\" href=\"#{}\">{}</a>", Esc(id), escape(name));
+    }
+    out.push_str("</p></article>\n");
 }
 
 /// A `<figure>` around a chart.
