@@ -7,10 +7,15 @@
 //! application's (it had nothing to send). Long idle stretches (think time, keep-alive) are
 //! left out: they are not part of a transfer.
 //!
-//! The throughput cases read their share of a transfer's time from here (one classification,
-//! the same numbers in every finding): no-window-scale and receive-window-limited from the
-//! receive-window share, zero-window from the zero-window share, retrans-hol-blocking from the
-//! loss share.
+//! The throughput cases come out of this one classification: no-window-scale and
+//! receive-window-limited are warnings only when the receive window held a material share of
+//! the time data was moving ([`Limits::material`]), zero-window only when the zero window did;
+//! their rules find the mechanism (an option missing from the SYNs, a sender pinned against the
+//! edge, a window update that came late), the classification says whether it set the pace, and
+//! every finding carries the split (`limited_by`) and its own factor's share. The latency cases
+//! (retrans-hol-blocking: messages held behind a lost segment; nagle-delayed-ack: a small
+//! segment held for a delayed ACK) are not about a transfer's rate; they carry the split of
+//! their connections' time (loss recovery, transport) but are judged by their stalls.
 
 use netcase_flow::{AnalysisFlags as AF, Side};
 use netcase_model::{Evidence, Finding};
@@ -20,8 +25,14 @@ use super::{Common, RuleFrame};
 /// A pause between flights longer than this (and than 10 RTTs) is idle, not an
 /// application-limited part of a transfer.
 const IDLE_NS: i64 = 1_000_000_000;
-/// A flight carrying this share of the receiver's window: the window holds the sender.
+/// A flight carrying this share of the receiver's window, or leaving no room in it for another
+/// full-size segment: the window holds the sender.
 const WINDOW_FULL_SHARE: f64 = 0.8;
+/// A factor holding at least this share of the time data was moving is a limit of the
+/// transfer: the throughput cases (no-window-scale, receive-window-limited, zero-window) are
+/// warnings only when the classification gives their factor this much; below it their
+/// mechanism was seen but something else set the pace, and they stay information.
+const MATERIAL_SHARE: f64 = 0.25;
 
 /// Time by limiting factor, ns.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +83,12 @@ impl Limits {
         self.app += o.app;
     }
 
+    /// Whether `part` held a material share of the time data was moving ([`MATERIAL_SHARE`]).
+    pub(super) fn material(&self, part: i64) -> bool {
+        let sending = self.sending();
+        sending > 0 && part as f64 >= MATERIAL_SHARE * sending as f64
+    }
+
     /// Puts the classification on a finding: the whole split as evidence (`limited_by`) and
     /// the share of the finding's own factor in the time data was moving as a measure (`key`,
     /// percent).
@@ -114,6 +131,17 @@ struct Flight {
     window: u32,
     /// A retransmission was part of it.
     lost: bool,
+    /// The largest segment of the direction so far (a full-size segment).
+    max_len: u32,
+}
+
+impl Flight {
+    /// The flight filled the window it was given.
+    fn window_full(&self) -> bool {
+        self.window > 0
+            && (self.bytes as f64 >= WINDOW_FULL_SHARE * f64::from(self.window)
+                || self.bytes + u64::from(self.max_len) > u64::from(self.window))
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -152,7 +180,7 @@ impl State {
             l.zero += dur;
         } else if fl.lost {
             l.loss += dur;
-        } else if fl.window > 0 && fl.bytes as f64 >= WINDOW_FULL_SHARE * f64::from(fl.window) {
+        } else if fl.window_full() {
             l.rwnd += dur;
         } else {
             l.transport += dur;
@@ -189,8 +217,14 @@ impl State {
                 let dur = d.last_data.saturating_sub(fl.start).max(0) + rtt;
                 Self::classify(&mut d.limits, &fl, dur, false);
                 let pause = gap - rtt;
+                let window_full = fl.window_full();
                 if zero {
                     d.limits.zero += pause;
+                } else if window_full && !fl.lost && !retrans && pause < IDLE_NS.max(rtt.saturating_mul(10)) {
+                    // The flight filled the window it was given and the sender waited for the
+                    // receiver to open it again (a slow reader): the window's time, not the
+                    // application's.
+                    d.limits.rwnd += pause;
                 } else if retrans {
                     d.limits.rto += pause;
                 } else if pause < IDLE_NS.max(rtt.saturating_mul(10)) {
@@ -202,12 +236,13 @@ impl State {
                 d.flight = None;
             }
         }
-        let fl = d.flight.get_or_insert(Flight { start: f.ts_ns, bytes: 0, window: win, lost: false });
+        let fl = d.flight.get_or_insert(Flight { start: f.ts_ns, bytes: 0, window: win, lost: false, max_len: 0 });
         if retrans {
             fl.lost = true;
         } else {
             fl.bytes += u64::from(f.len);
         }
+        fl.max_len = fl.max_len.max(f.len);
         d.last_data = f.ts_ns;
         d.zero_seen = false;
     }
@@ -216,6 +251,16 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_factor_is_material_from_a_quarter_of_the_sending_time() {
+        let l = Limits { rwnd: 25, transport: 75, app: 1000, ..Limits::default() };
+        assert!(l.material(l.rwnd));
+        let l = Limits { rwnd: 24, transport: 76, app: 1000, ..Limits::default() };
+        assert!(!l.material(l.rwnd));
+        // Nothing was sending: nothing is a limit.
+        assert!(!Limits { app: 10, ..Limits::default() }.material(0));
+    }
 
     #[test]
     fn text_lists_the_largest_share_first() {

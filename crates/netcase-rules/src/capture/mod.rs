@@ -577,11 +577,11 @@ impl CaptureRules {
         self.da.closed(&fl.da, c);
         self.ws.closed(&fl.ws, c, s, &fl.lm);
         self.zw.closed(&fl.zw, c, &fl.lm);
-        self.ng.closed(&fl.ng, c);
+        self.ng.closed(&fl.ng, c, &fl.lm);
         self.ks.closed(&fl.ks, c);
         self.cw.closed(&fl.cw, c);
         self.pm.closed(&fl.pm, c, s);
-        self.rw.closed(&fl.rw, c, s);
+        self.rw.closed(&fl.rw, c, s, &fl.lm);
     }
 }
 

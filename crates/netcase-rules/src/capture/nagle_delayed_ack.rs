@@ -89,6 +89,7 @@ struct Entry {
     group: FlowGroup,
     delays_ms: Samples,
     frames: FrameSample,
+    limits: super::limits::Limits,
 }
 
 #[derive(Debug, Default)]
@@ -103,11 +104,12 @@ impl Agg {
         e.frames.push(frame);
     }
 
-    pub(super) fn closed(&mut self, st: &State, c: &Common) {
+    pub(super) fn closed(&mut self, st: &State, c: &Common, lm: &super::limits::State) {
         for side in [c.client, c.client.other()] {
             if st.dirs[side.index()].events > 0 {
                 if let Some(e) = self.by.get_mut(&(c.server(), c.role(side))) {
                     e.group.add(c.stream, c.client_ep(), c.server());
+                    e.limits.add(&lm.of(side));
                 }
             }
         }
@@ -144,6 +146,9 @@ impl Agg {
             if let Some(ev) = e.frames.evidence("held_segments") {
                 f = f.with(ev);
             }
+            // A latency case: the held segments wait in the transport (data outstanding, the
+            // ACK delayed), which the classification counts as transport-limited time.
+            f = e.limits.annotate(f, "transport_limited_time_pct", e.limits.transport);
             out.push(f.with_fix(format!(
                 "On the {s} (sender): set TCP_NODELAY, or write each message with one call (writev/buffering) so no \
                  small segment waits; on the {r} (receiver): TCP_QUICKACK after reads avoids the delayed ACK. Framing \

@@ -146,9 +146,12 @@ impl Agg {
                 "both" => "neither SYN offered window scaling".to_owned(),
                 m => format!("the {m}'s SYN offered no window scaling"),
             };
+            // A warning when the one classification of the transfer's time shows the window as a
+            // limit; otherwise the missing option was seen but something else set the pace.
+            let sev = if e.limits.material(e.limits.rwnd) { Severity::Warning } else { Severity::Info };
             let mut f = Finding::new(
                 CaseId::NoWindowScale,
-                Severity::Warning,
+                sev,
                 e.group.subject("tcp", server),
                 format!(
                     "Data from the {} ran at {:.0} kB/s against a cap of {:.0} kB/s ({} bytes of window per {rtt:.1} ms \

@@ -291,6 +291,7 @@ struct Entry {
     full: u64,
     shrinking: bool,
     frames: FrameSample,
+    limits: super::limits::Limits,
 }
 
 /// Transfers paced by a slow reader (see [`SLOW_READER_SHARE`]), per server and sender.
@@ -306,6 +307,7 @@ struct SlowEntry {
     stall_max_s: f64,
     stall_mean_s: Samples,
     frames: FrameSample,
+    limits: super::limits::Limits,
 }
 
 #[derive(Debug, Default)]
@@ -315,7 +317,7 @@ pub(super) struct Agg {
 }
 
 impl Agg {
-    pub(super) fn closed(&mut self, st: &State, c: &Common, s: Option<&ConnSummary>) {
+    pub(super) fn closed(&mut self, st: &State, c: &Common, s: Option<&ConnSummary>, lm: &super::limits::State) {
         // The window scale must be known from the handshake: without it windows cannot be read.
         let Some(s) = s else { return };
         let (Some(syn), Some(synack)) = (s.syn, s.synack) else { return };
@@ -346,6 +348,7 @@ impl Agg {
                 e.stall_max_s = e.stall_max_s.max(secs(d.reader_stall_max_ns));
                 e.stall_mean_s.push(secs(d.reader_stall_ns) / f64::from(d.reader_stalls));
                 e.frames.push(d.first_pinned);
+                e.limits.add(&lm.of(side));
                 continue;
             }
             if d.bytes < MIN_BYTES {
@@ -386,6 +389,7 @@ impl Agg {
             e.full += u64::from(d.full);
             e.shrinking |= f64::from(window) < SHRUNK_SHARE * f64::from(d.rwin_max);
             e.frames.push(d.first_pinned);
+            e.limits.add(&lm.of(side));
         }
     }
 
@@ -393,9 +397,10 @@ impl Agg {
         for ((server, sender), e) in self.slow {
             let receiver = sender.other();
             let (Some(win), Some(mean)) = (e.window.median(), e.stall_mean_s.median()) else { continue };
+            let sev = if e.limits.material(e.limits.rwnd) { Severity::Warning } else { Severity::Info };
             let mut f = Finding::new(
                 CaseId::ReceiveWindowLimited,
-                Severity::Warning,
+                sev,
                 e.group.subject("tcp", server),
                 format!(
                     "The {r} read slowly and held data from the {s} back: its window (about {win:.0} bytes when full, \
@@ -429,6 +434,7 @@ impl Agg {
             if let Some(ev) = e.frames.evidence("first_limited_frames") {
                 f = f.with(ev);
             }
+            f = e.limits.annotate(f, "receive_window_limited_time_pct", e.limits.rwnd);
             out.push(f.with_confidence(Confidence::Likely, &[CaseId::ZeroWindow]).with_fix(format!(
                 "Look at the {r}'s application, not the network: it reads its socket slowly (blocking work between \
                      reads, a slow device such as a printer or a disk). Make it read sooner or in a separate thread; \
@@ -454,9 +460,10 @@ impl Agg {
             } else {
                 format!("its receive buffer is that small (largest window offered: {} bytes)", e.window_max)
             };
+            let sev = if e.limits.material(e.limits.rwnd) { Severity::Warning } else { Severity::Info };
             let mut f = Finding::new(
                 CaseId::ReceiveWindowLimited,
-                Severity::Warning,
+                sev,
                 e.group.subject("tcp", server),
                 format!(
                     "The {}'s receive window of {win:.0} bytes capped data from the {}: {:.0} KB/s achieved against a \
@@ -489,6 +496,7 @@ impl Agg {
             if let Some(ev) = e.frames.evidence("first_limited_frames") {
                 f = f.with(ev);
             }
+            f = e.limits.annotate(f, "receive_window_limited_time_pct", e.limits.rwnd);
             let fix = if e.shrinking {
                 format!(
                     "Make the {r} read its socket faster (no blocking work between reads), and give it room: do not set \
@@ -551,6 +559,8 @@ mod tests {
     fn small_window_caps_the_transfer() {
         // 128 × 128 = 16,384 bytes: 11 segments of 1448 fit (15,928), a 12th does not.
         let f = one(&transfer(Some(128), 40, 11), CaseId::ReceiveWindowLimited);
+        assert_eq!(f.severity, netcase_model::Severity::Warning);
+        assert!(f.measure("receive_window_limited_time_pct").unwrap() >= 25.0, "{f:?}");
         assert_eq!(f.text("receiver"), Some("client"));
         assert_eq!(f.measure("window_bytes"), Some(16384.0));
         let rtt = f.measure("rtt_ms").unwrap();
@@ -647,6 +657,10 @@ mod tests {
     #[test]
     fn slow_reader_paces_the_transfer() {
         let f = one(&slow_reader(0.3, true), CaseId::ReceiveWindowLimited);
+        // The one classification of the transfer's time gives the waits to the window (a
+        // window-full flight, then a pause until it reopens), so the finding is a warning.
+        assert_eq!(f.severity, netcase_model::Severity::Warning);
+        assert!(f.measure("receive_window_limited_time_pct").unwrap() > 90.0, "{f:?}");
         assert_eq!(f.text("receiver"), Some("client"));
         // Every round but the last, which the FIN ends.
         assert_eq!(f.measure("reader_stalls"), Some(49.0));

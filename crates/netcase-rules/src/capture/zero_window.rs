@@ -117,7 +117,13 @@ impl Agg {
     pub(super) fn finish(self, out: &mut Vec<Finding>) {
         for ((server, side), e) in self.by {
             let longest = e.longest_ms.max().unwrap_or(0.0);
-            let sev = if longest >= millis(WARN_LONGEST_NS) { Severity::Warning } else { Severity::Info };
+            // A warning for a long stall that the classification of the transfer's time shows as
+            // a limit (the zero window held a material share of it).
+            let sev = if longest >= millis(WARN_LONGEST_NS) && e.limits.material(e.limits.zero) {
+                Severity::Warning
+            } else {
+                Severity::Info
+            };
             let mut f = Finding::new(
                 CaseId::ZeroWindow,
                 sev,
