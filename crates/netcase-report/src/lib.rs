@@ -5,6 +5,7 @@
 
 pub mod json;
 pub mod pcap;
+pub mod trace;
 
 use netcase_model::{Finding, Severity};
 use serde::Serialize;
@@ -58,7 +59,7 @@ pub const EXIT_FINDINGS: u8 = 1;
 pub const EXIT_ERROR: u8 = 2;
 
 /// Writes findings as text, grouped by severity (worst first), each with its evidence and fix.
-pub fn write_findings_text<W: Write>(w: &mut W, findings: &[Finding]) -> io::Result<()> {
+pub fn write_findings_text<W: Write + ?Sized>(w: &mut W, findings: &[Finding]) -> io::Result<()> {
     if findings.is_empty() {
         writeln!(w, "no findings")?;
         return Ok(());

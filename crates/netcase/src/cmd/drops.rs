@@ -2,8 +2,6 @@
 //! (skb:kfree_skb through perf_event_open, no BPF).
 
 use anyhow::Context;
-use netcase_model::Finding;
-use netcase_trace::drops::DropReport;
 use netcase_trace::{DropTraceOptions, DropTracer, SessionOptions, StopOnSignals};
 use std::io::Write;
 use std::process::ExitCode;
@@ -62,82 +60,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.common.json {
         super::write_trace_json(&mut out, "drops", &report, &findings)?;
     } else {
-        render_text(&mut out, &report, &findings, args.top)?;
+        netcase_report::trace::write_drops_text(&mut out, &report, &findings, args.top)?;
     }
     out.flush()?;
     Ok(args.common.exit_code(&findings))
-}
-
-fn render_text(w: &mut dyn Write, r: &DropReport, findings: &[Finding], top: usize) -> std::io::Result<()> {
-    writeln!(
-        w,
-        "kernel drops: {} in {:.1} s ({:.1}/s) on {} CPUs, kernel {}; {} samples lost",
-        r.total, r.duration_s, r.per_s, r.session.cpus, r.kernel, r.session.lost
-    )?;
-    if r.total > 0 {
-        writeln!(w, "\nby layer")?;
-        writeln!(w, "  {:<10} {:>10} {:>10}", "layer", "drops", "per s")?;
-        for l in &r.by_layer {
-            writeln!(w, "  {:<10} {:>10} {:>10.1}", l.layer.as_str(), l.count, l.per_s)?;
-        }
-        writeln!(w, "\ntop reasons")?;
-        writeln!(w, "  {:<26} {:>10} {:>10}  {:<9} where most", "reason", "drops", "per s", "layer")?;
-        for x in r.by_reason.iter().take(top) {
-            writeln!(
-                w,
-                "  {:<26} {:>10} {:>10.1}  {:<9} {}",
-                x.reason,
-                x.count,
-                x.per_s,
-                x.layer.as_str(),
-                x.top_location
-            )?;
-        }
-        writeln!(w, "\ntop locations")?;
-        writeln!(w, "  {:<40} {:>10} {:>10}  {:<9} reason most", "location", "drops", "per s", "layer")?;
-        for x in r.by_location.iter().take(top) {
-            writeln!(
-                w,
-                "  {:<40} {:>10} {:>10.1}  {:<9} {}",
-                x.location,
-                x.count,
-                x.per_s,
-                x.layer.as_str(),
-                x.top_reason
-            )?;
-        }
-        let protos: Vec<String> = r.by_protocol.iter().map(|p| format!("{} {}", p.protocol, p.count)).collect();
-        writeln!(w, "\nby protocol: {}", protos.join(", "))?;
-    }
-    let ns = r.netns.as_deref().map_or_else(|| "this namespace".to_owned(), |n| format!("netns {n}"));
-    if r.counters.is_empty() {
-        writeln!(w, "\ncounters of {ns}: no drop or error counter grew")?;
-    } else {
-        writeln!(w, "\ncounters of {ns} that grew meanwhile")?;
-        for c in r.counters.iter().take(top.max(10)) {
-            writeln!(w, "  {:<34} {:>10}", c.name, c.delta)?;
-        }
-    }
-    for n in &r.notes {
-        writeln!(w, "\nnote: {n}")?;
-    }
-    write_findings(w, findings)
-}
-
-/// Prints findings as text (shared with `netcase trace`).
-pub(crate) fn write_findings(w: &mut dyn Write, findings: &[Finding]) -> std::io::Result<()> {
-    if findings.is_empty() {
-        return writeln!(w, "\nno findings");
-    }
-    writeln!(w, "\nfindings")?;
-    for f in findings {
-        writeln!(w, "  [{}] {} — {}: {}", f.severity, f.case, f.subject, f.summary)?;
-        for e in &f.evidence {
-            writeln!(w, "      {e}")?;
-        }
-        if !f.fix.is_empty() {
-            writeln!(w, "      fix: {}", f.fix)?;
-        }
-    }
-    Ok(())
 }

@@ -2,7 +2,6 @@
 //! tracepoints (perf_event_open, no BPF), as a timeline and per socket.
 
 use anyhow::Context;
-use netcase_trace::tcp::{TcpEventKind, TcpReport};
 use netcase_trace::{SessionOptions, StopOnSignals, TcpFilter, TcpTracer};
 use std::io::Write;
 use std::net::IpAddr;
@@ -54,73 +53,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.common.json {
         super::write_trace_json(&mut out, "trace", &report, &findings)?;
     } else {
-        render_text(&mut out, &report, args.events)?;
-        super::drops::write_findings(&mut out, &findings)?;
+        netcase_report::trace::write_tcp_text(&mut out, &report, &findings, args.events)?;
     }
     out.flush()?;
     Ok(args.common.exit_code(&findings))
-}
-
-fn render_text(w: &mut dyn Write, r: &TcpReport, max_events: usize) -> std::io::Result<()> {
-    let t = &r.totals;
-    writeln!(
-        w,
-        "TCP events: {:.1} s on {} CPUs, kernel {}: {} retransmits, {} resets sent, {} received, {} state changes; {} samples lost",
-        r.duration_s, r.session.cpus, r.kernel, t.retransmits, t.resets_sent, t.resets_received, t.state_changes, r.session.lost
-    )?;
-    if !r.events.is_empty() {
-        writeln!(w, "\ntimeline")?;
-        writeln!(w, "  {:>10}  {:<12} {:<28} {:<28} detail", "ms", "event", "local", "remote")?;
-        for e in r.events.iter().take(max_events) {
-            let (name, detail) = match e.kind {
-                TcpEventKind::Retransmit => ("retransmit", e.state.clone().unwrap_or_default()),
-                TcpEventKind::SendReset => {
-                    ("rst sent", format!("{} {}", e.state.as_deref().unwrap_or("-"), e.reason.as_deref().unwrap_or("")))
-                }
-                TcpEventKind::ReceiveReset => ("rst recv", String::new()),
-                TcpEventKind::StateChange => (
-                    "state",
-                    format!("{} > {}", e.state.as_deref().unwrap_or("?"), e.new_state.as_deref().unwrap_or("?")),
-                ),
-            };
-            writeln!(
-                w,
-                "  {:>10.3}  {:<12} {:<28} {:<28} {}",
-                e.t_ms,
-                name,
-                e.local.to_string(),
-                e.remote.to_string(),
-                detail.trim()
-            )?;
-        }
-        if r.events.len() > max_events {
-            writeln!(w, "  ... {} more (--events N, or --json)", r.events.len() - max_events)?;
-        }
-    }
-    if !r.flows.is_empty() {
-        writeln!(w, "\nper socket")?;
-        writeln!(
-            w,
-            "  {:<28} {:<28} {:>7} {:>7} {:>7}  states (ms)",
-            "local", "remote", "retrans", "rst out", "rst in"
-        )?;
-        for f in &r.flows {
-            let states: Vec<String> =
-                f.time_in_state.iter().map(|s| format!("{} {:.1}", s.state.trim_start_matches("TCP_"), s.ms)).collect();
-            writeln!(
-                w,
-                "  {:<28} {:<28} {:>7} {:>7} {:>7}  {}",
-                f.local.to_string(),
-                f.remote.to_string(),
-                f.retransmits,
-                f.resets_sent,
-                f.resets_received,
-                states.join(", ")
-            )?;
-        }
-    }
-    for n in &r.notes {
-        writeln!(w, "\nnote: {n}")?;
-    }
-    Ok(())
 }
