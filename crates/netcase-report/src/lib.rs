@@ -5,6 +5,7 @@
 
 pub mod json;
 pub mod pcap;
+pub mod probe;
 pub mod trace;
 
 use netcase_model::{Finding, Severity};
