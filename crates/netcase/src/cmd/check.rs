@@ -4,8 +4,8 @@
 //! into findings, and a small renderer prints text or JSON (to move into netcase-report).
 
 use anyhow::Context;
-use netcase_host::{HostEvidence, Options, Target, Unavailable};
-use netcase_model::{Finding, Severity};
+use netcase_host::{Options, Target};
+use netcase_model::Severity;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,14 +61,7 @@ impl Args {
     }
 }
 
-/// The outcome of a check, before rendering.
-#[derive(Debug)]
-pub struct Outcome {
-    /// Evidence per namespace.
-    pub evidence: Vec<HostEvidence>,
-    /// Findings, sorted.
-    pub findings: Vec<Finding>,
-}
+pub use netcase_report::check::Outcome;
 
 /// Collects evidence and runs the host rules (no output).
 pub fn analyse(args: &Args) -> anyhow::Result<Outcome> {
@@ -84,70 +77,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());
     if args.json {
-        render_json(&outcome, &mut w)?;
+        netcase_report::check::render_json(&outcome, &mut w)?;
     } else {
-        render_text(&outcome, &mut w)?;
+        netcase_report::check::render_text(&outcome, &mut w)?;
     }
     w.flush()?;
     Ok(ExitCode::from(netcase_report::exit_code_for(&outcome.findings, args.fail_on)))
-}
-
-fn ns_name(ev: &HostEvidence) -> String {
-    ev.netns.label().unwrap_or_else(|| format!("own (ino:{})", ev.netns.inode))
-}
-
-fn unavailable(o: &Outcome) -> Vec<&Unavailable> {
-    let mut v: Vec<&Unavailable> = Vec::new();
-    for u in o.evidence.iter().flat_map(|e| e.unavailable.iter()) {
-        if !v.contains(&u) {
-            v.push(u);
-        }
-    }
-    v
-}
-
-/// Renders the JSON document (schema/check.json):
-/// `{"netcase": {..}, "host": {..}, "findings": [..], "evidence": {..}, "unavailable": [..]}`.
-pub fn render_json(o: &Outcome, w: &mut impl Write) -> anyhow::Result<()> {
-    let kernel = o.evidence.first().map(|e| e.kernel.clone()).unwrap_or_default();
-    let doc = serde_json::json!({
-        "host": {
-            "kernel": kernel,
-            "netns": o.evidence.iter().map(ns_name).collect::<Vec<_>>(),
-            "interval_s": o.evidence.first().map_or(0.0, |e| e.interval_s),
-            "privileged": netcase_host::privileged(),
-        },
-        "findings": o.findings,
-        "evidence": { "namespaces": o.evidence },
-        "unavailable": unavailable(o),
-    });
-    netcase_report::write_json(w, "check", &doc, false)?;
-    Ok(())
-}
-
-/// Renders text: findings grouped by severity (worst first) with their evidence and fix.
-pub fn render_text(o: &Outcome, w: &mut impl Write) -> anyhow::Result<()> {
-    let kernel = o.evidence.first().map(|e| e.kernel.as_str()).unwrap_or("?");
-    let sockets: usize = o.evidence.iter().map(|e| e.sockets.len()).sum();
-    let interval = o.evidence.first().map_or(0.0, |e| e.interval_s);
-    writeln!(
-        w,
-        "netcase check: kernel {kernel}, {} [{}], {}, {}",
-        netcase_report::count(o.evidence.len() as u64, "network namespace", "network namespaces"),
-        o.evidence.iter().map(ns_name).collect::<Vec<_>>().join(", "),
-        netcase_report::count(sockets as u64, "socket", "sockets"),
-        if interval > 0.0 { format!("rates over {interval:.1} s") } else { "absolute values only".to_owned() }
-    )?;
-    writeln!(w)?;
-    netcase_report::write_findings_text(w, &o.findings)?;
-    let un = unavailable(o);
-    if !un.is_empty() {
-        writeln!(w, "\nunavailable evidence:")?;
-        for u in un {
-            writeln!(w, "  - {}: {}", u.what, u.why)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -182,10 +117,10 @@ mod tests {
     fn own_namespace_renders_both_formats() {
         let o = analyse(&args()).expect("check of the own namespace");
         let mut text = Vec::new();
-        render_text(&o, &mut text).unwrap();
+        netcase_report::check::render_text(&o, &mut text).unwrap();
         assert!(String::from_utf8_lossy(&text).starts_with("netcase check: kernel"));
         let mut json = Vec::new();
-        render_json(&o, &mut json).unwrap();
+        netcase_report::check::render_json(&o, &mut json).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(v["netcase"]["schema"], netcase_model::SCHEMA_VERSION);
         assert_eq!(v["netcase"]["command"], "check");
