@@ -3,6 +3,7 @@
 //! Renderers get findings (already sorted, see [`Finding::sort`]) and a writer; they know
 //! nothing of where the evidence came from.
 
+pub mod cases;
 pub mod check;
 pub mod json;
 pub mod pcap;
