@@ -148,22 +148,7 @@ fn summary(out: &mut String, d: &CaptureData) {
 
 /// `YYYY-MM-DD HH:MM:SS.ffffff` (UTC) of a time in nanoseconds since the epoch.
 pub fn utc(ns: i64) -> String {
-    // YYYY-MM-DD HH:MM:SS.ffffff, as netcase pcap prints it.
-    let secs = ns.div_euclid(1_000_000_000);
-    let micros = ns.rem_euclid(1_000_000_000) / 1000;
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let dd = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{dd:02} {:02}:{:02}:{:02}.{micros:06}", sod / 3600, (sod / 60) % 60, sod % 60)
+    netcase_model::utc_time(ns)
 }
 
 /// The stream a finding is about, when it is a TCP stream.

@@ -11,7 +11,7 @@ mod case;
 mod finding;
 
 pub use case::{CaseId, CaseIdError, Source};
-pub use finding::{human_bytes, Confidence, Evidence, Finding, Severity, Subject, Unit};
+pub use finding::{human_bytes, utc_time, Confidence, Evidence, Finding, Severity, Subject, Unit};
 
 /// Version of the JSON documents netcase prints (`"schema"` in the `"netcase"` envelope every
 /// document starts with; the documents are described in the repository's `schema/`).
