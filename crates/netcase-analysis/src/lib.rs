@@ -15,7 +15,7 @@ use netcase_flow::{
     ConnSummary, FlowConfig, FlowSink, FlowTracker, FrameAnalysis, TrackerStats, UdpDatagram, UdpSummary,
 };
 use netcase_model::Finding;
-use netcase_proto::{ProtoOutput, ProtoTracker};
+use netcase_proto::{ProtoOutput, ProtoTracker, Segment};
 use netcase_rules::capture::{CaptureRules, PacketNote, RuleFrame};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -125,15 +125,18 @@ impl<W: Write, R: FlowRecords> FlowSink for Fanout<'_, W, R> {
             if !f.icmp_error {
                 p.push(
                     Seg {
-                        frame: f.frame,
-                        ts_ns: f.ts_ns,
-                        src: SocketAddr::new(f.src.addr, f.src.port),
-                        dst: SocketAddr::new(f.dst.addr, f.dst.port),
-                        seq: f.seq_raw,
-                        ack: f.ack_raw,
-                        flags: f.tcp_flags,
-                        wire_len: f.len,
-                        stream: Some(f.stream),
+                        meta: Segment {
+                            frame: f.frame,
+                            ts_ns: f.ts_ns,
+                            src: SocketAddr::new(f.src.addr, f.src.port),
+                            dst: SocketAddr::new(f.dst.addr, f.dst.port),
+                            seq: f.seq_raw,
+                            ack: f.ack_raw,
+                            flags: f.tcp_flags,
+                            tcp_len: f.len,
+                            stream: Some(u64::from(f.stream)),
+                        },
+                        udp: false,
                         off: 0,
                         len: 0,
                     },
@@ -173,15 +176,18 @@ impl<W: Write, R: FlowRecords> FlowSink for Fanout<'_, W, R> {
             if !d.icmp_error {
                 p.push(
                     Seg {
-                        frame: d.frame,
-                        ts_ns: d.ts_ns,
-                        src: SocketAddr::new(d.src.addr, d.src.port),
-                        dst: SocketAddr::new(d.dst.addr, d.dst.port),
-                        seq: 0,
-                        ack: 0,
-                        flags: 0,
-                        wire_len: d.len,
-                        stream: None,
+                        meta: Segment {
+                            frame: d.frame,
+                            ts_ns: d.ts_ns,
+                            src: SocketAddr::new(d.src.addr, d.src.port),
+                            dst: SocketAddr::new(d.dst.addr, d.dst.port),
+                            seq: 0,
+                            ack: 0,
+                            flags: 0,
+                            tcp_len: d.len,
+                            stream: None,
+                        },
+                        udp: true,
                         off: 0,
                         len: 0,
                     },
@@ -344,20 +350,13 @@ impl<B: Buf> Pipe<B> {
     }
 }
 
-/// One segment or datagram handed to the protocol thread; its payload sits in the batch's
-/// byte arena at `off..off + len`.
+/// One segment or datagram handed to the protocol thread: the tracker's own description of a
+/// segment (a UDP datagram uses its addresses, time and length), and where its payload sits in
+/// the batch's byte arena (`off..off + len`).
 #[derive(Debug, Clone, Copy)]
 struct Seg {
-    frame: u64,
-    ts_ns: i64,
-    src: SocketAddr,
-    dst: SocketAddr,
-    seq: u32,
-    ack: u32,
-    flags: u16,
-    wire_len: u32,
-    /// `Some` for TCP (the tcp.stream), `None` for UDP.
-    stream: Option<u32>,
+    meta: Segment,
+    udp: bool,
     off: u32,
     len: u32,
 }
@@ -428,11 +427,11 @@ impl ProtoSink {
 /// Hands one segment or datagram to the tracker.
 #[inline]
 fn feed(t: &mut ProtoTracker, s: &Seg, payload: &[u8]) {
-    match s.stream {
-        Some(st) => {
-            t.tcp(s.frame, s.ts_ns, s.src, s.dst, s.seq, s.ack, s.flags, payload, s.wire_len, Some(u64::from(st)))
-        }
-        None => t.udp(s.frame, s.ts_ns, s.src, s.dst, payload, s.wire_len),
+    let m = &s.meta;
+    if s.udp {
+        t.udp(m.frame, m.ts_ns, m.src, m.dst, payload, m.tcp_len);
+    } else {
+        t.segment(m, payload);
     }
 }
 

@@ -76,6 +76,31 @@ pub enum Transport {
     Tcp,
 }
 
+/// One TCP segment as the trackers read it; the payload travels beside it (so a caller can
+/// keep segments in an arena, as the capture pipeline does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// Frame number.
+    pub frame: u64,
+    /// Capture time, ns since the epoch.
+    pub ts_ns: i64,
+    /// Sender.
+    pub src: SocketAddr,
+    /// Receiver.
+    pub dst: SocketAddr,
+    /// Sequence number, raw.
+    pub seq: u32,
+    /// Acknowledgement number, raw.
+    pub ack: u32,
+    /// TCP flags as in the header.
+    pub flags: u16,
+    /// Payload length by the IP header (`tcp.len`); the captured payload may be shorter.
+    pub tcp_len: u32,
+    /// The caller's connection number when it has one (a new number for the same addresses is
+    /// a new connection); with `None` the tracker tells connections apart by addresses and SYNs.
+    pub stream: Option<u64>,
+}
+
 /// Counted anomalies and volumes (stable snake_case names).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ProtoStats {
@@ -223,10 +248,8 @@ impl ProtoTracker {
         }
     }
 
-    /// One TCP segment: `seq` and `ack` raw, `flags` as in the header, `payload` as captured, `tcp_len`
-    /// the payload length by the IP header (`tcp.len`), `stream` the caller's connection
-    /// number when it has one (a new number for the same addresses is a new connection;
-    /// with `None` the tracker tells connections apart by addresses and SYNs).
+    /// One TCP segment as arguments (tests, benches and fuzz targets); the same as
+    /// [`segment`](Self::segment).
     #[allow(clippy::too_many_arguments)]
     pub fn tcp(
         &mut self,
@@ -241,6 +264,12 @@ impl ProtoTracker {
         tcp_len: u32,
         stream: Option<u64>,
     ) {
+        self.segment(&Segment { frame, ts_ns, src, dst, seq, ack, flags, tcp_len, stream }, payload);
+    }
+
+    /// One TCP segment and its payload as captured.
+    pub fn segment(&mut self, s: &Segment, payload: &[u8]) {
+        let Segment { frame, ts_ns, src, dst, seq, ack, flags, tcp_len, stream } = *s;
         self.stats.packets += 1;
         if self.linger.front().is_some_and(|l| ts_ns - l.2 >= self.cfg.linger_ns) {
             self.expire(ts_ns);
