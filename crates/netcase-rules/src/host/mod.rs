@@ -20,6 +20,8 @@ mod iptables_redirect_hijack;
 mod keepalive_settings;
 mod nat_timestamp_paws;
 mod packet_drop_layers;
+
+pub use packet_drop_layers::{drop_layers, DropLayer};
 mod resolver_order;
 mod reuseport_balance;
 mod rss_rps_imbalance;

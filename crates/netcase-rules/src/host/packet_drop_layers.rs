@@ -32,7 +32,19 @@ const TCP: &[&str] = &[
 ];
 const UDP: &[&str] = &["Udp.InErrors", "Udp6.InErrors", "UdpLite.InErrors"];
 
-pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
+/// One layer's drops, as this rule counts them, and where the number comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DropLayer {
+    /// `device`, `softnet`, `ip`, `netfilter`, `tcp`, `udp`, `socket`.
+    pub layer: &'static str,
+    /// Per second with two samples, otherwise the total since the namespace (or boot) started.
+    pub value: f64,
+    /// The counters summed.
+    pub source: String,
+}
+
+/// Drops per layer, device to socket (the rule's reading; the host report draws the same).
+pub fn drop_layers(ev: &HostEvidence) -> Vec<DropLayer> {
     let rates = ev.interval_s > 0.0;
     let sum = |names: &[&str]| -> f64 {
         names
@@ -51,27 +63,14 @@ pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
     } else {
         ev.devices.iter().map(|d| (d.rx_drop + d.tx_drop + d.rx_fifo) as f64).sum()
     };
-    let softnet: f64 = if ev.netns.label().is_some() {
+    let own = ev.netns.label().is_none();
+    let softnet: f64 = if !own {
         0.0 // global counters: judged in the caller's own namespace only
     } else if rates {
         ev.softnet_rates.iter().map(|r| r.2).sum()
     } else {
         ev.softnet.iter().map(|c| c.dropped as f64).sum()
     };
-    // Conntrack's `drop` counts every packet it dropped, lost insert races (also counted in
-    // `insert_failed`) and full-table refusals alike; `early_drop` evicts an entry, it drops no
-    // packet. Adding the three counted each lost race twice.
-    let ct_value = |k: &str| -> f64 {
-        ev.conntrack.as_ref().map_or(0.0, |ct| {
-            if rates {
-                ct.per_s.get(k).copied().unwrap_or(0.0)
-            } else {
-                ct.totals.get(k).copied().unwrap_or(0) as f64
-            }
-        })
-    };
-    let netfilter = ct_value("drop");
-    let races = ct_value("insert_failed").min(netfilter);
     let socket: f64 = if rates {
         ev.sockets
             .iter()
@@ -84,15 +83,45 @@ pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
     } else {
         ev.sockets.iter().filter_map(|s| s.mem.map(|m| f64::from(m.drops))).sum()
     };
-    let layers = [
-        ("device", device),
-        ("softnet", softnet),
-        ("ip", sum(IP)),
-        ("netfilter", netfilter),
-        ("tcp", sum(TCP)),
-        ("udp", sum(UDP)),
-        ("socket", socket),
-    ];
+    let l = |layer: &'static str, value: f64, source: String| DropLayer { layer, value, source };
+    vec![
+        l("device", device, "/proc/net/dev rx_drop + tx_drop + rx_fifo".into()),
+        l(
+            "softnet",
+            softnet,
+            if own {
+                "/proc/net/softnet_stat dropped".into()
+            } else {
+                "global; counted in the own namespace only".into()
+            },
+        ),
+        l("ip", sum(IP), IP.join(" + ")),
+        l("netfilter", conntrack_value(ev, "drop"), "conntrack drop".into()),
+        l("tcp", sum(TCP), TCP.join(" + ")),
+        l("udp", sum(UDP), UDP.join(" + ")),
+        l("socket", socket, "sk_drops of every socket (sock_diag meminfo)".into()),
+    ]
+}
+
+/// A conntrack statistic: per second with two samples, otherwise the total.
+fn conntrack_value(ev: &HostEvidence, k: &str) -> f64 {
+    ev.conntrack.as_ref().map_or(0.0, |ct| {
+        if ev.interval_s > 0.0 {
+            ct.per_s.get(k).copied().unwrap_or(0.0)
+        } else {
+            ct.totals.get(k).copied().unwrap_or(0) as f64
+        }
+    })
+}
+
+pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
+    let rates = ev.interval_s > 0.0;
+    // Conntrack's `drop` counts every packet it dropped, lost insert races (also counted in
+    // `insert_failed`) and full-table refusals alike; `early_drop` evicts an entry, it drops no
+    // packet. Adding the three counted each lost race twice.
+    let netfilter = conntrack_value(ev, "drop");
+    let races = conntrack_value(ev, "insert_failed").min(netfilter);
+    let layers: Vec<(&str, f64)> = drop_layers(ev).into_iter().map(|l| (l.layer, l.value)).collect();
     let total: f64 = layers.iter().map(|l| l.1).sum();
     if total <= 0.0 {
         return;
@@ -126,8 +155,8 @@ pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
             ),
         ));
     }
-    for (n, v) in layers {
-        f = f.with_measure(n, v, unit);
+    for (n, v) in &layers {
+        f = f.with_measure(n, *v, unit);
     }
     out.push(f.with_fix("follow the worst layer: device → ring sizes/driver; softnet → netdev_max_backlog/RPS; netfilter → conntrack limits; tcp → listen queues/memory; udp/socket → receive buffers and readers; `netcase drops` names kernel locations"));
 }

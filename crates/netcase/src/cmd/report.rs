@@ -144,98 +144,13 @@ fn state_name(proto: Proto, s: TcpState) -> &'static str {
     }
 }
 
-/// Counters of the IP, TCP and UDP layers that count dropped packets (as packet-drop-layers
-/// adds them).
-const IP_DROPS: &[&str] = &[
-    "Ip.InDiscards",
-    "Ip.InHdrErrors",
-    "Ip.InAddrErrors",
-    "Ip.OutDiscards",
-    "Ip.ReasmFails",
-    "Ip6.InDiscards",
-    "Ip6.InHdrErrors",
-    "Ip6.InAddrErrors",
-    "Ip6.OutDiscards",
-];
-const TCP_DROPS: &[&str] = &[
-    "TcpExt.ListenDrops",
-    "TcpExt.TCPBacklogDrop",
-    "TcpExt.TCPRcvQDrop",
-    "TcpExt.TCPZeroWindowDrop",
-    "TcpExt.PFMemallocDrop",
-    "TcpExt.TCPMinTTLDrop",
-    "TcpExt.TCPDeferAcceptDrop",
-    "Tcp.InErrs",
-];
-const UDP_DROPS: &[&str] = &["Udp.InErrors", "Udp6.InErrors", "UdpLite.InErrors"];
-
 /// Drops by layer, as the packet-drop-layers rule counts them: per second with two samples,
 /// totals otherwise.
 fn drop_layers(ev: &HostEvidence) -> Vec<netcase_html::host::DropLayer> {
-    let rates = ev.interval_s > 0.0;
-    let sum = |names: &[&str]| -> f64 {
-        names
-            .iter()
-            .map(|n| {
-                if rates {
-                    ev.counter_rates.get(*n).copied().unwrap_or(0.0)
-                } else {
-                    ev.counters.get(*n).copied().unwrap_or(0) as f64
-                }
-            })
-            .sum()
-    };
-    let device: f64 = if rates {
-        ev.device_drop_rates.values().map(|(a, b)| a + b).sum()
-    } else {
-        ev.devices.iter().map(|d| (d.rx_drop + d.tx_drop + d.rx_fifo) as f64).sum()
-    };
-    let own = ev.netns.label().is_none();
-    let softnet: f64 = if !own {
-        0.0
-    } else if rates {
-        ev.softnet_rates.iter().map(|r| r.2).sum()
-    } else {
-        ev.softnet.iter().map(|c| c.dropped as f64).sum()
-    };
-    let netfilter = ev.conntrack.as_ref().map_or(0.0, |ct| {
-        if rates {
-            ct.per_s.get("drop").copied().unwrap_or(0.0)
-        } else {
-            ct.totals.get("drop").copied().unwrap_or(0) as f64
-        }
-    });
-    let socket: f64 = if rates {
-        ev.sockets
-            .iter()
-            .filter_map(|s| {
-                let now = s.mem?.drops;
-                let before = ev.earlier_sockets.iter().find(|e| e.cookie == s.cookie && e.proto == s.proto)?.mem?.drops;
-                Some(f64::from(now.saturating_sub(before)) / ev.interval_s)
-            })
-            .sum()
-    } else {
-        ev.sockets.iter().filter_map(|s| s.mem.map(|m| f64::from(m.drops))).sum()
-    };
-    let l =
-        |layer: &str, value: f64, from: String| netcase_html::host::DropLayer { layer: layer.to_owned(), value, from };
-    vec![
-        l("device", device, "/proc/net/dev rx_drop + tx_drop + rx_fifo".into()),
-        l(
-            "softnet",
-            softnet,
-            if own {
-                "/proc/net/softnet_stat dropped".into()
-            } else {
-                "global; counted in the own namespace only".into()
-            },
-        ),
-        l("ip", sum(IP_DROPS), IP_DROPS.join(" + ")),
-        l("netfilter", netfilter, "conntrack drop".into()),
-        l("tcp", sum(TCP_DROPS), TCP_DROPS.join(" + ")),
-        l("udp", sum(UDP_DROPS), UDP_DROPS.join(" + ")),
-        l("socket", socket, "sk_drops of every socket (sock_diag meminfo)".into()),
-    ]
+    netcase_rules::host::drop_layers(ev)
+        .into_iter()
+        .map(|l| netcase_html::host::DropLayer { layer: l.layer.to_owned(), value: l.value, from: l.source })
+        .collect()
 }
 
 /// Fills the page's model from `netcase check`'s outcome.
