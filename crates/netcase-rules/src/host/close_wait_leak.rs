@@ -40,7 +40,9 @@ pub(crate) fn check(ev: &HostEvidence, out: &mut Vec<Finding>) {
         let oldest_ms = socks.iter().filter_map(|s| s.tcp.map(|t| t.last_data_recv_ms)).max().unwrap_or(0);
         let growth = (!ev.earlier_sockets.is_empty() || ev.interval_s > 0.0)
             .then(|| count as f64 - earlier.get(&owner.as_ref().map(|o| o.0)).copied().unwrap_or(0) as f64);
-        if count < MIN_SOCKETS && oldest_ms < MIN_AGE_MS && growth.unwrap_or(0.0) <= 0.0 {
+        // Growth alone is evidence only when it is a pile, not the one socket a busy server
+        // holds between a client's FIN and its own close() at the moment of the sample.
+        if count < MIN_SOCKETS && oldest_ms < MIN_AGE_MS && growth.unwrap_or(0.0) < MIN_SOCKETS as f64 {
             continue;
         }
         let recv_q: u64 = socks.iter().map(|s| u64::from(s.recv_q)).sum();
@@ -122,6 +124,23 @@ mod tests {
         assert_eq!(out[0].measure("pid"), Some(42.0));
         assert_eq!(out[0].measure("recv_q_bytes"), Some(7.0));
         assert_eq!(out[0].measure("top_local_port"), Some(6379.0));
+    }
+
+    #[test]
+    fn one_fresh_close_wait_between_samples_is_not_a_leak() {
+        // A busy server sampled twice: the second sample catches one socket between the
+        // client's FIN and the server's close() (seen in a CI run of the healthy lab).
+        let mut ev = empty();
+        ev.interval_s = 1.0;
+        ev.earlier_sockets = vec![tcp(TcpState::Established, "10.0.0.1:80", "10.0.0.2:1")];
+        ev.sockets = vec![cw(1, 80)];
+        let mut out = vec![];
+        check(&ev, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        // Five new ones in one interval are a pile.
+        ev.sockets = (0..5).map(|_| cw(1, 80)).collect();
+        check(&ev, &mut out);
+        assert_eq!(out.len(), 1);
     }
 
     #[test]
