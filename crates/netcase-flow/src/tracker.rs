@@ -30,7 +30,10 @@ pub struct FlowConfig {
     pub udp_idle_timeout_ns: i64,
     /// How often (capture time) to look for idle flows.
     pub sweep_interval_ns: i64,
-    /// How many evicted 4-tuples to remember for stream numbering.
+    /// How many evicted 4-tuples to remember for stream numbering (the most recently
+    /// evicted; 224 bytes each). Late frames come within seconds of a connection's end, long
+    /// after it only when a long-idle connection wakes up: 16 Ki entries (3.5 MiB) cover the
+    /// first in any capture and keep memory flat in the number of connections.
     pub max_remembered: usize,
     /// Unacknowledged segments kept per direction (Wireshark: 10000).
     pub max_unacked_segments: usize,
@@ -44,7 +47,7 @@ impl Default for FlowConfig {
             max_closed_held: 1024,
             udp_idle_timeout_ns: 300 * 1_000_000_000,
             sweep_interval_ns: 5 * 1_000_000_000,
-            max_remembered: 1 << 16,
+            max_remembered: 1 << 14,
             max_unacked_segments: 10_000,
         }
     }
@@ -83,6 +86,15 @@ struct Remembered {
     ts_mru_syn: i64,
 }
 
+/// The ISNs of a forgotten connection's two sides (lower address first), when known.
+#[derive(Debug, Clone, Copy)]
+struct Isns([Option<u32>; 2]);
+
+fn key_hash(k: &FlowKey) -> u64 {
+    use std::hash::BuildHasher;
+    FxBuild.hash_one(k)
+}
+
 /// The flow engine. Feed it decoded packets in frame order with [`FlowTracker::packet`], then
 /// call [`FlowTracker::finish`].
 pub struct FlowTracker {
@@ -100,6 +112,10 @@ pub struct FlowTracker {
     tomb_free: Vec<u32>,
     /// (slot, stream) in order of eviction; entries whose slot changed hands are skipped.
     remembered_order: VecDeque<(u32, u32)>,
+    /// 4-tuples forgotten from `remembered` (by a 64-bit hash of the key) → the ISNs of their
+    /// (lower, higher) sides: 16 bytes instead of 224, enough to flag a SYN with another ISN
+    /// as a reused port (`tcp.analysis.reused_ports`) however long ago the 4-tuple was seen.
+    forgotten: FxMap<u64, Isns>,
     /// Finished connections waiting to be evicted: (slot, stream) in order of finishing.
     closing: VecDeque<(u32, u32)>,
     udp_index: FxMap<FlowKey, u32>,
@@ -133,6 +149,7 @@ impl FlowTracker {
             tombs: Vec::new(),
             tomb_free: Vec::new(),
             remembered_order: VecDeque::new(),
+            forgotten: FxMap::with_hasher(FxBuild),
             closing: VecDeque::new(),
             udp_index: FxMap::with_capacity_and_hasher(256, FxBuild),
             udps: Vec::with_capacity(256),
@@ -356,6 +373,15 @@ impl FlowTracker {
                 }
             }
             return (i, false);
+        }
+        if !self.forgotten.is_empty() {
+            if let Some(Isns(isns)) = self.forgotten.remove(&key_hash(&key)) {
+                // Seen long ago: a SYN with another ISN is a reused port; anything else starts
+                // a new stream (the sequence state is gone).
+                let sender = isns[usize::from(!src_is_lo)];
+                let reused = matches!((syn_seq, sender), (Some(seq), Some(base)) if seq != base);
+                return (self.alloc_conn(key, src_is_lo, frame, ts), reused);
+            }
         }
         (self.alloc_conn(key, src_is_lo, frame, ts), false)
     }
@@ -697,6 +723,12 @@ impl FlowTracker {
             }
             return;
         }
+        // At the cap, forget the oldest first, so its slot is reused and the table never
+        // grows past the cap (a push beyond it would double the allocation).
+        while self.remembered.len() >= self.cfg.max_remembered {
+            let Some((slot, stream)) = self.remembered_order.pop_front() else { break };
+            self.forget(slot, stream);
+        }
         let slot = match self.tomb_free.pop() {
             Some(s) => {
                 if let Some(t) = self.tombs.get_mut(s as usize) {
@@ -711,10 +743,6 @@ impl FlowTracker {
         };
         self.remembered.insert(m.key, slot);
         self.remembered_order.push_back((slot, m.stream));
-        while self.remembered.len() > self.cfg.max_remembered {
-            let Some((slot, stream)) = self.remembered_order.pop_front() else { break };
-            self.forget(slot, stream);
-        }
         // Entries of tombstones taken back by late frames are skipped above; keep their number
         // bounded too.
         if self.remembered_order.len() > 2 * self.remembered.len() + 64 {
@@ -731,6 +759,9 @@ impl FlowTracker {
         if t.stream == stream && self.remembered.get(&t.key) == Some(&slot) {
             self.remembered.remove(&t.key);
             self.tomb_free.push(slot);
+            let [a, b] = [t.seq[0].base(), t.seq[1].base()];
+            let isns = if t.a_is_lo { [a, b] } else { [b, a] };
+            self.forgotten.insert(key_hash(&t.key), Isns(isns));
         }
     }
 

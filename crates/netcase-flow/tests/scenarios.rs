@@ -101,6 +101,30 @@ fn keep_alive_and_its_ack() {
 }
 
 #[test]
+fn a_port_reused_long_after_its_state_was_forgotten_is_still_flagged() {
+    // Connections are evicted at once and one 4-tuple's state is kept: the first port's is
+    // forgotten when the second closes, yet a new SYN on it with another ISN is a reused port.
+    let cfg = netcase_flow::FlowConfig { max_closed_held: 0, max_remembered: 1, ..Default::default() };
+    let close = |isn: u32, t: i64| {
+        let mut s = handshake(isn, 5000);
+        for x in &mut s {
+            x.t_us += t;
+        }
+        s.push(seg(C, isn + 1, 5001, FIN | ACK, 0, t + 30_000));
+        s.push(seg(S, 5001, isn + 2, FIN | ACK, 0, t + 31_000));
+        s.push(seg(C, isn + 2, 5002, ACK, 0, t + 32_000));
+        s
+    };
+    let mut segs: Vec<(Seg, u16)> = close(1000, 0).into_iter().map(|s| (s, 40000)).collect();
+    segs.extend(close(3000, 100_000).into_iter().map(|s| (s, 40001)));
+    segs.push((seg(C, 90_000, 0, SYN, 0, 200_000), 40000));
+    let r = run_ports_with(cfg, &segs);
+    let last = r.frames.last().unwrap();
+    assert_eq!(last.flags, ["reused_ports"]);
+    assert_eq!(last.stream, 2);
+}
+
+#[test]
 fn new_syn_on_same_ports_starts_a_new_stream() {
     let mut s = handshake(1000, 5000);
     s.push(seg(C, 1001, 5001, FIN | ACK, 0, 30_000));

@@ -62,7 +62,12 @@ pub fn run(segs: &[Seg]) -> Rec {
 }
 
 pub fn run_ports(segs: &[(Seg, u16)]) -> Rec {
-    let mut t = FlowTracker::new(FlowConfig::default());
+    run_ports_with(FlowConfig::default(), segs)
+}
+
+#[allow(dead_code)]
+pub fn run_ports_with(cfg: FlowConfig, segs: &[(Seg, u16)]) -> Rec {
+    let mut t = FlowTracker::new(cfg);
     let mut rec = Rec::default();
     for (i, (s, cport)) in segs.iter().enumerate() {
         let b = frame_bytes(s, *cport, 80);
