@@ -378,7 +378,8 @@ impl FlowTracker {
             if let Some(Isns(isns)) = self.forgotten.remove(&key_hash(&key)) {
                 // Seen long ago: a SYN with another ISN is a reused port; anything else starts
                 // a new stream (the sequence state is gone).
-                let sender = isns[usize::from(!src_is_lo)];
+                let [lo, hi] = isns;
+                let sender = if src_is_lo { lo } else { hi };
                 let reused = matches!((syn_seq, sender), (Some(seq), Some(base)) if seq != base);
                 return (self.alloc_conn(key, src_is_lo, frame, ts), reused);
             }
