@@ -12,6 +12,7 @@ use crate::http::{
 };
 use crate::reasm::{Consumer, Reasm};
 use crate::text::Text;
+use crate::timing::Timing;
 use crate::tls::{looks_like_client_hello, TlsInfo, TlsState};
 use crate::{ProtoStats, Transport};
 
@@ -103,7 +104,7 @@ pub struct AppConn {
     pub upgraded: bool,
     /// TLS facts, for TLS connections.
     pub tls: Option<Box<TlsInfo>>,
-    /// Connect / TLS / first byte for TLS connections (filled by `finish`).
+    /// Lookup / connect / TLS / first byte, for TLS connections.
     pub timing: Option<Box<crate::timing::Timing>>,
 }
 
@@ -365,7 +366,7 @@ impl Conn {
             }
         }
         if !self.core.txns.is_empty() {
-            self.core.drain_done(http_out);
+            self.core.drain_done(http_out, dns);
         }
     }
 
@@ -423,7 +424,7 @@ impl Conn {
             if t.status.is_some() && t.response_frame.is_none() {
                 t.response_incomplete = true;
             }
-            c.account(&mut t);
+            c.account(&mut t, dns);
             http_out.push(t);
         }
         let TxnCounts { requests, responses, after_fin, unanswered_fin } = c.counts;
@@ -449,8 +450,8 @@ impl Conn {
             unanswered_at_client_fin: unanswered_fin,
             gaps: c.gaps,
             upgraded: c.upgraded,
+            timing: c.tls.as_ref().filter(|_| kind == AppKind::Tls).map(|t| Box::new(tls_timing(&t.info, &c, dns))),
             tls: c.tls.map(|t| Box::new(t.info)),
-            timing: None,
         })
     }
 }
@@ -466,11 +467,59 @@ fn stamp(n: &mut TxnCounts, who: (u32, Option<u64>, SocketAddr, SocketAddr), t: 
     t.server = Some(who.3);
 }
 
+/// The phases of a TLS connection (curl's -w timers): lookup, connect, handshake, and the
+/// first server record after the client's first one.
+fn tls_timing(tls: &TlsInfo, c: &Core, dns: &DnsTracker) -> Timing {
+    Timing {
+        dns_ns: tls.sni.as_deref().and_then(|s| c.lookup(s, dns)),
+        connect_ns: c.connect_ns(),
+        tls_ns: tls.handshake_ns(),
+        ttfb_ns: match (tls.client_app_data_ts_ns, tls.server_app_data_ts_ns) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        },
+        transfer_ns: None,
+    }
+}
+
 impl Core {
     /// Counts a transaction leaving the connection and stamps it with the connection's facts.
-    fn account(&mut self, t: &mut HttpTxn) {
+    fn account(&mut self, t: &mut HttpTxn, dns: &DnsTracker) {
         let who = self.who();
         stamp(&mut self.counts, who, t);
+        self.time(t, dns);
+    }
+
+    /// SYN to SYN/ACK, ns.
+    fn connect_ns(&self) -> Option<i64> {
+        Some(self.synack?.ts_ns - self.syn?.ts_ns)
+    }
+
+    /// The DNS phase of this connection for the name `host` (a Host header or an SNI).
+    fn lookup(&self, host: &str, dns: &DnsTracker) -> Option<i64> {
+        let start = self.syn.map_or(self.first_ts, |s| s.ts_ns);
+        let server = if self.client_is_a { self.b } else { self.a };
+        dns.lookup_before(&crate::timing::host_only(host), server.ip(), start)
+    }
+
+    /// A transaction's times, as it leaves the connection: first byte and total, and for the
+    /// first request on the connection its lookup and connect.
+    fn time(&self, t: &mut HttpTxn, dns: &DnsTracker) {
+        // An early response (started before the request was complete) counts from the
+        // request's first byte: never a negative first-byte time.
+        let req_at = if t.early_response { t.request_start_ts_ns } else { t.request_ts_ns };
+        t.ttfb_ns = match (req_at, t.response_start_ts_ns) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        };
+        t.total_ns = match (t.request_start_ts_ns, t.response_ts_ns) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        };
+        if t.seq_on_conn == 1 {
+            t.connect_ns = self.connect_ns();
+            t.dns_ns = t.host.as_deref().and_then(|h| self.lookup(h, dns));
+        }
     }
 
     /// Connection id, stream, client and server.
@@ -482,7 +531,7 @@ impl Core {
     /// Moves the leading transactions that are over (response complete, nothing refers to
     /// them any more) to the output, so a long keep-alive connection holds only those in
     /// flight.
-    fn drain_done(&mut self, out: &mut Vec<HttpTxn>) {
+    fn drain_done(&mut self, out: &mut Vec<HttpTxn>, dns: &DnsTracker) {
         let mut limit = self.next_resp.min(self.txns.len());
         for d in &self.dirs {
             for i in [d.cur, d.nobody_resp].into_iter().flatten() {
@@ -494,10 +543,13 @@ impl Core {
             return;
         }
         let who = self.who();
-        for mut t in self.txns.drain(..n) {
+        let mut txns = std::mem::take(&mut self.txns);
+        for mut t in txns.drain(..n) {
             stamp(&mut self.counts, who, &mut t);
+            self.time(&mut t, dns);
             out.push(t);
         }
+        self.txns = txns;
         self.next_resp -= n;
         for d in &mut self.dirs {
             d.cur = d.cur.map(|i| i - n);

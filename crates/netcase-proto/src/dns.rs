@@ -8,6 +8,7 @@
 //! `dns.retransmission`); `response_time_ns` counts from the first attempt, like `dns.time`.
 
 use serde::Serialize;
+use std::collections::VecDeque;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -576,7 +577,23 @@ pub(crate) struct DnsTracker {
     scratch: String,
     pub(crate) malformed: u64,
     pub(crate) messages: u64,
+    /// Recent answered lookups by name, for the DNS phase of HTTP/TLS timing (see
+    /// [`DnsTracker::lookup_before`]).
+    recent: FxMap<String, VecDeque<Lookup>>,
 }
+
+/// An answered lookup, as the timing join needs it.
+#[derive(Debug, Clone)]
+struct Lookup {
+    response_ts_ns: i64,
+    response_time_ns: i64,
+    addrs: Vec<IpAddr>,
+}
+
+/// Answered lookups remembered per name for the timing join.
+const RECENT_PER_NAME: usize = 8;
+/// Names remembered for the timing join; beyond it the table starts afresh (bounded memory).
+const RECENT_NAMES: usize = 1 << 16;
 
 fn same_question(t: &DnsTxn, m: &DnsMessage) -> bool {
     match (&t.name, &m.qname) {
@@ -587,6 +604,29 @@ fn same_question(t: &DnsTxn, m: &DnsMessage) -> bool {
 }
 
 impl DnsTracker {
+    fn remember(&mut self, key: String, l: Lookup) {
+        if self.recent.len() >= RECENT_NAMES && !self.recent.contains_key(&key) {
+            self.recent.clear();
+        }
+        let q = self.recent.entry(key).or_default();
+        if q.len() >= RECENT_PER_NAME {
+            q.pop_front();
+        }
+        q.push_back(l);
+    }
+
+    /// The response time of the most recent lookup of `name` answered at or before `start`
+    /// that returned `ip` (the DNS phase of a connection to `ip` opened at `start`), among the
+    /// last few answered lookups of the name.
+    pub(crate) fn lookup_before(&self, name: &str, ip: IpAddr, start: i64) -> Option<i64> {
+        self.recent
+            .get(name)?
+            .iter()
+            .filter(|l| l.response_ts_ns <= start && l.addrs.contains(&ip))
+            .max_by_key(|l| l.response_ts_ns)
+            .map(|l| l.response_time_ns)
+    }
+
     /// Handles one DNS message travelling `src` → `dst`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn message(
@@ -682,6 +722,24 @@ impl DnsTracker {
                 i = self.chain.get(i as usize).copied().unwrap_or(u32::MAX);
             }
             if let Some(i) = pick {
+                if let Some(t) = self.txns.get(i as usize) {
+                    if flavor == DnsFlavor::Dns && !t.query_frames.is_empty() {
+                        if let Some(n) = &t.name {
+                            let addrs: Vec<IpAddr> = m
+                                .answers
+                                .iter()
+                                .filter_map(|r| match r.data {
+                                    RData::A(a) => Some(IpAddr::V4(a)),
+                                    RData::Aaaa(a) => Some(IpAddr::V6(a)),
+                                    _ => None,
+                                })
+                                .collect();
+                            let l = Lookup { response_ts_ns: ts_ns, response_time_ns: ts_ns - t.ts_ns, addrs };
+                            let key = n.trim_end_matches('.').to_ascii_lowercase();
+                            self.remember(key, l);
+                        }
+                    }
+                }
                 if let Some(t) = self.txns.get_mut(i as usize) {
                     t.rcode = Some(m.rcode);
                     t.truncated = m.truncated;

@@ -412,23 +412,11 @@ impl ProtoTracker {
         }
         for t in &mut http {
             t.conn = t.conn.and_then(|id| self.conn_index.get(&id).copied());
-            // An early response (started before the request was complete) counts from the
-            // request's first byte: never a negative first-byte time.
-            let req_at = if t.early_response { t.request_start_ts_ns } else { t.request_ts_ns };
-            t.ttfb_ns = match (req_at, t.response_start_ts_ns) {
-                (Some(a), Some(b)) => Some(b - a),
-                _ => None,
-            };
-            t.total_ns = match (t.request_start_ts_ns, t.response_ts_ns) {
-                (Some(a), Some(b)) => Some(b - a),
-                _ => None,
-            };
         }
         sort_in_place(&mut http, |t| {
             let f = t.request_frame.or(t.response_start_frame).or(t.response_frame).unwrap_or(u64::MAX);
             (t.request_start_ts_ns.or(t.response_start_ts_ns).unwrap_or(i64::MAX), f)
         });
-        timing::fill(&mut http, &mut conns, &dns);
         ProtoOutput { dns, http, conns, stats: self.stats }
     }
 }

@@ -6,12 +6,7 @@
 //! lookup, before the connection opened, of the request's host (TLS: the SNI) that returned
 //! the server's address.
 
-use crate::text::FxMap;
 use serde::Serialize;
-
-use crate::conn::{AppConn, AppKind};
-use crate::dns::{DnsFlavor, DnsTxn};
-use crate::http::HttpTxn;
 
 /// Durations of each phase, ns (`None`: not in the capture or not applicable).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -49,7 +44,8 @@ impl Timing {
     }
 }
 
-fn host_only(h: &str) -> String {
+/// A Host header or SNI as a lookup name: no port, no brackets, no trailing dot, lower case.
+pub(crate) fn host_only(h: &str) -> String {
     let h = h.trim();
     let h = if let Some(rest) = h.strip_prefix('[') {
         rest.split(']').next().unwrap_or(rest)
@@ -59,52 +55,6 @@ fn host_only(h: &str) -> String {
         h
     };
     h.trim_end_matches('.').to_ascii_lowercase()
-}
-
-/// Fills `timing` on HTTP transactions and TLS connections.
-pub(crate) fn fill(http: &mut [HttpTxn], conns: &mut [AppConn], dns: &[DnsTxn]) {
-    let mut by_name: FxMap<String, Vec<&DnsTxn>> = FxMap::default();
-    for t in dns {
-        if t.flavor == DnsFlavor::Dns && t.response_frame.is_some() && !t.query_frames.is_empty() {
-            if let Some(n) = &t.name {
-                by_name.entry(n.trim_end_matches('.').to_ascii_lowercase()).or_default().push(t);
-            }
-        }
-    }
-    let lookup = |name: &str, c: &AppConn| -> Option<i64> {
-        let start = c.syn.map_or(c.first_ts_ns, |s| s.ts_ns);
-        let ip = c.server.ip();
-        by_name
-            .get(&host_only(name))?
-            .iter()
-            .filter(|t| t.response_ts_ns.is_some_and(|r| r <= start) && t.addresses().any(|a| a == ip))
-            .max_by_key(|t| t.response_ts_ns)
-            .and_then(|t| t.response_time_ns)
-    };
-    for t in http.iter_mut() {
-        let Some(c) = t.conn.and_then(|i| conns.get(i as usize)) else { continue };
-        if t.seq_on_conn == 1 {
-            t.connect_ns = c.connect_ns();
-            t.dns_ns = t.host.as_deref().and_then(|h| lookup(h, c));
-        }
-    }
-    for c in conns.iter_mut() {
-        if c.kind != AppKind::Tls {
-            continue;
-        }
-        let Some(tls) = &c.tls else { continue };
-        let tm = Timing {
-            dns_ns: tls.sni.as_deref().and_then(|s| lookup(s, c)),
-            connect_ns: c.connect_ns(),
-            tls_ns: tls.handshake_ns(),
-            ttfb_ns: match (tls.client_app_data_ts_ns, tls.server_app_data_ts_ns) {
-                (Some(a), Some(b)) => Some(b - a),
-                _ => None,
-            },
-            transfer_ns: None,
-        };
-        c.timing = Some(Box::new(tm));
-    }
 }
 
 #[cfg(test)]
