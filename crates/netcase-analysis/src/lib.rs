@@ -16,7 +16,8 @@ use netcase_flow::{
 };
 use netcase_model::Finding;
 use netcase_proto::{ProtoOutput, ProtoTracker, Segment};
-use netcase_rules::capture::{CaptureRules, PacketNote, RuleFrame};
+use netcase_rules::capture::{CaptureRules, PacketNote, RuleFrame, StreamRequests};
+use netcase_rules::proto::{ProtoCheck, ProtoRules};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -45,8 +46,77 @@ pub trait FlowRecords {
     /// A UDP flow finished.
     fn udp(&mut self, u: &UdpSummary);
     /// The protocol transactions, once the pass is over (while the rules run on another
-    /// thread). Called at most once, after every flow record.
+    /// thread). Called at most once, after every flow record. With a [`TxnSink`] the HTTP
+    /// transactions went to it instead, and `p.http` and `p.conns` are empty.
     fn proto(&mut self, _p: &ProtoOutput) {}
+    /// A sink for the HTTP transactions, to be fed on the protocol thread as they finish
+    /// (memory flat in their number); asked for once, before the pass.
+    fn txn_sink(&mut self) -> Option<Box<dyn TxnSink>> {
+        None
+    }
+    /// The sink from [`txn_sink`](Self::txn_sink), back after the pass, before
+    /// [`proto`](Self::proto).
+    fn streamed(&mut self, _sink: Box<dyn std::any::Any>) {}
+}
+
+/// Takes HTTP transactions as they finish, on the protocol thread.
+pub trait TxnSink: Send {
+    /// One finished transaction (in the order they finish, not the order they started).
+    fn http(&mut self, t: &netcase_proto::HttpTxn);
+    /// The sink itself, to hand it back to its owner after the pass.
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any>;
+}
+
+/// What the protocol thread folds as transactions finish: the proto rules, the per-stream
+/// requests the capture rules read, and the caller's sink.
+struct Folds {
+    check: ProtoCheck,
+    requests: StreamRequests,
+    sink: Option<Box<dyn TxnSink>>,
+}
+
+impl Folds {
+    fn new(sink: Option<Box<dyn TxnSink>>) -> Self {
+        Folds { check: ProtoCheck::new(ProtoRules::default()), requests: StreamRequests::default(), sink }
+    }
+
+    fn http(&mut self, t: &netcase_proto::HttpTxn) {
+        self.check.http(t);
+        self.requests.add(t);
+        if let Some(s) = self.sink.as_mut() {
+            s.http(t);
+        }
+    }
+
+    /// Takes what the tracker finished (streaming).
+    fn drain(&mut self, t: &mut ProtoTracker) {
+        for x in t.drain_http() {
+            self.http(&x);
+        }
+        for c in t.drain_conns() {
+            self.check.conn(&c);
+        }
+    }
+
+    /// The tracker's end: what it still held (everything, without streaming). The
+    /// transactions the sink took are not kept.
+    fn finish(&mut self, t: ProtoTracker) -> ProtoOutput {
+        let mut out = t.finish();
+        for x in &out.http {
+            self.check.http(x);
+            self.requests.add(x);
+        }
+        for c in &out.conns {
+            self.check.conn(c);
+        }
+        if let Some(s) = self.sink.as_mut() {
+            for x in out.http.drain(..) {
+                s.http(&x);
+            }
+            out.conns.clear();
+        }
+        out
+    }
 }
 
 /// The result of a pass.
@@ -387,24 +457,26 @@ const BATCHES: usize = 4;
 /// packet.
 struct ProtoFeed {
     pipe: Pipe<Batch>,
-    worker: Option<std::thread::JoinHandle<ProtoOutput>>,
+    worker: Option<std::thread::JoinHandle<(ProtoOutput, Folds)>>,
 }
 
 /// The protocol tracker on its thread, or on the calling one.
 enum ProtoSink {
     Thread(ProtoFeed),
-    Inline(Box<ProtoTracker>),
+    Inline(Box<ProtoTracker>, Box<Folds>),
+}
+
+fn tracker_config(stream: bool) -> netcase_proto::Config {
+    netcase_proto::Config { spill_http: !stream, stream, ..Default::default() }
 }
 
 impl ProtoSink {
-    fn new(single_thread: bool) -> Self {
+    fn new(single_thread: bool, sink: Option<Box<dyn TxnSink>>) -> Self {
+        let cfg = tracker_config(sink.is_some());
         if single_thread {
-            ProtoSink::Inline(Box::new(ProtoTracker::with_config(netcase_proto::Config {
-                spill_http: true,
-                ..Default::default()
-            })))
+            ProtoSink::Inline(Box::new(ProtoTracker::with_config(cfg)), Box::new(Folds::new(sink)))
         } else {
-            ProtoSink::Thread(ProtoFeed::spawn())
+            ProtoSink::Thread(ProtoFeed::spawn(cfg, Folds::new(sink)))
         }
     }
 
@@ -412,14 +484,20 @@ impl ProtoSink {
     fn push(&mut self, seg: Seg, payload: &[u8]) {
         match self {
             ProtoSink::Thread(p) => p.push(seg, payload),
-            ProtoSink::Inline(t) => feed(t, &seg, payload),
+            ProtoSink::Inline(t, folds) => {
+                feed(t, &seg, payload);
+                folds.drain(t);
+            }
         }
     }
 
-    fn finish(self) -> ProtoOutput {
+    fn finish(self) -> (ProtoOutput, Folds) {
         match self {
             ProtoSink::Thread(p) => p.finish(),
-            ProtoSink::Inline(t) => t.finish(),
+            ProtoSink::Inline(t, mut folds) => {
+                let out = folds.finish(*t);
+                (out, *folds)
+            }
         }
     }
 }
@@ -436,7 +514,7 @@ fn feed(t: &mut ProtoTracker, s: &Seg, payload: &[u8]) {
 }
 
 impl ProtoFeed {
-    fn spawn() -> Self {
+    fn spawn(cfg: netcase_proto::Config, folds: Folds) -> Self {
         let (pipe, (full_rx, empty_tx)) = Pipe::new(|| Batch {
             segs: Vec::with_capacity(BATCH_SEGS),
             bytes: Vec::with_capacity(BATCH_BYTES + 65_536),
@@ -444,7 +522,8 @@ impl ProtoFeed {
         let worker = std::thread::Builder::new()
             .name("netcase-proto".into())
             .spawn(move || {
-                let mut t = ProtoTracker::with_config(netcase_proto::Config { spill_http: true, ..Default::default() });
+                let mut t = ProtoTracker::with_config(cfg);
+                let mut folds = folds;
                 while let Ok(mut b) = full_rx.recv() {
                     for s in &b.segs {
                         let payload = b.bytes.get(s.off as usize..(s.off + s.len) as usize).unwrap_or(&[]);
@@ -453,8 +532,10 @@ impl ProtoFeed {
                     b.clear();
                     // The feeder may be gone at the end; then the batch is simply dropped.
                     let _ = empty_tx.send(b);
+                    folds.drain(&mut t);
                 }
-                t.finish()
+                let out = folds.finish(t);
+                (out, folds)
             })
             .ok();
         ProtoFeed { pipe, worker }
@@ -472,7 +553,7 @@ impl ProtoFeed {
         }
     }
 
-    fn finish(self) -> ProtoOutput {
+    fn finish(self) -> (ProtoOutput, Folds) {
         // Close the channel and free the batches (the worker drops the ones it would return)
         // before the tracker's final pass allocates the results.
         let ProtoFeed { pipe, worker } = self;
@@ -480,7 +561,7 @@ impl ProtoFeed {
         match worker.map(std::thread::JoinHandle::join) {
             Some(Ok(out)) => out,
             // The worker panicked or never started: no transactions rather than no analysis.
-            _ => ProtoTracker::new().finish(),
+            _ => (ProtoTracker::new().finish(), Folds::new(None)),
         }
     }
 }
@@ -509,6 +590,7 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
     records: &mut R,
     progress: &mut dyn FnMut(&CaptureInfo, u64),
 ) -> Analysis {
+    let txn_sink = if opts.proto { records.txn_sink() } else { None };
     // Whoever runs the flow records takes them from here: the side thread, or this one when
     // there is no side thread (or it could not start).
     let records_cell = std::sync::Mutex::new(Some(records));
@@ -539,7 +621,7 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
             events: if opts.events { events_out } else { None },
             events_error: None,
             direct: if inline { take_records() } else { None },
-            proto: opts.proto.then(|| ProtoSink::new(opts.single_thread)),
+            proto: opts.proto.then(|| ProtoSink::new(opts.single_thread, txn_sink)),
             side,
             rules: (inline && opts.rules).then(CaptureRules::new),
         };
@@ -653,37 +735,47 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
         if profiling() {
             eprintln!("profile: RSS after the side thread {} KiB (peak {} KiB)", status_kib("VmRSS:"), peak_rss_kib());
         }
-        let proto = fan.proto.take().map(ProtoSink::finish);
+        let (proto, folds) = match fan.proto.take().map(ProtoSink::finish) {
+            Some((p, f)) => (Some(p), Some(f)),
+            None => (None, None),
+        };
         let t_proto = t_loop.elapsed();
         if profiling() {
             eprintln!("profile: RSS after the proto thread {} KiB (peak {} KiB)", status_kib("VmRSS:"), peak_rss_kib());
         }
-        let run_rules = |rules: Option<CaptureRules>, proto: Option<&ProtoOutput>| {
+        let (check, requests, sink) = match folds {
+            Some(f) => (Some(f.check), f.requests, f.sink),
+            None => (None, StreamRequests::default(), None),
+        };
+        let run_rules = |rules: Option<CaptureRules>, proto: Option<&ProtoOutput>, check: Option<ProtoCheck>| {
             let mut findings = match rules {
-                Some(r) => match proto {
-                    Some(p) => r.finish(&p.http, &p.dns),
-                    None => r.finish(&[], &[]),
-                },
+                Some(r) => r.finish(&requests),
                 None => Vec::new(),
             };
-            if let Some(p) = proto {
-                findings.extend(netcase_rules::proto::check(&p.dns, &p.http, &p.conns));
+            if let (Some(p), Some(c)) = (proto, check) {
+                findings.extend(c.finish(&p.dns));
             }
             findings
         };
+        let mut records = records;
+        if let (Some(recs), Some(sink)) = (records.as_mut(), sink) {
+            recs.streamed(sink.into_any());
+        }
         // The rules' final pass and the caller's use of the transactions (e.g. writing them
         // out) side by side.
-        let rules_cell = std::sync::Mutex::new(rules);
-        let taken = || rules_cell.lock().ok().and_then(|mut g| g.take());
+        let rules_cell = std::sync::Mutex::new((rules, check));
+        let taken = || rules_cell.lock().ok().map(|mut g| (g.0.take(), g.1.take())).unwrap_or((None, None));
         let mut findings = match (proto.as_ref(), records) {
             (Some(p), Some(recs)) if opts.single_thread => {
                 recs.proto(p);
-                run_rules(taken(), Some(p))
+                let (r, c) = taken();
+                run_rules(r, Some(p), c)
             }
             (Some(p), Some(recs)) => std::thread::scope(|s2| {
                 match std::thread::Builder::new().name("netcase-rules".into()).spawn_scoped(s2, || {
                     let t = std::time::Instant::now();
-                    let f = run_rules(taken(), Some(p));
+                    let (r, c) = taken();
+                    let f = run_rules(r, Some(p), c);
                     if profiling() {
                         eprintln!("profile: rules' final pass {:?}", t.elapsed());
                     }
@@ -699,11 +791,15 @@ pub fn analyse<W: Write, R: FlowRecords + Send>(
                     }
                     Err(_) => {
                         recs.proto(p);
-                        run_rules(taken(), Some(p))
+                        let (r, c) = taken();
+                        run_rules(r, Some(p), c)
                     }
                 }
             }),
-            (p, _) => run_rules(taken(), p),
+            (p, _) => {
+                let (r, c) = taken();
+                run_rules(r, p, c)
+            }
         };
         Finding::settle(&mut findings);
         if profiling() {

@@ -9,6 +9,7 @@
 
 mod case;
 mod finding;
+pub mod tempfile;
 
 pub use case::{CaseId, CaseIdError, Source};
 pub use finding::{human_bytes, utc_time, Confidence, Evidence, Finding, Severity, Subject, Unit};

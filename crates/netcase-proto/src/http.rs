@@ -229,10 +229,8 @@ impl Serialize for HttpTxn {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let mut st = s.serialize_struct("HttpTxn", 46)?;
-        match &self.conn {
-            Some(v) => st.serialize_field("conn", v)?,
-            None => st.skip_field("conn")?,
-        }
+        // `conn` indexes the tracker's list of connections, which no JSON document holds.
+        st.skip_field("conn")?;
         match &self.stream {
             Some(v) => st.serialize_field("stream", v)?,
             None => st.skip_field("stream")?,

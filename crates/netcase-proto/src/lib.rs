@@ -149,11 +149,16 @@ pub struct Config {
     /// [`ProtoTracker::finish`] (see the `spill` module): less memory on large captures, the
     /// same output. Falls back to memory when no file can be written.
     pub spill_http: bool,
+    /// Keep no finished HTTP transaction or connection: the caller takes them as they finish
+    /// with [`ProtoTracker::drain_http`] and [`ProtoTracker::drain_conns`] (memory flat in
+    /// their number). `HttpTxn::conn` is then an internal connection number, not an index:
+    /// the connection's `stream` ties a transaction to its connection.
+    pub stream: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { linger_ns: 2_000_000_000, spill_http: false }
+        Config { linger_ns: 2_000_000_000, spill_http: false, stream: false }
     }
 }
 
@@ -220,7 +225,7 @@ impl ProtoTracker {
     /// Moves finished HTTP transactions to the spill file, when spilling.
     #[inline]
     fn maybe_spill(&mut self) {
-        if !self.cfg.spill_http || self.no_spill || self.http.len() < SPILL_BATCH {
+        if self.cfg.stream || !self.cfg.spill_http || self.no_spill || self.http.len() < SPILL_BATCH {
             return;
         }
         if self.spill.is_none() {
@@ -370,9 +375,26 @@ impl ProtoTracker {
     fn finalize(&mut self, c: Conn) {
         let id = u32::try_from(c.core.id).unwrap_or(u32::MAX);
         if let Some(a) = c.finalize(&mut self.dns, &mut self.stats, &mut self.http) {
-            self.conn_index.insert(id, u32::try_from(self.app_conns.len()).unwrap_or(u32::MAX));
+            if !self.cfg.stream {
+                self.conn_index.insert(id, u32::try_from(self.app_conns.len()).unwrap_or(u32::MAX));
+            }
             self.app_conns.push(a);
         }
+    }
+
+    /// The HTTP transactions finished since the last call, in the order they finished (with
+    /// [`Config::stream`]; otherwise they are kept for [`finish`](Self::finish) and this
+    /// yields nothing).
+    pub fn drain_http(&mut self) -> std::vec::Drain<'_, HttpTxn> {
+        let n = if self.cfg.stream { self.http.len() } else { 0 };
+        self.http.drain(..n)
+    }
+
+    /// The HTTP/TLS connections finished since the last call (with [`Config::stream`]), each
+    /// after its transactions.
+    pub fn drain_conns(&mut self) -> std::vec::Drain<'_, AppConn> {
+        let n = if self.cfg.stream { self.app_conns.len() } else { 0 };
+        self.app_conns.drain(..n)
     }
 
     /// Connections currently tracked (for memory checks).
@@ -411,7 +433,9 @@ impl ProtoTracker {
             http = s.read_back(http);
         }
         for t in &mut http {
-            t.conn = t.conn.and_then(|id| self.conn_index.get(&id).copied());
+            if !self.cfg.stream {
+                t.conn = t.conn.and_then(|id| self.conn_index.get(&id).copied());
+            }
         }
         sort_in_place(&mut http, |t| {
             let f = t.request_frame.or(t.response_start_frame).or(t.response_frame).unwrap_or(u64::MAX);

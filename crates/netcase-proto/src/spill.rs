@@ -28,31 +28,10 @@ pub(crate) struct Spill {
     count: usize,
 }
 
-fn temp_file() -> std::io::Result<File> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let mut last = None;
-    for _ in 0..16 {
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!(".netcase-spill-{}-{nanos}-{n}", std::process::id()));
-        match std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path) {
-            Ok(f) => {
-                // Unlinked at once: the data lives as long as the handle.
-                let _ = std::fs::remove_file(&path);
-                return Ok(f);
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| std::io::Error::other("no temporary file")))
-}
-
 impl Spill {
     /// A new, empty spill file (`None` when none can be created).
     pub(crate) fn new() -> Option<Self> {
-        let file = temp_file().ok()?;
+        let file = netcase_model::tempfile::unlinked().ok()?;
         Some(Spill { file, buf: Vec::with_capacity(FLUSH_AT + 4096), count: 0 })
     }
 

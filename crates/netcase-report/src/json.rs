@@ -486,7 +486,6 @@ pub fn dns_txn(o: &mut Vec<u8>, t: &DnsTxn) {
 /// Appends `t` as one JSON object, byte for byte what `serde_json::to_vec(t)` writes.
 pub fn http_txn(o: &mut Vec<u8>, t: &HttpTxn) {
     let mut j = Obj::open(o);
-    j.some_int("conn", t.conn);
     j.some_int("stream", t.stream);
     if let Some(a) = &t.client {
         sockaddr(j.key("client"), a);

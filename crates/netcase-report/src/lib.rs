@@ -8,6 +8,7 @@ pub mod check;
 pub mod json;
 pub mod pcap;
 pub mod probe;
+pub mod sorted;
 pub mod trace;
 
 use netcase_model::{Finding, Severity};

@@ -3,7 +3,9 @@
 //! command line and the wiring; everything it prints is made here.
 
 use crate::json::Record;
+use crate::sorted::SortedSpill;
 use crate::{count, human_bytes, utc_time, write_findings_text};
+use netcase_analysis::TxnSink;
 use netcase_analysis::{Analysis, FlowRecords};
 use netcase_flow::{ConnEnd, ConnSummary, Side, UdpSummary};
 use netcase_proto::query::{filter_dns, filter_http, sort_dns, sort_http, DnsFilter, DnsSort, HttpFilter, HttpSort};
@@ -56,12 +58,38 @@ pub struct JsonRecords<'a, W: Write> {
     scratch: Vec<u8>,
     /// The flows array was closed and `dns`, `http`, `proto_stats` written (while the rules ran).
     pub proto_written: bool,
+    /// The HTTP transactions, written to a sorted spill on the protocol thread as they
+    /// finished, back after the pass.
+    http: Option<HttpJson>,
+}
+
+/// Memory for HTTP transactions waiting to be written in order (the rest goes to a file).
+const HTTP_SPILL_BUDGET: usize = 4 << 20;
+
+/// The HTTP transactions of `pcap --json` as they finish: each one's JSON goes to a
+/// [`SortedSpill`] under the key the document lists them by (start time, then frame), so the
+/// array comes out in order with memory flat in the number of transactions.
+struct HttpJson {
+    spill: SortedSpill,
+}
+
+impl TxnSink for HttpJson {
+    fn http(&mut self, t: &HttpTxn) {
+        let f = t.request_frame.or(t.response_start_frame).or(t.response_frame).unwrap_or(u64::MAX);
+        let key = (t.request_start_ts_ns.or(t.response_start_ts_ns).unwrap_or(i64::MAX), f);
+        let mut b = Vec::with_capacity(768);
+        crate::json::http_txn(&mut b, t);
+        self.spill.push(key, b);
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
 }
 
 impl<'a, W: Write> JsonRecords<'a, W> {
     /// Records written to `out`, right after the caller's `"flows":[`.
     pub fn new(out: &'a mut W) -> Self {
-        JsonRecords { out, first: true, err: None, scratch: Vec::with_capacity(1024), proto_written: false }
+        JsonRecords { out, first: true, err: None, scratch: Vec::with_capacity(1024), proto_written: false, http: None }
     }
 
     fn write<T: serde::Serialize>(&mut self, proto: &str, v: &T) {
@@ -105,20 +133,36 @@ impl<W: Write> FlowRecords for JsonRecords<'_, W> {
         if self.err.is_some() {
             return;
         }
-        if let Err(e) = write_proto_json(&mut *self.out, p) {
+        if let Err(e) = write_proto_json(&mut *self.out, p, self.http.take()) {
             self.err = Some(e);
         }
         self.proto_written = true;
     }
+    fn txn_sink(&mut self) -> Option<Box<dyn TxnSink>> {
+        Some(Box::new(HttpJson { spill: SortedSpill::new(HTTP_SPILL_BUDGET) }))
+    }
+    fn streamed(&mut self, sink: Box<dyn std::any::Any>) {
+        if let Ok(h) = sink.downcast::<HttpJson>() {
+            self.http = Some(*h);
+        }
+    }
 }
 
 /// `],"dns":[...],"http":[...],"proto_stats":{...}`: the end of the flows array and the
-/// transactions (written after the flows, before `capture` and `findings`).
-fn write_proto_json<W: Write>(out: &mut W, p: &netcase_proto::ProtoOutput) -> io::Result<()> {
+/// transactions (written after the flows, before `capture` and `findings`). The HTTP
+/// transactions come from `http` when they were streamed there, else from `p`.
+fn write_proto_json<W: Write>(out: &mut W, p: &netcase_proto::ProtoOutput, http: Option<HttpJson>) -> io::Result<()> {
     write!(out, "],\"dns\":")?;
     write_json_array(out, &p.dns)?;
     write!(out, ",\"http\":")?;
-    write_json_array(out, &p.http)?;
+    match http {
+        Some(h) => {
+            out.write_all(b"[")?;
+            h.spill.write_to(&mut *out, b",")?;
+            out.write_all(b"]")?;
+        }
+        None => write_json_array(out, &p.http)?,
+    }
     write!(out, ",\"proto_stats\":")?;
     serde_json::to_writer(&mut *out, &p.stats)?;
     Ok(())

@@ -83,7 +83,7 @@ fn steady_allocs(frames: &[(i64, Vec<u8>)]) -> (u64, Vec<netcase_model::Finding>
     assert_eq!(rules.open_flows(), 1);
     t.finish(&mut rules);
     assert_eq!(rules.open_flows(), 0);
-    (n, rules.finish(&[], &[]))
+    (n, rules.finish(&Default::default()))
 }
 
 #[test]
@@ -175,7 +175,7 @@ fn rules_cost() {
         }
         if sink_rules {
             t.finish(&mut rules);
-            std::hint::black_box(rules.finish(&[], &[]));
+            std::hint::black_box(rules.finish(&Default::default()));
         } else {
             t.finish(&mut ());
         }

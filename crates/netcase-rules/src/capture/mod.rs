@@ -14,7 +14,6 @@ use std::collections::HashMap;
 
 use netcase_flow::{ConnSummary, Endpoint, FlowSink, FrameAnalysis, Side, UdpDatagram, UdpSummary};
 use netcase_model::Finding;
-use netcase_proto::{DnsTxn, HttpTxn};
 use netcase_wire::tcp_flags::{ACK, FIN, RST, SYN};
 use netcase_wire::Packet;
 
@@ -50,6 +49,7 @@ mod testkit;
 
 pub use artefacts::{CaptureFacts, FragFacts, IncompleteDatagram};
 pub use frame::{RuleFrame, RuleOptions};
+pub use time_wait_pileup::StreamRequests;
 use util::{IntBuild, Role};
 
 /// Facts about one TCP connection that several rules share, as of the frame being handled
@@ -489,8 +489,7 @@ impl CaptureRules {
 
     /// Ends the analysis: every rule turns its aggregates into findings (sorted). `http` and
     /// `dns` are the protocol transactions of the same capture (empty when not tracked).
-    pub fn finish(mut self, http: &[HttpTxn], dns: &[DnsTxn]) -> Vec<Finding> {
-        let _ = dns;
+    pub fn finish(mut self, requests: &StreamRequests) -> Vec<Finding> {
         // Connections the engine never closed (it closes all at its end; this is a guard for
         // callers that skip `FlowTracker::finish`).
         let mut rest: Vec<(u32, u32)> = self.flows.drain().collect();
@@ -505,7 +504,7 @@ impl CaptureRules {
         self.ct.finish(&mut out);
         self.kr.finish(&mut out);
         self.lz.finish(&mut out);
-        self.tw.finish(http, &mut out);
+        self.tw.finish(requests, &mut out);
         self.pu.finish(&mut out);
         let np = &self.np;
         self.qo.finish(&mut out, |ip| np.explains(ip));

@@ -188,7 +188,7 @@ impl Script {
             rules.packet(n, *t, &pkt);
         }
         tracker.finish(&mut rules);
-        rules.finish(http, &[])
+        rules.finish(&super::StreamRequests::of(http))
     }
 }
 

@@ -12,6 +12,31 @@ use netcase_proto::HttpTxn;
 use super::util::{quantile, round, secs, server_subject, sorted, FastMap, Samples};
 use super::{Common, Role};
 
+/// Requests and whether one asked for `Connection: close`, per TCP stream, folded from the
+/// HTTP transactions as they finish: what time-wait-pileup reads of them.
+#[derive(Debug, Default, Clone)]
+pub struct StreamRequests(HashMap<u64, (u32, bool)>);
+
+impl StreamRequests {
+    /// One finished HTTP transaction.
+    pub fn add(&mut self, t: &HttpTxn) {
+        if let (true, Some(s)) = (t.has_request(), t.stream) {
+            let e = self.0.entry(s).or_default();
+            e.0 += 1;
+            e.1 |= t.connection_close();
+        }
+    }
+
+    /// Folded from a list.
+    pub fn of(txns: &[HttpTxn]) -> Self {
+        let mut r = StreamRequests::default();
+        for t in txns {
+            r.add(t);
+        }
+        r
+    }
+}
+
 /// Linux holds TIME_WAIT for 60 s (TCP_TIMEWAIT_LEN, not tunable).
 const TIME_WAIT_S: f64 = 60.0;
 /// Connections closed first by one side that make a pile-up worth reporting on their own: at
@@ -95,19 +120,11 @@ impl Agg {
         }
     }
 
-    pub(super) fn finish(self, http: &[HttpTxn], out: &mut Vec<Finding>) {
+    pub(super) fn finish(self, requests: &StreamRequests, out: &mut Vec<Finding>) {
         if self.by_server.is_empty() {
             return;
         }
-        // Requests and Connection: close per stream, from the HTTP transactions.
-        let mut per_stream: HashMap<u64, (u32, bool)> = HashMap::new();
-        for t in http.iter().filter(|t| t.has_request()) {
-            if let Some(s) = t.stream {
-                let e = per_stream.entry(s).or_default();
-                e.0 += 1;
-                e.1 |= t.connection_close();
-            }
-        }
+        let per_stream = &requests.0;
         for (server, e) in sorted(self.by_server) {
             let (closer, n) =
                 if e.by_server >= e.by_client { (Role::Server, e.by_server) } else { (Role::Client, e.by_client) };

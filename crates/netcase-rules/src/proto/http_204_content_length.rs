@@ -3,59 +3,66 @@
 //! waits for bytes that never come until its timeout, then closes. netcase reports the
 //! server, the header, and how long the client sat idle after the response.
 
-use super::{ms, ProtoEvidence, ProtoRules};
+use super::{ms, ProtoRules};
 use netcase_model::{CaseId, Evidence, Finding, Severity, Subject};
-use netcase_proto::HttpTxn;
+use netcase_proto::{AppConn, HttpTxn};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-/// The client's next move on the connection after `t`'s response: its next request or its
-/// FIN/RST; ns after the response.
-fn stall_after(t: &HttpTxn, ev: &ProtoEvidence<'_>, by_conn: &BTreeMap<u32, Vec<&HttpTxn>>) -> Option<i64> {
-    let end = t.response_ts_ns?;
-    let conn = t.conn;
-    let next_req = conn
-        .and_then(|c| by_conn.get(&c))
-        .into_iter()
-        .flatten()
-        .filter(|o| o.seq_on_conn > t.seq_on_conn)
-        .filter_map(|o| o.request_start_ts_ns)
-        .min();
-    let close = conn
-        .and_then(|c| ev.conns.get(c as usize))
-        .and_then(|c| [c.client_fin, c.client_rst].into_iter().flatten().map(|f| f.ts_ns).filter(|&x| x >= end).min());
-    let next = match (next_req, close) {
-        (Some(a), Some(b)) => a.min(b),
-        (a, b) => a.or(b)?,
-    };
-    Some(next - end)
+/// A 204 with a non-zero Content-Length, or a 204/304 with body bytes.
+pub(crate) fn bodyless_with_length(t: &HttpTxn) -> bool {
+    match t.status {
+        Some(204) => t.resp_content_length.unwrap_or(0) > 0 || t.unexpected_body_bytes > 0,
+        Some(304) => t.unexpected_body_bytes > 0,
+        _ => false,
+    }
 }
 
-pub(crate) fn check(cfg: &ProtoRules, ev: &ProtoEvidence<'_>, out: &mut Vec<Finding>) {
-    let mut by_server: BTreeMap<SocketAddr, Vec<(&HttpTxn, Option<i64>)>> = BTreeMap::new();
-    // The transactions of the connections concerned, built on the first use.
-    let mut by_conn: Option<BTreeMap<u32, Vec<&HttpTxn>>> = None;
-    for t in ev.http {
-        let Some(status) = t.status else { continue };
-        if status != 204 && status != 304 {
-            continue;
-        }
-        let cl = t.resp_content_length.unwrap_or(0);
-        let bad = (status == 204 && cl > 0) || t.unexpected_body_bytes > 0;
-        if !bad {
-            continue;
-        }
-        let Some(server) = t.server else { continue };
-        let by_conn = by_conn.get_or_insert_with(|| {
-            let mut m: BTreeMap<u32, Vec<&HttpTxn>> = BTreeMap::new();
-            for o in ev.http {
-                if let Some(c) = o.conn {
-                    m.entry(c).or_default().push(o);
-                }
+/// Such a response and the client's next move on its connection after it: its next request
+/// or its FIN/RST.
+#[derive(Debug, Clone)]
+pub(crate) struct Bodyless {
+    pub(crate) txn: HttpTxn,
+    next_request: Option<i64>,
+    close: Option<i64>,
+}
+
+impl Bodyless {
+    pub(crate) fn new(t: &HttpTxn) -> Self {
+        Bodyless { txn: t.clone(), next_request: None, close: None }
+    }
+
+    /// A later transaction on the same connection.
+    pub(crate) fn next_request(&mut self, o: &HttpTxn) {
+        if o.seq_on_conn > self.txn.seq_on_conn {
+            if let Some(r) = o.request_start_ts_ns {
+                self.next_request = Some(self.next_request.map_or(r, |n| n.min(r)));
             }
-            m
-        });
-        by_server.entry(server).or_default().push((t, stall_after(t, ev, by_conn)));
+        }
+    }
+
+    /// The connection ended.
+    pub(crate) fn closed(&mut self, c: &AppConn) {
+        let Some(end) = self.txn.response_ts_ns else { return };
+        self.close = [c.client_fin, c.client_rst].into_iter().flatten().map(|f| f.ts_ns).filter(|&x| x >= end).min();
+    }
+
+    /// ns from the end of the response to the client's next move.
+    fn stall(&self) -> Option<i64> {
+        let end = self.txn.response_ts_ns?;
+        let next = match (self.next_request, self.close) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(next - end)
+    }
+}
+
+pub(crate) fn check(cfg: &ProtoRules, found: &[Bodyless], out: &mut Vec<Finding>) {
+    let mut by_server: BTreeMap<SocketAddr, Vec<(&HttpTxn, Option<i64>)>> = BTreeMap::new();
+    for b in found {
+        let Some(server) = b.txn.server else { continue };
+        by_server.entry(server).or_default().push((&b.txn, b.stall()));
     }
     for (server, list) in by_server {
         let stalls: Vec<f64> = list.iter().filter_map(|x| x.1.map(ms)).collect();

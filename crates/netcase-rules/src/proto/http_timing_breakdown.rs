@@ -19,6 +19,16 @@ struct Slow {
     tls_only: bool,
 }
 
+/// A transaction this rule reads: one with a server and phases that add up to `slow_ms`.
+pub(crate) fn slow_http(cfg: &ProtoRules, t: &netcase_proto::HttpTxn) -> bool {
+    t.server.is_some() && t.timing().is_some_and(|tm| ms(tm.total_ns()) >= cfg.slow_ms)
+}
+
+/// A TLS connection this rule reads: phases that add up to `slow_ms`.
+pub(crate) fn slow_tls(cfg: &ProtoRules, c: &netcase_proto::AppConn) -> bool {
+    c.kind == AppKind::Tls && c.timing.as_deref().is_some_and(|tm| ms(tm.total_ns()) >= cfg.slow_ms)
+}
+
 pub(crate) fn check(cfg: &ProtoRules, ev: &ProtoEvidence<'_>, out: &mut Vec<Finding>) {
     let mut groups: BTreeMap<(SocketAddr, &'static str), Vec<Slow>> = BTreeMap::new();
     // `what` is only built for the slow ones.

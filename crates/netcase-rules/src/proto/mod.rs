@@ -4,6 +4,8 @@
 
 use netcase_model::Finding;
 use netcase_proto::{AppConn, DnsTxn, HttpTxn};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 mod dns_conntrack_race_5s;
 mod dns_id_collision;
@@ -57,15 +59,95 @@ pub fn check(dns: &[DnsTxn], http: &[HttpTxn], conns: &[AppConn]) -> Vec<Finding
 
 /// Every proto rule with `cfg`; findings sorted.
 pub fn check_with(cfg: &ProtoRules, ev: &ProtoEvidence<'_>) -> Vec<Finding> {
-    let mut out = Vec::new();
-    dns_conntrack_race_5s::check(cfg, ev, &mut out);
-    dns_id_collision::check(cfg, ev, &mut out);
-    dns_server_unresponsive::check(cfg, ev, &mut out);
-    resolver_order::check(cfg, ev, &mut out);
-    http_204_content_length::check(cfg, ev, &mut out);
-    http_timing_breakdown::check(cfg, ev, &mut out);
-    Finding::settle(&mut out);
-    out
+    let mut c = ProtoCheck::new(cfg.clone());
+    for t in ev.http {
+        c.http(t);
+    }
+    for a in ev.conns {
+        c.conn(a);
+    }
+    c.finish(ev.dns)
+}
+
+/// Which connection a transaction belongs to: its stream, client and server.
+type ConnKey = (Option<u64>, Option<SocketAddr>, Option<SocketAddr>);
+
+/// The proto rules fed one transaction at a time, as they finish (the HTTP side), keeping only
+/// what a rule can use: 204/304 responses that carry a length or a body (and, until their
+/// connection ends, the client's next move after them) and slow transactions and TLS
+/// connections. Memory follows those, not the number of transactions. The DNS rules read the
+/// lookups at the end ([`ProtoCheck::finish`]).
+#[derive(Debug)]
+pub struct ProtoCheck {
+    cfg: ProtoRules,
+    /// Bodyless responses with a length or body, with the client's next move after each.
+    bodyless: Vec<http_204_content_length::Bodyless>,
+    /// Open connections with such responses → their indices in `bodyless`.
+    waiting: BTreeMap<ConnKey, Vec<usize>>,
+    slow_http: Vec<HttpTxn>,
+    slow_tls: Vec<AppConn>,
+}
+
+impl ProtoCheck {
+    /// A fold with thresholds `cfg`.
+    pub fn new(cfg: ProtoRules) -> Self {
+        ProtoCheck { cfg, bodyless: Vec::new(), waiting: BTreeMap::new(), slow_http: Vec::new(), slow_tls: Vec::new() }
+    }
+
+    /// One finished HTTP transaction (those of a connection in their order on it).
+    pub fn http(&mut self, t: &HttpTxn) {
+        let key = (t.stream, t.client, t.server);
+        if let Some(list) = self.waiting.get(&key) {
+            for &i in list {
+                if let Some(b) = self.bodyless.get_mut(i) {
+                    b.next_request(t);
+                }
+            }
+        }
+        if http_204_content_length::bodyless_with_length(t) {
+            self.waiting.entry(key).or_default().push(self.bodyless.len());
+            self.bodyless.push(http_204_content_length::Bodyless::new(t));
+        }
+        if http_timing_breakdown::slow_http(&self.cfg, t) {
+            self.slow_http.push(t.clone());
+        }
+    }
+
+    /// One finished HTTP or TLS connection (after its transactions).
+    pub fn conn(&mut self, c: &AppConn) {
+        if let Some(list) = self.waiting.remove(&(c.stream, Some(c.client), Some(c.server))) {
+            for i in list {
+                if let Some(b) = self.bodyless.get_mut(i) {
+                    b.closed(c);
+                }
+            }
+        }
+        if http_timing_breakdown::slow_tls(&self.cfg, c) {
+            self.slow_tls.push(c.clone());
+        }
+    }
+
+    /// The findings, with the DNS lookups of the whole capture; sorted.
+    pub fn finish(mut self, dns: &[DnsTxn]) -> Vec<Finding> {
+        let cfg = &self.cfg;
+        // In the order the transactions started, as the collected list is.
+        let order = |t: &HttpTxn| {
+            let f = t.request_frame.or(t.response_start_frame).or(t.response_frame).unwrap_or(u64::MAX);
+            (t.request_start_ts_ns.or(t.response_start_ts_ns).unwrap_or(i64::MAX), f)
+        };
+        self.bodyless.sort_by_key(|b| order(&b.txn));
+        self.slow_http.sort_by_key(order);
+        let ev = ProtoEvidence { dns, http: &self.slow_http, conns: &self.slow_tls };
+        let mut out = Vec::new();
+        dns_conntrack_race_5s::check(cfg, &ev, &mut out);
+        dns_id_collision::check(cfg, &ev, &mut out);
+        dns_server_unresponsive::check(cfg, &ev, &mut out);
+        resolver_order::check(cfg, &ev, &mut out);
+        http_204_content_length::check(cfg, &self.bodyless, &mut out);
+        http_timing_breakdown::check(cfg, &ev, &mut out);
+        Finding::settle(&mut out);
+        out
+    }
 }
 
 /// Nanoseconds to milliseconds.
