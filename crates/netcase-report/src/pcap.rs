@@ -64,22 +64,24 @@ pub struct JsonRecords<'a, W: Write> {
 }
 
 /// Memory for HTTP transactions waiting to be written in order (the rest goes to a file).
-const HTTP_SPILL_BUDGET: usize = 4 << 20;
+const HTTP_SPILL_BUDGET: usize = 2 << 20;
 
 /// The HTTP transactions of `pcap --json` as they finish: each one's JSON goes to a
 /// [`SortedSpill`] under the key the document lists them by (start time, then frame), so the
 /// array comes out in order with memory flat in the number of transactions.
 struct HttpJson {
     spill: SortedSpill,
+    scratch: Vec<u8>,
 }
 
 impl TxnSink for HttpJson {
     fn http(&mut self, t: &HttpTxn) {
         let f = t.request_frame.or(t.response_start_frame).or(t.response_frame).unwrap_or(u64::MAX);
         let key = (t.request_start_ts_ns.or(t.response_start_ts_ns).unwrap_or(i64::MAX), f);
-        let mut b = Vec::with_capacity(768);
-        crate::json::http_txn(&mut b, t);
-        self.spill.push(key, b);
+        self.scratch.clear();
+        crate::json::http_txn(&mut self.scratch, t);
+        // An exact-size copy: the heap's budget counts what it really holds.
+        self.spill.push(key, self.scratch.clone());
     }
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
         self
@@ -139,7 +141,7 @@ impl<W: Write> FlowRecords for JsonRecords<'_, W> {
         self.proto_written = true;
     }
     fn txn_sink(&mut self) -> Option<Box<dyn TxnSink>> {
-        Some(Box::new(HttpJson { spill: SortedSpill::new(HTTP_SPILL_BUDGET) }))
+        Some(Box::new(HttpJson { spill: SortedSpill::new(HTTP_SPILL_BUDGET), scratch: Vec::with_capacity(4096) }))
     }
     fn streamed(&mut self, sink: Box<dyn std::any::Any>) {
         if let Ok(h) = sink.downcast::<HttpJson>() {
