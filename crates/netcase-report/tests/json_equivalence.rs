@@ -58,12 +58,7 @@ impl FlowRecords for Compare {
 fn flow_records_match_serde_on_the_corpus() {
     let mut caps = netcase_testkit::corpus_captures();
     // And the reviewed captures from the wild kept in the repository (IPv6, odd links).
-    let wild = concat!(env!("CARGO_MANIFEST_DIR"), "/../../corpus/wild");
-    let mut more: Vec<_> =
-        std::fs::read_dir(wild).expect("corpus/wild").filter_map(|e| e.ok().map(|e| e.path())).collect();
-    more.retain(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"));
-    more.sort();
-    caps.extend(more);
+    caps.extend(netcase_testkit::wild_captures());
     let (mut total, mut dns, mut http) = (0, 0, 0);
     for p in &caps {
         let mut cmp = Compare::default();

@@ -4,7 +4,7 @@
 //! - [`counting`]: a global allocator that counts allocations, to prove that a per-packet
 //!   path allocates nothing.
 //! - [`tcp`]: Ethernet/IPv4/TCP frames built from short segment descriptions.
-//! - [`corpus`]: where the shared capture corpus lives.
+//! - [`corpus`], [`corpus_captures`], [`wild_captures`]: where the capture corpora live.
 
 pub mod counting;
 pub mod tcp;
@@ -38,5 +38,20 @@ pub fn corpus_captures() -> Vec<PathBuf> {
         );
         eprintln!("corpus not found at {CORPUS}: skipped (NETCASE_SKIP_CORPUS)");
     }
+    v
+}
+
+/// The reviewed captures from the wild kept in this repository, relative to a crate folder.
+pub const WILD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../corpus/wild");
+
+/// The captures of `corpus/wild` (`.pcap`, `.pcapng`), sorted. They are part of the
+/// repository: a missing folder fails the calling test.
+pub fn wild_captures() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(WILD)
+        .unwrap_or_else(|e| panic!("corpus/wild at {WILD}: {e}"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    v.retain(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"));
+    v.sort();
     v
 }
