@@ -14,7 +14,6 @@
 
 use crate::error::{Error, Result};
 use crate::stats::Percentiles;
-use crate::Pacer;
 use netcase_model::{CaseId, Confidence, Evidence, Finding, Severity, Subject};
 use netcase_wire::Reader;
 use serde::Serialize;
@@ -424,40 +423,29 @@ pub fn run(opts: &DnsOptions) -> Result<DnsReport> {
     let seed = crate::raw::seed();
     let ids = AtomicU32::new(0);
     let batch = |server: SocketAddr, mode: Mode| -> Result<Vec<Lookup>> {
-        let next = AtomicU32::new(0);
-        let pacer = Pacer::new(opts.interval);
-        let out = Mutex::new(Vec::new());
         let err = Mutex::new(None);
-        std::thread::scope(|s| {
-            for _ in 0..opts.concurrency.min(opts.count) {
-                s.spawn(|| loop {
-                    let seq = next.fetch_add(1, Ordering::Relaxed);
-                    if seq >= opts.count {
-                        break;
-                    }
-                    pacer.wait();
-                    let n = ids.fetch_add(2, Ordering::Relaxed);
-                    let id = |k: u32| crate::raw::isn(seed, n + k) as u16;
-                    match lookup(seq, &opts.name, server, mode, timeout, attempts, (id(0), id(1))) {
-                        Ok(l) => {
-                            if let Ok(mut v) = out.lock() {
-                                v.push(l);
-                            }
+        let mut v = crate::paced(
+            opts.count,
+            opts.concurrency,
+            opts.interval,
+            |_| (),
+            |seq, _| {
+                let n = ids.fetch_add(2, Ordering::Relaxed);
+                let id = |k: u32| crate::raw::isn(seed, n + k) as u16;
+                match lookup(seq, &opts.name, server, mode, timeout, attempts, (id(0), id(1))) {
+                    Ok(l) => Some(l),
+                    Err(e) => {
+                        if let Ok(mut v) = err.lock() {
+                            v.get_or_insert(e);
                         }
-                        Err(e) => {
-                            if let Ok(mut v) = err.lock() {
-                                v.get_or_insert(e);
-                            }
-                            break;
-                        }
+                        None
                     }
-                });
-            }
-        });
+                }
+            },
+        );
         if let Some(e) = err.into_inner().ok().flatten() {
             return Err(e);
         }
-        let mut v = out.into_inner().unwrap_or_default();
         v.sort_by_key(|l| l.seq);
         Ok(v)
     };

@@ -11,7 +11,6 @@
 
 use crate::error::{Error, Result};
 use crate::stats::{histogram, Bucket, Percentiles};
-use crate::Pacer;
 use netcase_model::{CaseId, Confidence, Finding, Severity, Subject};
 use serde::Serialize;
 use std::io::{self, Read, Write};
@@ -617,34 +616,16 @@ pub fn run(opts: &HttpOptions) -> Result<HttpReport> {
     let tls = if opts.url.tls { Some(tls_config(&opts.verify)?) } else { None };
     let literal = opts.url.host.parse::<IpAddr>().ok();
     let run = Run { opts, tls, literal, address: Mutex::new(None), started: Instant::now() };
-    let next = AtomicU32::new(0);
-    let pacer = Pacer::new(opts.interval);
-    let out = Mutex::new(Vec::new());
     let conns = AtomicU32::new(0);
-    std::thread::scope(|s| {
-        for w in 0..opts.concurrency.min(opts.count) {
-            let (run, next, pacer, out, conns) = (&run, &next, &pacer, &out, &conns);
-            s.spawn(move || {
-                let mut conn: Option<Conn> = None;
-                let mut next_id = w * 1_000_000;
-                loop {
-                    let seq = next.fetch_add(1, Ordering::Relaxed);
-                    if seq >= opts.count {
-                        break;
-                    }
-                    pacer.wait();
-                    let before = next_id;
-                    let (r, c) = run.request(seq, conn.take(), &mut next_id);
-                    conns.fetch_add(next_id - before, Ordering::Relaxed);
-                    conn = c;
-                    if let Ok(mut v) = out.lock() {
-                        v.push(r);
-                    }
-                }
-            });
-        }
+    // Per thread: its kept-alive connection and its next connection number.
+    let init = |w: u32| (None::<Conn>, w * 1_000_000);
+    let mut requests = crate::paced(opts.count, opts.concurrency, opts.interval, init, |seq, (conn, next_id)| {
+        let before = *next_id;
+        let (r, c) = run.request(seq, conn.take(), next_id);
+        conns.fetch_add(*next_id - before, Ordering::Relaxed);
+        *conn = c;
+        Some(r)
     });
-    let mut requests = out.into_inner().unwrap_or_default();
     requests.sort_by_key(|r| r.seq);
     let took = run.started.elapsed();
     let address = run.address.lock().ok().and_then(|a| *a);

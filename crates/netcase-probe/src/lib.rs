@@ -67,6 +67,43 @@ impl Pacer {
     }
 }
 
+/// Runs probe `seq` for each `seq` in `0..count` on up to `concurrency` threads, their starts
+/// spaced by one [`Pacer`] of `interval`. Each thread has its own state, `init(thread)` (a
+/// kept-alive connection, say); a thread stops early when `work` returns `None` (an error it
+/// kept). The results come in the order the probes finished.
+pub(crate) fn paced<S, T: Send>(
+    count: u32,
+    concurrency: u32,
+    interval: Duration,
+    init: impl Fn(u32) -> S + Sync,
+    work: impl Fn(u32, &mut S) -> Option<T> + Sync,
+) -> Vec<T> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let next = AtomicU32::new(0);
+    let pacer = Pacer::new(interval);
+    let out = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for w in 0..concurrency.min(count) {
+            let (next, pacer, out, init, work) = (&next, &pacer, &out, &init, &work);
+            s.spawn(move || {
+                let mut state = init(w);
+                loop {
+                    let seq = next.fetch_add(1, Ordering::Relaxed);
+                    if seq >= count {
+                        break;
+                    }
+                    pacer.wait();
+                    let Some(r) = work(seq, &mut state) else { break };
+                    if let Ok(mut v) = out.lock() {
+                        v.push(r);
+                    }
+                }
+            });
+        }
+    });
+    out.into_inner().unwrap_or_default()
+}
+
 /// Moves the calling thread into network namespace `name` (`/var/run/netns/NAME`); threads
 /// it starts afterwards are in it too. For `--netns`.
 pub fn enter_netns(name: &str) -> Result<()> {

@@ -13,12 +13,9 @@
 use crate::error::{Error, Result};
 use crate::raw::{self, flags, RawSocket};
 use crate::stats::{histogram, Bucket, Percentiles};
-use crate::Pacer;
 use netcase_model::{CaseId, Confidence, Evidence, Finding, Severity, Subject};
 use serde::Serialize;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// When an unanswered SYN is sent again, after the first (the kernel's initial RTO of 1 s,
@@ -194,25 +191,13 @@ fn ms(d: Duration) -> f64 {
 /// `connect()` timing: `concurrency` threads, each connecting in turn, starts paced by one
 /// [`Pacer`]. SYN retransmissions are read from TCP_INFO (`tcpi_total_retrans`).
 fn run_connect(opts: &TcpOptions, started: Instant) -> Vec<TcpProbe> {
-    let next = AtomicU32::new(0);
-    let pacer = Pacer::new(opts.interval);
-    let out = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..opts.concurrency.min(opts.count) {
-            s.spawn(|| loop {
-                let seq = next.fetch_add(1, Ordering::Relaxed);
-                if seq >= opts.count {
-                    break;
-                }
-                pacer.wait();
-                let p = connect_once(seq, opts.target, opts.timeout, started);
-                if let Ok(mut v) = out.lock() {
-                    v.push(p);
-                }
-            });
-        }
-    });
-    out.into_inner().unwrap_or_default()
+    crate::paced(
+        opts.count,
+        opts.concurrency,
+        opts.interval,
+        |_| (),
+        |seq, _| Some(connect_once(seq, opts.target, opts.timeout, started)),
+    )
 }
 
 /// SYNs the kernel sent again during a connect of `took` that timed out (1 s, 3 s, 7 s…).
