@@ -190,34 +190,9 @@ mod tests {
     use super::super::testkit::*;
     use netcase_model::CaseId;
 
-    /// 2 MB from the server at 50 ms RTT, always 64 KB in flight (window-limited).
-    fn bulk(wscale: bool) -> Vec<netcase_model::Finding> {
-        let mut s = Script::new();
-        let mut c = s.conn(50000, 8080);
-        if !wscale {
-            c.c.wscale = None;
-            c.c.win = 65535;
-            c.sv.win = 65535;
-        }
-        c.syn(0.0);
-        c.synack(0.025);
-        c.client_ack(0.05);
-        c.client_data(0.051, 100);
-        let mut t = 0.076;
-        // 32 round trips of 44 full segments (64,240 bytes in flight).
-        for _ in 0..32 {
-            for k in 0..44 {
-                c.server_data(t + f64::from(k) * 0.0001, 1460);
-            }
-            c.client_ack(t + 0.05);
-            t += 0.05;
-        }
-        s.run()
-    }
-
     #[test]
     fn window_caps_bulk_transfer() {
-        let f = one(&bulk(false), CaseId::NoWindowScale);
+        let f = one(&window_limited_bulk(false), CaseId::NoWindowScale);
         let cap = f.measure("cap_bytes_per_s").unwrap();
         assert!((cap - 65535.0 / 0.05).abs() / cap < 0.05, "{cap}");
         let ach = f.measure("throughput_bytes_per_s").unwrap();
@@ -231,6 +206,6 @@ mod tests {
 
     #[test]
     fn scaled_window_is_healthy() {
-        none(&bulk(true), CaseId::NoWindowScale);
+        none(&window_limited_bulk(true), CaseId::NoWindowScale);
     }
 }

@@ -698,24 +698,7 @@ mod tests {
     /// Window scaling off and a 64 KiB window: no-window-scale's, not this case.
     #[test]
     fn unscaled_64k_window_is_left_to_no_window_scale() {
-        let mut s = Script::new();
-        let mut c = s.conn(50000, 8080);
-        c.c.wscale = None;
-        c.c.win = 65535;
-        c.sv.win = 65535;
-        c.syn(0.0);
-        c.synack(0.025);
-        c.client_ack(0.05);
-        c.client_data(0.051, 100);
-        let mut t = 0.076;
-        for _ in 0..32 {
-            for k in 0..44 {
-                c.server_data(t + f64::from(k) * 0.0001, 1460);
-            }
-            c.client_ack(t + 0.05);
-            t += 0.05;
-        }
-        let f = s.run();
+        let f = window_limited_bulk(false);
         none(&f, CaseId::ReceiveWindowLimited);
         one(&f, CaseId::NoWindowScale);
     }

@@ -192,6 +192,32 @@ impl Script {
     }
 }
 
+/// 2 MB from the server at 50 ms RTT, always 64 KB in flight: a window-limited transfer,
+/// with window scaling or without (and then 65,535-byte windows on both sides).
+pub fn window_limited_bulk(wscale: bool) -> Vec<Finding> {
+    let mut s = Script::new();
+    let mut c = s.conn(50000, 8080);
+    if !wscale {
+        c.c.wscale = None;
+        c.c.win = 65535;
+        c.sv.win = 65535;
+    }
+    c.syn(0.0);
+    c.synack(0.025);
+    c.client_ack(0.05);
+    c.client_data(0.051, 100);
+    let mut t = 0.076;
+    // 32 round trips of 44 full segments (64,240 bytes in flight).
+    for _ in 0..32 {
+        for k in 0..44 {
+            c.server_data(t + f64::from(k) * 0.0001, 1460);
+        }
+        c.client_ack(t + 0.05);
+        t += 0.05;
+    }
+    s.run()
+}
+
 /// The one finding of `case`; panics (listing all findings) otherwise.
 pub fn one(f: &[Finding], case: CaseId) -> Finding {
     let v: Vec<&Finding> = f.iter().filter(|x| x.case == case).collect();
