@@ -292,6 +292,20 @@ struct Pending {
     _port: socket2::Socket,
 }
 
+impl Pending {
+    /// The probe's result when no answer came in time.
+    fn timed_out(&self) -> TcpProbe {
+        TcpProbe {
+            seq: self.seq,
+            start_ms: self.start_ms,
+            outcome: Outcome::Timeout,
+            latency_ms: None,
+            syn_retries: self.retries,
+            error: None,
+        }
+    }
+}
+
 /// Raw SYNs: one thread sends (paced, at most `concurrency` in flight), resends unanswered
 /// SYNs at [`SYN_RETRY_AT`], and reads SYN-ACKs and RSTs from a raw TCP socket.
 fn run_syn(opts: &TcpOptions, dst: std::net::Ipv4Addr, dport: u16, started: Instant) -> Result<Vec<TcpProbe>> {
@@ -337,14 +351,7 @@ fn run_syn(opts: &TcpOptions, dst: std::net::Ipv4Addr, dport: u16, started: Inst
         while let Some(p) = pending.get_mut(i) {
             let age = now.saturating_duration_since(p.first);
             if age >= opts.timeout {
-                done.push(TcpProbe {
-                    seq: p.seq,
-                    start_ms: p.start_ms,
-                    outcome: Outcome::Timeout,
-                    latency_ms: None,
-                    syn_retries: p.retries,
-                    error: None,
-                });
+                done.push(p.timed_out());
                 pending.swap_remove(i);
                 continue;
             }
@@ -376,16 +383,7 @@ fn run_syn(opts: &TcpOptions, dst: std::net::Ipv4Addr, dport: u16, started: Inst
             got = if reads < 256 { sock.try_recv(&mut buf) } else { None };
         }
     }
-    for p in pending {
-        done.push(TcpProbe {
-            seq: p.seq,
-            start_ms: p.start_ms,
-            outcome: Outcome::Timeout,
-            latency_ms: None,
-            syn_retries: p.retries,
-            error: None,
-        });
-    }
+    done.extend(pending.iter().map(Pending::timed_out));
     Ok(done)
 }
 
