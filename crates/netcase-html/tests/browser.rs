@@ -182,24 +182,10 @@ fn reports_of_real_captures_render_cleanly_offline() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// A pcap (Ethernet) of `frames` (time µs, bytes).
+/// A pcap (Ethernet) of `frames` (µs after 2023-11-14 22:13:20 UTC, bytes).
 fn pcap(frames: &[(i64, Vec<u8>)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&65535u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
-    for (t, f) in frames {
-        let t = 1_700_000_000_000_000 + t;
-        out.extend_from_slice(&((t / 1_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&((t % 1_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        out.extend_from_slice(f);
-    }
-    out
+    let at: Vec<(i64, Vec<u8>)> = frames.iter().map(|(t, f)| (1_700_000_000_000_000 + t, f.clone())).collect();
+    netcase_testkit::pcap(&at)
 }
 
 fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) -> Vec<u8> {

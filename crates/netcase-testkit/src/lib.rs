@@ -5,6 +5,7 @@
 //!   path allocates nothing.
 //! - [`tcp`]: Ethernet/IPv4/TCP frames built from short segment descriptions.
 //! - [`corpus`], [`corpus_captures`], [`wild_captures`]: where the capture corpora live.
+//! - [`pcap`]: a classic pcap file of Ethernet frames.
 
 pub mod counting;
 pub mod tcp;
@@ -54,4 +55,24 @@ pub fn wild_captures() -> Vec<PathBuf> {
     v.retain(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"));
     v.sort();
     v
+}
+
+/// A classic pcap file (microsecond timestamps, Ethernet, snap length 65,535) of `frames`:
+/// (time in µs since the epoch, the frame's bytes).
+pub fn pcap(frames: &[(i64, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    for (us, f) in frames {
+        out.extend_from_slice(&((us / 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&((us % 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(f);
+    }
+    out
 }

@@ -1,6 +1,7 @@
 //! The capture artefacts through the whole pipeline, on real captures: the finding is named,
 //! its numbers are right, and the analysis is corrected for it.
 
+use netcase_testkit::pcap;
 use std::path::{Path, PathBuf};
 
 use netcase_flow::{ConnSummary, UdpSummary};
@@ -152,24 +153,6 @@ fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     u.extend_from_slice(&[0, 0]); // no checksum
     u.extend_from_slice(payload);
     u
-}
-
-fn pcap(frames: &[(i64, Vec<u8>)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&65535u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
-    for (us, f) in frames {
-        out.extend_from_slice(&((us / 1_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&((us % 1_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        out.extend_from_slice(f);
-    }
-    out
 }
 
 /// A DNS answer too big for one packet arrives in two IPv4 fragments (as DNSSEC and large
