@@ -103,16 +103,13 @@ impl Folds {
     fn finish(&mut self, t: ProtoTracker) -> ProtoOutput {
         let mut out = t.finish();
         for x in &out.http {
-            self.check.http(x);
-            self.requests.add(x);
+            self.http(x);
         }
         for c in &out.conns {
             self.check.conn(c);
         }
-        if let Some(s) = self.sink.as_mut() {
-            for x in out.http.drain(..) {
-                s.http(&x);
-            }
+        if self.sink.is_some() {
+            out.http.clear();
             out.conns.clear();
         }
         out

@@ -111,8 +111,13 @@ pub struct AppConn {
 impl AppConn {
     /// SYN to SYN/ACK, ns.
     pub fn connect_ns(&self) -> Option<i64> {
-        Some(self.synack?.ts_ns - self.syn?.ts_ns)
+        connect_ns(self.syn, self.synack)
     }
+}
+
+/// SYN to SYN/ACK, ns.
+fn connect_ns(syn: Option<FrameTs>, synack: Option<FrameTs>) -> Option<i64> {
+    Some(synack?.ts_ns - syn?.ts_ns)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -472,7 +477,7 @@ fn stamp(n: &mut TxnCounts, who: (u32, Option<u64>, SocketAddr, SocketAddr), t: 
 fn tls_timing(tls: &TlsInfo, c: &Core, dns: &DnsTracker) -> Timing {
     Timing {
         dns_ns: tls.sni.as_deref().and_then(|s| c.lookup(s, dns)),
-        connect_ns: c.connect_ns(),
+        connect_ns: connect_ns(c.syn, c.synack),
         tls_ns: tls.handshake_ns(),
         ttfb_ns: match (tls.client_app_data_ts_ns, tls.server_app_data_ts_ns) {
             (Some(a), Some(b)) => Some(b - a),
@@ -488,11 +493,6 @@ impl Core {
         let who = self.who();
         stamp(&mut self.counts, who, t);
         self.time(t, dns);
-    }
-
-    /// SYN to SYN/ACK, ns.
-    fn connect_ns(&self) -> Option<i64> {
-        Some(self.synack?.ts_ns - self.syn?.ts_ns)
     }
 
     /// The DNS phase of this connection for the name `host` (a Host header or an SNI).
@@ -517,7 +517,7 @@ impl Core {
             _ => None,
         };
         if t.seq_on_conn == 1 {
-            t.connect_ns = self.connect_ns();
+            t.connect_ns = connect_ns(self.syn, self.synack);
             t.dns_ns = t.host.as_deref().and_then(|h| self.lookup(h, dns));
         }
     }
@@ -542,11 +542,9 @@ impl Core {
         if n == 0 {
             return;
         }
-        let who = self.who();
         let mut txns = std::mem::take(&mut self.txns);
         for mut t in txns.drain(..n) {
-            stamp(&mut self.counts, who, &mut t);
-            self.time(&mut t, dns);
+            self.account(&mut t, dns);
             out.push(t);
         }
         self.txns = txns;

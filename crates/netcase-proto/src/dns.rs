@@ -595,6 +595,26 @@ const RECENT_PER_NAME: usize = 8;
 /// Names remembered for the timing join; beyond it the table starts afresh (bounded memory).
 const RECENT_NAMES: usize = 1 << 16;
 
+/// Adds an answered lookup of `name` to `recent` (keyed as a lookup name: lower case, no
+/// trailing dot; allocating only for a name not yet there).
+fn remember(recent: &mut FxMap<String, VecDeque<Lookup>>, name: &str, l: Lookup) {
+    let name = name.trim_end_matches('.');
+    let q = match recent.get_mut(name).filter(|_| !name.bytes().any(|b| b.is_ascii_uppercase())) {
+        Some(q) => q,
+        None => {
+            let key = name.to_ascii_lowercase();
+            if recent.len() >= RECENT_NAMES && !recent.contains_key(&key) {
+                recent.clear();
+            }
+            recent.entry(key).or_default()
+        }
+    };
+    if q.len() >= RECENT_PER_NAME {
+        q.pop_front();
+    }
+    q.push_back(l);
+}
+
 fn same_question(t: &DnsTxn, m: &DnsMessage) -> bool {
     match (&t.name, &m.qname) {
         (Some(a), Some(b)) => t.qtype == m.qtype && a.eq_ignore_ascii_case(b),
@@ -604,17 +624,6 @@ fn same_question(t: &DnsTxn, m: &DnsMessage) -> bool {
 }
 
 impl DnsTracker {
-    fn remember(&mut self, key: String, l: Lookup) {
-        if self.recent.len() >= RECENT_NAMES && !self.recent.contains_key(&key) {
-            self.recent.clear();
-        }
-        let q = self.recent.entry(key).or_default();
-        if q.len() >= RECENT_PER_NAME {
-            q.pop_front();
-        }
-        q.push_back(l);
-    }
-
     /// The response time of the most recent lookup of `name` answered at or before `start`
     /// that returned `ip` (the DNS phase of a connection to `ip` opened at `start`), among the
     /// last few answered lookups of the name.
@@ -722,24 +731,6 @@ impl DnsTracker {
                 i = self.chain.get(i as usize).copied().unwrap_or(u32::MAX);
             }
             if let Some(i) = pick {
-                if let Some(t) = self.txns.get(i as usize) {
-                    if flavor == DnsFlavor::Dns && !t.query_frames.is_empty() {
-                        if let Some(n) = &t.name {
-                            let addrs: Vec<IpAddr> = m
-                                .answers
-                                .iter()
-                                .filter_map(|r| match r.data {
-                                    RData::A(a) => Some(IpAddr::V4(a)),
-                                    RData::Aaaa(a) => Some(IpAddr::V6(a)),
-                                    _ => None,
-                                })
-                                .collect();
-                            let l = Lookup { response_ts_ns: ts_ns, response_time_ns: ts_ns - t.ts_ns, addrs };
-                            let key = n.trim_end_matches('.').to_ascii_lowercase();
-                            self.remember(key, l);
-                        }
-                    }
-                }
                 if let Some(t) = self.txns.get_mut(i as usize) {
                     t.rcode = Some(m.rcode);
                     t.truncated = m.truncated;
@@ -750,6 +741,16 @@ impl DnsTracker {
                     t.response_ts_ns = Some(ts_ns);
                     t.response_time_ns = Some(ts_ns - t.ts_ns);
                     t.response_partial = m.partial;
+                    if flavor == DnsFlavor::Dns && !t.query_frames.is_empty() {
+                        if let Some(n) = &t.name {
+                            let l = Lookup {
+                                response_ts_ns: ts_ns,
+                                response_time_ns: ts_ns - t.ts_ns,
+                                addrs: t.addresses().collect(),
+                            };
+                            remember(&mut self.recent, n, l);
+                        }
+                    }
                 }
                 return;
             }
