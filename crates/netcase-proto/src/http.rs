@@ -204,6 +204,13 @@ impl HttpTxn {
             transfer_ns: self.transfer_ns(),
         })
     }
+    /// Where the transaction stands in a list: the time of the request's first byte (the
+    /// response's when no request was seen), then its frame. [`crate::ProtoOutput::http`] and
+    /// netcase's JSON list transactions in this order.
+    pub fn order_key(&self) -> (i64, u64) {
+        let f = self.request_frame.or(self.response_start_frame).or(self.response_frame).unwrap_or(u64::MAX);
+        (self.request_start_ts_ns.or(self.response_start_ts_ns).unwrap_or(i64::MAX), f)
+    }
     /// A request was seen.
     pub fn has_request(&self) -> bool {
         self.method.is_some()

@@ -437,10 +437,7 @@ impl ProtoTracker {
                 t.conn = t.conn.and_then(|id| self.conn_index.get(&id).copied());
             }
         }
-        sort_in_place(&mut http, |t| {
-            let f = t.request_frame.or(t.response_start_frame).or(t.response_frame).unwrap_or(u64::MAX);
-            (t.request_start_ts_ns.or(t.response_start_ts_ns).unwrap_or(i64::MAX), f)
-        });
+        sort_in_place(&mut http, HttpTxn::order_key);
         ProtoOutput { dns, http, conns, stats: self.stats }
     }
 }

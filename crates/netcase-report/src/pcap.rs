@@ -76,12 +76,10 @@ struct HttpJson {
 
 impl TxnSink for HttpJson {
     fn http(&mut self, t: &HttpTxn) {
-        let f = t.request_frame.or(t.response_start_frame).or(t.response_frame).unwrap_or(u64::MAX);
-        let key = (t.request_start_ts_ns.or(t.response_start_ts_ns).unwrap_or(i64::MAX), f);
         self.scratch.clear();
         crate::json::http_txn(&mut self.scratch, t);
         // An exact-size copy: the heap's budget counts what it really holds.
-        self.spill.push(key, self.scratch.clone());
+        self.spill.push(t.order_key(), self.scratch.clone());
     }
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
         self

@@ -131,12 +131,8 @@ impl ProtoCheck {
     pub fn finish(mut self, dns: &[DnsTxn]) -> Vec<Finding> {
         let cfg = &self.cfg;
         // In the order the transactions started, as the collected list is.
-        let order = |t: &HttpTxn| {
-            let f = t.request_frame.or(t.response_start_frame).or(t.response_frame).unwrap_or(u64::MAX);
-            (t.request_start_ts_ns.or(t.response_start_ts_ns).unwrap_or(i64::MAX), f)
-        };
-        self.bodyless.sort_by_key(|b| order(&b.txn));
-        self.slow_http.sort_by_key(order);
+        self.bodyless.sort_by_key(|b| b.txn.order_key());
+        self.slow_http.sort_by_key(HttpTxn::order_key);
         let ev = ProtoEvidence { dns, http: &self.slow_http, conns: &self.slow_tls };
         let mut out = Vec::new();
         dns_conntrack_race_5s::check(cfg, &ev, &mut out);
