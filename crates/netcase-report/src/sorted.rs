@@ -51,7 +51,6 @@ pub struct SortedSpill {
     /// (start, end) of each finished run in the file.
     runs: Vec<(u64, u64)>,
     run_start: u64,
-    count: u64,
 }
 
 /// Bytes buffered before a write to the file.
@@ -73,18 +72,7 @@ impl SortedSpill {
             file_len: 0,
             runs: Vec::new(),
             run_start: 0,
-            count: 0,
         }
-    }
-
-    /// Records taken so far.
-    pub fn len(&self) -> u64 {
-        self.count
-    }
-
-    /// No record taken.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
     }
 
     /// Runs written to the file so far (for tests: 0 while all fits in memory).
@@ -96,7 +84,6 @@ impl SortedSpill {
     pub fn push(&mut self, key: Key, bytes: Vec<u8>) {
         let seq = self.seq;
         self.seq += 1;
-        self.count += 1;
         // Smaller than what the current run already holds: it waits for the next run.
         let run = if self.last.is_some_and(|l| (key, seq) < l) { self.run + 1 } else { self.run };
         self.held += bytes.len() + HEAD;
