@@ -169,53 +169,9 @@ pub fn parse_counters(text: &str, out: &mut BTreeMap<String, u64>) {
     }
 }
 
-/// TCP socket states as the kernel numbers them in `/proc/net/tcp`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TcpState {
-    /// 1
-    Established,
-    /// 2
-    SynSent,
-    /// 3
-    SynRecv,
-    /// 4
-    FinWait1,
-    /// 5
-    FinWait2,
-    /// 6
-    TimeWait,
-    /// 7
-    Close,
-    /// 8
-    CloseWait,
-    /// 9
-    LastAck,
-    /// 10
-    Listen,
-    /// 11
-    Closing,
-    /// anything else
-    Other(u8),
-}
-
-impl TcpState {
-    fn from_code(c: u8) -> Self {
-        match c {
-            1 => TcpState::Established,
-            2 => TcpState::SynSent,
-            3 => TcpState::SynRecv,
-            4 => TcpState::FinWait1,
-            5 => TcpState::FinWait2,
-            6 => TcpState::TimeWait,
-            7 => TcpState::Close,
-            8 => TcpState::CloseWait,
-            9 => TcpState::LastAck,
-            10 => TcpState::Listen,
-            11 => TcpState::Closing,
-            o => TcpState::Other(o),
-        }
-    }
-}
+/// TCP socket states as the kernel numbers them (`/proc/net/tcp`, sock_diag): the host
+/// doctor's type.
+pub use netcase_host::TcpState;
 
 /// One line of `/proc/net/tcp`.
 #[derive(Debug, Clone)]
@@ -257,7 +213,7 @@ pub fn parse_proc_tcp(text: &str) -> Vec<TcpSock> {
             let f: Vec<&str> = l.split_whitespace().collect();
             let local = parse_addr(f.get(1)?)?;
             let remote = parse_addr(f.get(2)?)?;
-            let state = TcpState::from_code(u8::from_str_radix(f.get(3)?, 16).ok()?);
+            let state = TcpState::from_u8(u8::from_str_radix(f.get(3)?, 16).ok()?);
             let (tx, rx) = f.get(4)?.split_once(':')?;
             let inode = f.get(9)?.parse().ok()?;
             Some(TcpSock {
