@@ -77,6 +77,39 @@ fn connections(frames: &[crate::capture::Frame], server: Ipv4Addr) -> Vec<((Ipv4
     v
 }
 
+/// Two clients behind a NAT router, the topology of the NAT labs: the run's /24 split in two,
+/// outside (the NAT address .1, the server .2) and inside (clients .129 and .130 in their own
+/// namespaces, bridged on the router's br0 with the gateway .254). The router forwards; the
+/// caller links its outside interface `o0` and writes the NAT rule.
+struct NatLan {
+    clients: [Ipv4Addr; 2],
+    c1: String,
+    c2: String,
+    /// The router's namespace.
+    n: String,
+    nat_ip: Ipv4Addr,
+    s_ip: Ipv4Addr,
+}
+
+fn nat_lan(ctx: &mut Ctx<'_>) -> Result<NatLan> {
+    let (nat_ip, s_ip, gw_ip) = (ctx.ip(1), ctx.ip(2), ctx.ip(254));
+    let clients = [ctx.ip(129), ctx.ip(130)];
+    let c1 = ctx.netns("c1")?;
+    let c2 = ctx.netns("c2")?;
+    let n = ctx.netns("nat")?;
+    ns::ip(&["-n", &n, "link", "add", "br0", "type", "bridge"])?;
+    ns::ip(&["-n", &n, "link", "set", "br0", "up"])?;
+    for (c, port, ip) in [(&c1, "i1", clients[0]), (&c2, "i2", clients[1])] {
+        ctx.link(c, "eth0", &n, port)?;
+        ns::ip(&["-n", &n, "link", "set", port, "master", "br0"])?;
+        ctx.addr_len(c, "eth0", ip, 25)?;
+        ns::ip(&["-n", c, "route", "add", "default", "via", &gw_ip.to_string()])?;
+    }
+    ctx.addr_len(&n, "br0", gw_ip, 25)?;
+    ns::sysctl(&n, "net.ipv4.ip_forward", "1")?;
+    Ok(NatLan { clients, c1, c2, n, nat_ip, s_ip })
+}
+
 /// Two client namespaces behind one NAT namespace that masquerades them to one address
 /// (nftables, in the NAT namespace only), a relay namespace, and the server. The client
 /// kernels give each connection a random TCP timestamp offset, so the TSvals the server sees
@@ -94,28 +127,13 @@ fn connections(frames: &[crate::capture::Frame], server: Ipv4Addr) -> Vec<((Ipv4
 /// timestamps, every SYN answered.
 pub fn nat_timestamp_paws(ctx: &mut Ctx<'_>) -> Result<()> {
     let control = ctx.control;
-    // The run's /24 split in two: outside (NAT address, server) and inside (clients).
-    let (nat_ip, s_ip, gw_ip) = (ctx.ip(1), ctx.ip(2), ctx.ip(254));
-    let clients = [ctx.ip(129), ctx.ip(130)];
-    let c1 = ctx.netns("c1")?;
-    let c2 = ctx.netns("c2")?;
-    let n = ctx.netns("nat")?;
+    let NatLan { clients, c1, c2, n, nat_ip, s_ip } = nat_lan(ctx)?;
     let m = ctx.netns("m")?;
     let s = ctx.netns("s")?;
-    ns::ip(&["-n", &n, "link", "add", "br0", "type", "bridge"])?;
-    ns::ip(&["-n", &n, "link", "set", "br0", "up"])?;
-    for (c, port, ip) in [(&c1, "i1", clients[0]), (&c2, "i2", clients[1])] {
-        ctx.link(c, "eth0", &n, port)?;
-        ns::ip(&["-n", &n, "link", "set", port, "master", "br0"])?;
-        ctx.addr_len(c, "eth0", ip, 25)?;
-        ns::ip(&["-n", c, "route", "add", "default", "via", &gw_ip.to_string()])?;
-    }
-    ctx.addr_len(&n, "br0", gw_ip, 25)?;
     ctx.link(&n, "o0", &m, "c0")?;
     ctx.link(&m, "s0", &s, "eth0")?;
     ctx.addr_len(&n, "o0", nat_ip, 25)?;
     ctx.addr_len(&s, "eth0", s_ip, 25)?;
-    ns::sysctl(&n, "net.ipv4.ip_forward", "1")?;
     ns::exec(&n, "nft", &["add", "table", "ip", "ncl"])?;
     ns::exec(&n, "nft", &["add", "chain", "ip", "ncl", "post", "{ type nat hook postrouting priority 100; }"])?;
     ns::exec(&n, "nft", &["add", "rule", "ip", "ncl", "post", "oifname", "o0", "masquerade"])?;
@@ -440,26 +458,11 @@ pub fn snat_port_collision(ctx: &mut Ctx<'_>) -> Result<()> {
             "snat-port-collision needs two CPUs (the insert race is between two CPUs); this machine has {cpus}"
         );
     }
-    // The run's /24 split in two: outside (NAT address, server) and inside (clients).
-    let (nat_ip, s_ip, gw_ip) = (ctx.ip(1), ctx.ip(2), ctx.ip(254));
-    let clients = [ctx.ip(129), ctx.ip(130)];
-    let c1 = ctx.netns("c1")?;
-    let c2 = ctx.netns("c2")?;
-    let n = ctx.netns("nat")?;
+    let NatLan { clients, c1, c2, n, nat_ip, s_ip } = nat_lan(ctx)?;
     let s = ctx.netns("s")?;
-    ns::ip(&["-n", &n, "link", "add", "br0", "type", "bridge"])?;
-    ns::ip(&["-n", &n, "link", "set", "br0", "up"])?;
-    for (c, port, ip) in [(&c1, "i1", clients[0]), (&c2, "i2", clients[1])] {
-        ctx.link(c, "eth0", &n, port)?;
-        ns::ip(&["-n", &n, "link", "set", port, "master", "br0"])?;
-        ctx.addr_len(c, "eth0", ip, 25)?;
-        ns::ip(&["-n", c, "route", "add", "default", "via", &gw_ip.to_string()])?;
-    }
-    ctx.addr_len(&n, "br0", gw_ip, 25)?;
     ctx.link(&n, "o0", &s, "eth0")?;
     ctx.addr_len(&n, "o0", nat_ip, 25)?;
     ctx.addr_len(&s, "eth0", s_ip, 25)?;
-    ns::sysctl(&n, "net.ipv4.ip_forward", "1")?;
     let mut rule = vec!["-t", "nat", "-A", "POSTROUTING", "-o", "o0", "-j", "MASQUERADE"];
     if control {
         rule.push("--random-fully");
